@@ -1,0 +1,39 @@
+"""Settings shared by every service. Each service's own frozen Settings extends `CommonSettings`.
+
+Settings are read once, in an entry point, from `JOURNEY_*` environment variables (or passed in
+by a test) and handed down; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """Where the data lives and which log carries the events."""
+
+    model_config = SettingsConfigDict(env_prefix="JOURNEY_", frozen=True, extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Directory holding everything journey stores (embedded log, warehouse).",
+    )
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="Kafka bootstrap servers HOST:PORT[,HOST:PORT]; unset = embedded log.",
+    )
+    topic: str = Field(default="journey.events", description="Topic (or embedded log) of events.")
+    partitions: int = Field(
+        default=6, ge=1, le=1024, description="Partitions of the events topic when it is created."
+    )
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "log"
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.data_dir / "warehouse"

@@ -1,0 +1,124 @@
+"""What the journey core derives for a customer: the rows of the warehouse's derived tables.
+
+These plain records are the contract between the pure core (stitching, sessions, stages) and the
+warehouse writer. Every field maps one-to-one to a column of the table named in the docstring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityRow:
+    """Table `identities`: one row per identity key of a customer."""
+
+    customer_id: str
+    type: str
+    value: str
+    first_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRow:
+    """Table `customers`: one row per customer."""
+
+    customer_id: str
+    user_id: str | None
+    first_seen: datetime
+    last_seen: datetime
+    event_count: int
+    first_channel: str
+    first_source: str
+    first_medium: str
+    traits: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """Table `sessions` (SPEC 3). `converted_models`: models whose conversion stage an event of
+    this session entered."""
+
+    session_id: str
+    customer_id: str
+    channel: str
+    start: datetime
+    end: datetime
+    duration_s: float
+    event_count: int
+    page_views: int
+    landing_page: str | None
+    source: str
+    medium: str
+    campaign: str | None
+    converted_models: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StageEntryRow:
+    """Table `stage_entries` (SPEC 4.2): the stages a customer reached, per model."""
+
+    customer_id: str
+    model: str
+    stage: str
+    stage_index: int
+    entered_at: datetime
+    inferred: bool
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventStageRow:
+    """Table `event_stages`: per event and model, the customer, the session, the event's own stage
+    (or None) and the stage at the event (SPEC 4.2)."""
+
+    event_id: str
+    customer_id: str
+    session_id: str
+    model: str
+    timestamp: datetime
+    event: str
+    channel: str
+    own_stage: str | None
+    stage_at: str
+    stage_at_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRow:
+    """Table `transitions`: per customer and model, the count of each own-stage change."""
+
+    customer_id: str
+    model: str
+    from_stage: str
+    to_stage: str
+    transitions: int
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyRow:
+    """Table `surveys`: one row per `Survey Responded` event with a known survey and a score, per
+    model (stage at the response event, for emotion per stage)."""
+
+    event_id: str
+    customer_id: str
+    model: str
+    timestamp: datetime
+    survey: str
+    score: float
+    stage_at: str
+
+
+@dataclass(slots=True)
+class CustomerFacts:
+    """Everything derived for one customer, over all models."""
+
+    customer: CustomerRow
+    identities: list[IdentityRow] = field(default_factory=list)
+    sessions: list[SessionRow] = field(default_factory=list)
+    stage_entries: list[StageEntryRow] = field(default_factory=list)
+    event_stages: list[EventStageRow] = field(default_factory=list)
+    transitions: list[TransitionRow] = field(default_factory=list)
+    surveys: list[SurveyRow] = field(default_factory=list)
