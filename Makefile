@@ -1,0 +1,42 @@
+# journey: the two commands that matter are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test setup kafka browser lint pytest bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Run the whole pipeline on the embedded log with a generated demo dataset, then keep serving.
+demo: setup
+	$(VENV)/bin/journey demo --data-dir data/demo
+
+kafka:
+	scripts/kafka.sh fetch
+
+browser: setup
+	scripts/install-browser.sh $(VENV)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+pytest: setup kafka browser
+	$(PY) -m pytest
+
+## Everything CI checks: installs what it needs (venv, Kafka jars, Chromium), lints, runs every test.
+test: lint pytest
+
+bench: setup kafka
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .cache data test-artifacts

@@ -1,0 +1,134 @@
+"""The `journey` command: run the pipeline or one of its roles, rebuild, load the demo."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+console = Console()
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Where everything is stored [JOURNEY_DATA_DIR].")
+]
+Kafka = Annotated[
+    str | None,
+    typer.Option("--kafka-bootstrap", help="Kafka HOST:PORT; unset = embedded log [JOURNEY_KAFKA_BOOTSTRAP]."),
+]
+Host = Annotated[str, typer.Option("--host", help="Address to listen on.")]
+
+
+def overrides(data_dir: Path | None, kafka_bootstrap: str | None) -> dict[str, Any]:
+    """Command-line options that override the environment."""
+    found: dict[str, Any] = {}
+    if data_dir is not None:
+        found["data_dir"] = data_dir
+    if kafka_bootstrap is not None:
+        found["kafka_bootstrap"] = kafka_bootstrap
+    return found
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+@app.command()
+def up(
+    data_dir: DataDir = None,
+    kafka_bootstrap: Kafka = None,
+    port: Annotated[int, typer.Option("--port", help="Port of collector, API and dashboard.")] = 8000,
+    host: Host = "127.0.0.1",
+) -> None:
+    """Start collector, processor and API (embedded log unless a Kafka address is given)."""
+    from journey.launch import serve
+
+    _logging()
+    serve(overrides(data_dir, kafka_bootstrap), host, port, demo=None)
+
+
+@app.command()
+def demo(
+    data_dir: DataDir = None,
+    kafka_bootstrap: Kafka = None,
+    port: Annotated[int, typer.Option("--port", help="Port of collector, API and dashboard.")] = 8000,
+    host: Host = "127.0.0.1",
+    customers: Annotated[int, typer.Option(help="Demo customers to generate.")] = 400,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Keep serving after loading the demo.")
+    ] = True,
+) -> None:
+    """Start the pipeline and load a generated multi-channel demo dataset through the collector."""
+    from journey.launch import DemoPlan, serve
+
+    _logging()
+    serve(
+        overrides(data_dir, kafka_bootstrap), host, port,
+        demo=DemoPlan(customers=customers, keep_serving=serve_after),
+    )
+
+
+@app.command()
+def collector(
+    data_dir: DataDir = None,
+    kafka_bootstrap: Kafka = None,
+    port: Annotated[int, typer.Option("--port")] = 8001,
+    host: Host = "127.0.0.1",
+) -> None:
+    """Run only the collector."""
+    import uvicorn
+
+    from ingest.app import create_app
+    from ingest.settings import IngestSettings
+    from journey.log.factory import open_producer
+
+    _logging()
+    settings = IngestSettings(**overrides(data_dir, kafka_bootstrap))
+    uvicorn.run(create_app(settings, open_producer(settings)), host=host, port=port)
+
+
+@app.command()
+def processor(data_dir: DataDir = None, kafka_bootstrap: Kafka = None) -> None:
+    """Run only the stream processor."""
+    from processor.app import run
+    from processor.settings import ProcessorSettings
+
+    _logging()
+    run(ProcessorSettings(**overrides(data_dir, kafka_bootstrap)))
+
+
+@app.command()
+def api(
+    data_dir: DataDir = None,
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    host: Host = "127.0.0.1",
+) -> None:
+    """Run only the analytics API and dashboard."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import ApiSettings
+
+    _logging()
+    uvicorn.run(create_app(ApiSettings(**overrides(data_dir, None))), host=host, port=port)
+
+
+@app.command()
+def rebuild(data_dir: DataDir = None) -> None:
+    """Re-derive every customer, session and stage from the stored raw events."""
+    from processor.rebuild import rebuild as run_rebuild
+    from processor.settings import ProcessorSettings
+
+    _logging()
+    result = run_rebuild(ProcessorSettings(**overrides(data_dir, None)))
+    console.print(
+        f"rebuilt {result.customers} customers from {result.events} events "
+        f"in {result.seconds:.1f}s (snapshot {result.version})"
+    )
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,89 @@
+"""`journey up`: collector, API and dashboard on one address, the processor in a child process.
+
+The processor runs in its own process so that its CPU work never stalls HTTP answers (two cores
+are common), and a supervisor restarts it if it dies.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+
+from api.dashboard import dashboard_router
+from api.ops import ops_router
+from api.routes import api_router
+from api.settings import ApiSettings
+from api.store import SnapshotStore
+from ingest.routes import collector_router
+from ingest.settings import IngestSettings
+from ingest.snippet import snippet_router
+from journey.log.base import LogProducer
+from warehouse.reader import WarehouseReader
+
+log = logging.getLogger("journey.server")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(ingest: IngestSettings, api: ApiSettings, producer: LogProducer) -> FastAPI:
+    """One ASGI app serving the collector, the analytics API and the dashboard."""
+    app = FastAPI(title="journey", version="0.1.0", docs_url="/docs")
+    store = SnapshotStore(WarehouseReader(api.warehouse_dir), utc_now)
+    app.include_router(collector_router(ingest, producer, utc_now))
+    app.include_router(snippet_router())
+    app.include_router(api_router(api, store))
+    app.include_router(ops_router(store))
+    app.include_router(dashboard_router())
+    return app
+
+
+class ProcessorSupervisor:
+    """Keeps one `journey processor` child running until stopped."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = dict(env)
+        self._child: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="processor-supervisor", daemon=True)
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid if self._child else None
+
+    def start(self) -> None:
+        self._spawn()
+        self._thread.start()
+
+    def _spawn(self) -> None:
+        cmd = [sys.executable, "-m", "journey", "processor"]
+        self._child = subprocess.Popen(cmd, env={**os.environ, **self._env})
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(0.5):
+            child = self._child
+            if child is not None and child.poll() is not None:
+                log.warning("processor exited with %s; restarting", child.returncode)
+                time.sleep(1.0)
+                if not self._stopping.is_set():
+                    self._spawn()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        child = self._child
+        if child is not None and child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()

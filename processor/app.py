@@ -1,0 +1,76 @@
+"""Entry point of the processor role: wire log, warehouse, state and loop, then run."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+import orjson
+
+from journey.log.base import Record
+from journey.log.factory import open_consumer
+from processor.derive import CoreConfig
+from processor.models_table import model_rows
+from processor.runner import Processor
+from processor.settings import ProcessorSettings
+from processor.stages.model import load_models
+from processor.state import JourneyState
+from warehouse.settings import WarehouseSettings
+from warehouse.writer import WarehouseWriter
+
+log = logging.getLogger("journey.processor")
+
+
+def core_config(settings: ProcessorSettings) -> CoreConfig:
+    """The journey core's configuration from the processor's settings."""
+    return CoreConfig(
+        session_timeout_s=settings.session_timeout_s,
+        split_on_campaign_change=settings.split_on_campaign_change,
+        models=tuple(load_models(settings.models)),
+    )
+
+
+def build(settings: ProcessorSettings, stop: threading.Event) -> tuple[Processor, WarehouseWriter]:
+    """A started processor over the configured log and warehouse."""
+    config = core_config(settings)
+    writer = WarehouseWriter(WarehouseSettings(data_dir=settings.data_dir, buckets=settings.buckets))
+    writer.open()
+    consumer = open_consumer(settings)
+    dead_dir = settings.data_dir / "deadletter"
+    dead_dir.mkdir(parents=True, exist_ok=True)
+
+    def dead_letter(record: Record, exc: Exception) -> None:
+        line = {"partition": record.partition, "offset": record.offset, "reason": str(exc),
+                "value": record.value.decode("utf-8", "replace")}
+        with (dead_dir / "processor.jsonl").open("ab") as out:
+            out.write(orjson.dumps(line) + b"\n")
+
+    processor = Processor(
+        consumer=consumer,
+        writer=writer,
+        state=JourneyState(config, settings.buckets),
+        model_rows=list(model_rows(config.models)),
+        batch_max_records=settings.batch_max_records,
+        poll_timeout_s=settings.poll_timeout_s,
+        dead_letter=dead_letter,
+    )
+    processor.start()
+    return processor, writer
+
+
+def run(settings: ProcessorSettings) -> None:
+    """Run the processor until SIGTERM or SIGINT."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    processor, writer = build(settings, stop)
+    try:
+        processor.run(stop.is_set, settings.retry_backoff_s)
+    finally:
+        writer.close()

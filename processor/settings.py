@@ -1,0 +1,44 @@
+"""Settings of the stream processor."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from journey.settings import CommonSettings
+
+
+class ProcessorSettings(CommonSettings):
+    """How the processor batches, sessionizes and which stage models it applies."""
+
+    batch_max_records: int = Field(
+        default=20_000, ge=1, description="Most records consumed into one micro-batch."
+    )
+    poll_timeout_s: float = Field(
+        default=0.2, gt=0, description="Longest wait for the first record of a micro-batch (s)."
+    )
+    session_timeout_s: int = Field(
+        default=1800, ge=1, description="Inactivity gap that ends a web/app session (SPEC 3, s)."
+    )
+    split_on_campaign_change: bool = Field(
+        default=True, description="Start a new session when the campaign changes (SPEC 3)."
+    )
+    models: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["default"],
+        description="Active stage models: preset names or paths to TOML/YAML model files.",
+    )
+    buckets: int = Field(
+        default=64, ge=1, le=4096, description="Buckets the derived tables are split into."
+    )
+    retry_backoff_s: float = Field(
+        default=1.0, gt=0, description="First wait before retrying a retryable failure (s)."
+    )
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
