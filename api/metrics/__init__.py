@@ -1,0 +1,1 @@
+"""SPEC 5 metrics, each once, as DuckDB SQL over the warehouse views (see README of each module)."""

@@ -1,0 +1,161 @@
+"""What every metric shares: the stage model of a query and the customer filter (segment,
+first-touch channel, first_seen window) as one SQL relation `fc(customer_id, first_seen)`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import duckdb
+
+from api.errors import BadParameterError, UnknownModelError, UnknownTraitError
+from journey.schema import CHANNELS
+
+TRAIT_PREFIX = "trait."
+
+
+@dataclass(frozen=True, slots=True)
+class StageModel:
+    """An active stage model: its stages in order and where conversion is."""
+
+    name: str
+    stages: tuple[str, ...]
+    conversion_stage: str
+    lapse_after_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerFilter:
+    """Customers selected by first_seen in [since, until), first-touch channel and traits."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    channel: str | None = None
+    traits: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    @property
+    def segment(self) -> dict[str, str]:
+        """The persona the filter selects, as trait name -> value."""
+        return dict(self.traits)
+
+
+def parse_time(param: str, value: str | None) -> datetime | None:
+    """An ISO-8601 date or date-time (naive = UTC) as an aware UTC datetime; BadParameterError."""
+    if value is None or value == "":
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        try:
+            parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
+        except ValueError:
+            raise BadParameterError(
+                f"{param}={value!r} is not an ISO-8601 date or date-time (e.g. 2024-05-01 or "
+                "2024-05-01T12:00:00Z)",
+                param=param,
+                value=value,
+            ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def parse_channel(value: str | None) -> str | None:
+    """A channel name of SPEC 1.2, lower-cased; BadParameterError naming the valid ones."""
+    if value is None or value == "":
+        return None
+    channel = value.lower()
+    if channel not in CHANNELS:
+        raise BadParameterError(
+            f"channel={value!r} is not one of {', '.join(CHANNELS)}",
+            param="channel",
+            value=value,
+            known=list(CHANNELS),
+        )
+    return channel
+
+
+def parse_filter(params: Mapping[str, str]) -> CustomerFilter:
+    """from=, to=, channel= and every trait.X= of a query string as a CustomerFilter."""
+    since, until = parse_time("from", params.get("from")), parse_time("to", params.get("to"))
+    traits = tuple(
+        sorted((k[len(TRAIT_PREFIX):], v) for k, v in params.items() if k.startswith(TRAIT_PREFIX))
+    )
+    for name, _ in traits:
+        if not name or '"' in name or "\\" in name:
+            raise BadParameterError(f"bad trait name {name!r}", param=TRAIT_PREFIX + name)
+    return CustomerFilter(since, until, parse_channel(params.get("channel")), traits)
+
+
+def _trait_path(name: str) -> str:
+    return f'$."{name}"'
+
+
+def customer_sql(f: CustomerFilter) -> tuple[str, dict[str, Any]]:
+    """`SELECT customer_id, first_seen FROM customers WHERE <f>` and its named parameters."""
+    where, params = ["TRUE"], dict[str, Any]()
+    if f.since is not None:
+        where.append("first_seen >= CAST($f_since AS TIMESTAMPTZ)")
+        params["f_since"] = f.since.isoformat()
+    if f.until is not None:
+        where.append("first_seen < CAST($f_until AS TIMESTAMPTZ)")
+        params["f_until"] = f.until.isoformat()
+    if f.channel is not None:
+        where.append("first_channel = $f_channel")
+        params["f_channel"] = f.channel
+    for i, (name, value) in enumerate(f.traits):
+        # json_extract_string renders numbers and booleans as text, so trait.vip=true matches.
+        where.append(f"json_extract_string(traits, $f_tp{i}) = $f_tv{i}")
+        params[f"f_tp{i}"], params[f"f_tv{i}"] = _trait_path(name), value
+    sql = f"SELECT customer_id, first_seen FROM customers WHERE {' AND '.join(where)}"
+    return sql, params
+
+
+def check_traits(con: duckdb.DuckDBPyConnection, f: CustomerFilter) -> None:
+    """UnknownTraitError when a trait filter names a trait that no customer has."""
+    for name, _ in f.traits:
+        row = con.execute(
+            "SELECT 1 FROM customers WHERE json_exists(traits, $p) LIMIT 1", {"p": _trait_path(name)}
+        ).fetchone()
+        if row is None:
+            known = [r[0] for r in con.execute(
+                "SELECT DISTINCT unnest(json_keys(traits)) AS k FROM customers ORDER BY k LIMIT 100"
+            ).fetchall()]
+            raise UnknownTraitError(
+                f"no customer has the trait {name!r}; known traits: {', '.join(known) or 'none'}",
+                trait=name,
+                known=known,
+            )
+
+
+def load_model(con: duckdb.DuckDBPyConnection, name: str) -> StageModel:
+    """The active model named `name`; UnknownModelError listing the active ones."""
+    rows = con.execute(
+        "SELECT stage, conversion_stage, lapse_after_s FROM models WHERE model = $m "
+        "ORDER BY stage_index",
+        {"m": name},
+    ).fetchall()
+    if not rows:
+        known = [r[0] for r in con.execute("SELECT DISTINCT model FROM models ORDER BY 1").fetchall()]
+        raise UnknownModelError(
+            f"unknown model {name!r}; active models: {', '.join(known) or 'none'}",
+            model=name,
+            known=known,
+        )
+    conversion = next((r[0] for r in rows if r[1]), rows[-1][0])
+    return StageModel(name, tuple(r[0] for r in rows), conversion, float(rows[0][2]))
+
+
+def iso(value: datetime | None) -> str | None:
+    """A naive-UTC or aware datetime as ISO-8601 UTC with `Z` (SPEC: times on the wire)."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat() + "Z"
+
+
+def rows_as_dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """The result of the last query on cur as a list of {column: value}."""
+    names = [d[0] for d in cur.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

@@ -1,0 +1,129 @@
+"""SPEC 5 KPIs (customers, events, conversion, retention, churn, NPS/CSAT/CES) and emotion per
+stage, over the filtered customers of one model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from api.metrics.filters import CustomerFilter, StageModel, customer_sql, iso, rows_as_dicts
+
+# Survey responses of one model, once per event, scores outside the survey's scale dropped
+# (nps 0..10, csat 1..5, ces 1..7). `norm` is the SPEC 5 emotion in [-1, 1].
+RESPONSES_CTE = """
+responses AS (
+    SELECT survey, score, stage_at,
+        CASE survey WHEN 'nps' THEN (score - 5) / 5 WHEN 'csat' THEN (score - 3) / 2
+                    ELSE (score - 4) / 3 END AS norm
+    FROM (
+        SELECT s.event_id, lower(any_value(s.survey)) AS survey, any_value(s.score) AS score,
+               any_value(s.stage_at) AS stage_at
+        FROM surveys s JOIN fc USING (customer_id)
+        WHERE s.model = $model
+        GROUP BY s.event_id
+    )
+    WHERE (survey = 'nps' AND score BETWEEN 0 AND 10) OR (survey = 'csat' AND score BETWEEN 1 AND 5)
+       OR (survey = 'ces' AND score BETWEEN 1 AND 7)
+)"""
+
+# A customer's stage is its highest stage_index; lapsed = last event more than lapse_after_s
+# before the watermark; churned = lapsed and at or past conversion.
+KPI_SQL = """
+WITH fc AS ({customers}),
+mi AS (
+    SELECT max(stage_index) FILTER (WHERE stage = $conversion) AS conv_idx,
+           max(lapse_after_s) AS lapse_after_s
+    FROM models WHERE model = $model
+),
+nx AS (
+    SELECT min(m.stage_index) AS next_idx FROM models m, mi
+    WHERE m.model = $model AND m.stage_index > mi.conv_idx
+),
+wm AS (SELECT max(watermark) AS watermark FROM meta),
+reach AS (
+    SELECT customer_id, max(stage_index) AS si
+    FROM stage_entries JOIN fc USING (customer_id) WHERE model = $model GROUP BY customer_id
+),
+per AS (
+    SELECT c.event_count, r.si,
+           coalesce(epoch(wm.watermark) - epoch(c.last_seen) > mi.lapse_after_s, FALSE) AS lapsed
+    FROM customers c JOIN fc USING (customer_id) LEFT JOIN reach r USING (customer_id), wm, mi
+),
+agg AS (
+    SELECT count(*) AS customers, coalesce(sum(event_count), 0) AS events,
+        count(*) FILTER (WHERE si >= (SELECT conv_idx FROM mi)) AS converted,
+        count(*) FILTER (WHERE si >= (SELECT next_idx FROM nx)) AS retained,
+        count(*) FILTER (WHERE si >= (SELECT conv_idx FROM mi) AND lapsed) AS churned,
+        count(*) FILTER (WHERE lapsed) AS lapsed
+    FROM per
+),
+{responses},
+surveys_agg AS (
+    SELECT
+        100.0 * (count(*) FILTER (WHERE survey = 'nps' AND score >= 9)
+                 - count(*) FILTER (WHERE survey = 'nps' AND score <= 6))
+            / nullif(count(*) FILTER (WHERE survey = 'nps'), 0) AS nps,
+        count(*) FILTER (WHERE survey = 'nps') AS nps_responses,
+        100.0 * count(*) FILTER (WHERE survey = 'csat' AND score >= 4)
+            / nullif(count(*) FILTER (WHERE survey = 'csat'), 0) AS csat,
+        count(*) FILTER (WHERE survey = 'csat') AS csat_responses,
+        avg(score) FILTER (WHERE survey = 'ces') AS ces,
+        count(*) FILTER (WHERE survey = 'ces') AS ces_responses
+    FROM responses
+)
+SELECT agg.*,
+    converted / nullif(customers, 0) AS conversion_rate,
+    CASE WHEN (SELECT next_idx FROM nx) IS NULL THEN NULL
+         ELSE retained / nullif(converted, 0) END AS retention_rate,
+    churned / nullif(converted, 0) AS churn_rate,
+    surveys_agg.*,
+    timezone('UTC', (SELECT watermark FROM wm)) AS watermark
+FROM agg, surveys_agg
+"""
+
+EMOTION_SQL = """
+WITH fc AS ({customers}),
+{responses}
+SELECT m.stage, avg(r.norm) AS emotion, count(r.norm) AS responses
+FROM models m LEFT JOIN responses r ON r.stage_at = m.stage
+WHERE m.model = $model
+GROUP BY m.stage, m.stage_index
+ORDER BY m.stage_index
+"""
+
+
+def kpis(con: duckdb.DuckDBPyConnection, model: StageModel, f: CustomerFilter) -> dict[str, Any]:
+    """GET /v1/kpis: the SPEC 6.2 KPI object (ratios null when their denominator is 0)."""
+    customers, params = customer_sql(f)
+    sql = KPI_SQL.format(customers=customers, responses=RESPONSES_CTE)
+    cur = con.execute(sql, {**params, "model": model.name, "conversion": model.conversion_stage})
+    row = rows_as_dicts(cur)[0]
+
+    def survey(name: str) -> dict[str, Any]:
+        return {"score": row[name], "responses": int(row[f"{name}_responses"])}
+
+    return {
+        "model": model.name,
+        "customers": int(row["customers"]),
+        "events": int(row["events"]),
+        "conversion_rate": row["conversion_rate"],
+        "retention_rate": row["retention_rate"],
+        "churn_rate": row["churn_rate"],
+        "nps": survey("nps"),
+        "csat": survey("csat"),
+        "ces": survey("ces"),
+        "watermark": iso(row["watermark"]),
+    }
+
+
+def emotion(
+    con: duckdb.DuckDBPyConnection, model: StageModel, f: CustomerFilter
+) -> list[dict[str, Any]]:
+    """Emotion per stage: [{"stage", "emotion" (mean in [-1, 1] or null), "responses"}]."""
+    customers, params = customer_sql(f)
+    sql = EMOTION_SQL.format(customers=customers, responses=RESPONSES_CTE)
+    out = rows_as_dicts(con.execute(sql, {**params, "model": model.name}))
+    for r in out:
+        r["responses"] = int(r["responses"])
+    return out

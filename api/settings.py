@@ -1,0 +1,42 @@
+"""Settings of the analytics API (built once in an entry point, then passed down)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+from journey.settings import CommonSettings
+
+
+class ApiSettings(CommonSettings):
+    """Who may call the API, where it listens, and how it follows the warehouse."""
+
+    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer tokens accepted by the API (comma-separated); none set = every call 401.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address the API-only process listens on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port of the API-only process.")
+    refresh_interval_s: float = Field(
+        default=1.0,
+        ge=0.0,
+        description="Seconds between checks of the warehouse manifest for a newer snapshot.",
+    )
+    cache_entries: int = Field(
+        default=1024, ge=0, description="Query results kept per snapshot version (0 = no cache)."
+    )
+    events_limit: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most events /v1/customers/{key}/events returns in one call (`limit=` max).",
+    )
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        # JOURNEY_API_TOKENS is "a,b,c"; a list passed by code is kept as is.
+        if isinstance(value, str):
+            return [token.strip() for token in value.split(",") if token.strip()]
+        return value

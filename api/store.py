@@ -1,0 +1,162 @@
+"""Binds DuckDB to the warehouse's current snapshot and swaps to a fresh one when it changes."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+import duckdb
+
+from api.errors import NotReadyError
+
+# The small derived tables are copied into memory: every metric joins them, and a scan of an
+# in-memory table beats re-reading Parquet per request. events/event_stages stay views (big).
+MATERIALISED: tuple[str, ...] = (
+    "identities",
+    "customers",
+    "sessions",
+    "stage_entries",
+    "transitions",
+    "surveys",
+    "models",
+    "meta",
+)
+
+T = TypeVar("T")
+
+
+class Snapshot(Protocol):
+    """What the store needs of a warehouse snapshot."""
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def watermark(self) -> datetime | None: ...
+
+
+class Warehouse(Protocol):
+    """What the store needs of a warehouse reader."""
+
+    def current(self) -> Any: ...
+
+
+RegisterViews = Callable[[duckdb.DuckDBPyConnection, Any], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """A DuckDB connection whose views show one snapshot version."""
+
+    version: int
+    watermark: datetime | None
+    con: duckdb.DuckDBPyConnection
+
+
+def _default_register() -> RegisterViews:
+    from warehouse.reader import register_views  # late: the API may run without a warehouse
+
+    fn: RegisterViews = register_views
+    return fn
+
+
+def materialise(con: duckdb.DuckDBPyConnection, names: tuple[str, ...] = MATERIALISED) -> None:
+    """Replace each named view by an in-memory table of its rows (tables are left alone)."""
+    views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal")
+             .fetchall()}
+    for name in names:
+        if name not in views:
+            continue
+        con.execute(f'CREATE TABLE "__m_{name}" AS SELECT * FROM "{name}"')
+        con.execute(f'DROP VIEW "{name}"')
+        con.execute(f'ALTER TABLE "__m_{name}" RENAME TO "{name}"')
+
+
+class SnapshotStore:
+    """Thread-safe access to the current snapshot: a cursor per request, results cached per version."""
+
+    def __init__(
+        self,
+        reader: Warehouse,
+        clock: Callable[[], datetime],
+        *,
+        register: RegisterViews | None = None,
+        refresh_interval_s: float = 1.0,
+        cache_entries: int = 1024,
+    ) -> None:
+        self._reader = reader
+        self.clock = clock
+        self._register = register
+        self._refresh_s = refresh_interval_s
+        self._cache_entries = cache_entries
+        self._bound: Bound | None = None
+        self._checked_at: datetime | None = None
+        self._build_lock = threading.Lock()
+        self._cache_lock = threading.Lock()
+        self._cache: OrderedDict[Hashable, Any] = OrderedDict()
+
+    def refresh(self, force: bool = False) -> Bound | None:
+        """Swap to the reader's current snapshot if its version changed (at most every interval)."""
+        now = self.clock()
+        due = self._checked_at is None or (now - self._checked_at).total_seconds() >= self._refresh_s
+        if not (force or due):
+            return self._bound
+        # While one thread builds a new connection the others keep answering from the old one.
+        if not self._build_lock.acquire(blocking=self._bound is None):
+            return self._bound
+        try:
+            self._checked_at = now
+            snap = self._reader.current()
+            if snap is not None and (self._bound is None or snap.version != self._bound.version):
+                self._bound = self._build(snap)
+                with self._cache_lock:
+                    self._cache.clear()
+            return self._bound
+        finally:
+            self._build_lock.release()
+
+    def current(self) -> Bound | None:
+        """The bound snapshot, refreshed if due; None before the first snapshot exists."""
+        return self.refresh()
+
+    @contextmanager
+    def cursor(self) -> Iterator[tuple[Bound, duckdb.DuckDBPyConnection]]:
+        """A private cursor on the current snapshot (raises NotReadyError before the first one)."""
+        bound = self.current()
+        if bound is None:
+            raise NotReadyError("no warehouse snapshot yet; the processor has not committed one")
+        cur = bound.con.cursor()
+        try:
+            yield bound, cur
+        finally:
+            cur.close()
+
+    def cached(self, version: int, key: Hashable, compute: Callable[[], T]) -> T:
+        """compute(), remembered under (version, key) until the snapshot changes."""
+        full = (version, key)
+        with self._cache_lock:
+            if full in self._cache:
+                self._cache.move_to_end(full)
+                hit: T = self._cache[full]
+                return hit
+        value = compute()
+        if self._cache_entries > 0:
+            with self._cache_lock:
+                self._cache[full] = value
+                while len(self._cache) > self._cache_entries:
+                    self._cache.popitem(last=False)
+        return value
+
+    def _build(self, snap: Snapshot) -> Bound:
+        con = duckdb.connect(":memory:")
+        # GLOBAL so that every cursor (its own session) buckets days and weeks in UTC.
+        con.execute("SET GLOBAL TimeZone = 'UTC'")
+        register = self._register or _default_register()
+        register(con, snap)
+        materialise(con)
+        return Bound(version=snap.version, watermark=snap.watermark, con=con)
