@@ -1,0 +1,78 @@
+"""The dead-letter store: rejected events, append-only JSON Lines under data_dir/deadletter.
+
+Each stage that rejects events writes its own file (`collector.jsonl`, ...); listing reads all.
+Entries name the write key by its non-secret name, never by the key itself.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+from ingest.errors import DeadLetterWriteError
+
+
+class DeadLetter(BaseModel):
+    """One rejected event and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    received_at: datetime
+    write_key: str
+    reason: str
+    index: int
+    event: Any
+    stage: str = "collector"
+
+
+class DeadLetterStore:
+    """Appends dead letters durably; safe to share between threads."""
+
+    def __init__(self, directory: Path, stage: str = "collector") -> None:
+        self.path = directory / f"{stage}.jsonl"
+        self._lock = threading.Lock()
+
+    def append(self, letters: Sequence[DeadLetter]) -> None:
+        """Write the letters (one write, then fsync); raise DeadLetterWriteError on failure."""
+        if not letters:
+            return
+        data = b"".join(orjson.dumps(letter.model_dump(mode="json")) + b"\n" for letter in letters)
+        try:
+            with self._lock:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                # O_APPEND keeps each write whole even with several collector processes.
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                try:
+                    os.write(fd, data)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        except OSError as exc:
+            raise DeadLetterWriteError(f"cannot write dead letters: {exc}",
+                                       file=str(self.path)) from exc
+
+
+def list_dead_letters(directory: Path, limit: int = 100) -> list[DeadLetter]:
+    """The newest `limit` dead letters of every stage, newest first."""
+    if limit <= 0 or not directory.is_dir():
+        return []
+    newest: list[DeadLetter] = []
+    for path in sorted(directory.glob("*.jsonl")):
+        tail: deque[bytes] = deque(maxlen=limit)
+        with path.open("rb") as lines:
+            tail.extend(line for line in lines if line.strip())
+        for line in tail:
+            try:
+                newest.append(DeadLetter.model_validate(orjson.loads(line)))
+            except (orjson.JSONDecodeError, ValueError):
+                continue  # a line cut short by a crash mid-write is not a dead letter
+    newest.sort(key=lambda letter: letter.received_at, reverse=True)
+    return newest[:limit]

@@ -1,0 +1,54 @@
+"""Settings of the collector (SPEC 1.1 limits, write keys, CORS)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+from journey.settings import CommonSettings
+
+
+def _split_commas(value: Any) -> Any:
+    """Environment values are comma-separated lists, not JSON."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class IngestSettings(CommonSettings):
+    """What the collector accepts and from whom."""
+
+    write_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Accepted write keys, comma-separated (JOURNEY_WRITE_KEYS); none = reject all.",
+    )
+    max_event_bytes: int = Field(
+        default=32 * 1024, ge=1, description="Largest accepted event, in bytes of JSON as sent."
+    )
+    max_request_bytes: int = Field(
+        default=500 * 1024,
+        ge=1,
+        description="Largest accepted request body, compressed and decompressed, in bytes.",
+    )
+    max_batch_events: int = Field(
+        default=2500, ge=1, description="Most events accepted in one /v1/batch request."
+    )
+    future_tolerance_s: float = Field(
+        default=86400.0,
+        ge=0,
+        description="Event times further than this past received_at are clamped and flagged.",
+    )
+    retry_after_s: int = Field(
+        default=1, ge=0, description="Retry-After seconds sent with a 503 when the log is down."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["*"],
+        description="Origins allowed to send events from a browser, comma-separated; * = any.",
+    )
+
+    @field_validator("write_keys", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return _split_commas(value)
