@@ -1,0 +1,1 @@
+"""The warehouse: Parquet files plus a JSON manifest, committed atomically, read as DuckDB views."""

@@ -1,0 +1,108 @@
+"""Rows <-> Arrow: canonical events and derived facts to Arrow tables, and stored events back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from journey.schema import Event
+from processor.facts import CustomerFacts
+from warehouse.tables import DERIVED_ROWS, EVENTS_SCHEMA, SCHEMAS
+
+StoredEvent = tuple[Event, int, int]  # (event, partition, offset)
+
+
+def dump_json(value: Any) -> str:
+    """JSON text of a value kept as sent; orjson, falling back to json for what it refuses."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        # orjson refuses integers beyond 64 bits, which JSON itself allows.
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def load_json(text: str) -> Any:
+    """Parse JSON text written by dump_json."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+def events_to_arrow(items: Sequence[StoredEvent]) -> pa.Table:
+    """The `events` rows of stored events, one per event, in the given order."""
+    cols: dict[str, list[Any]] = {name: [] for name in EVENTS_SCHEMA.names}
+    for event, partition, offset in items:
+        primary = event.keys[0]
+        row = (
+            event.event_id, event.type, event.event, event.channel, event.timestamp,
+            event.received_at, event.timestamp_flagged, primary.type, primary.value,
+            dump_json([{"type": k.type, "value": k.value} for k in event.keys]),
+            event.previous_id, dump_json(event.properties), dump_json(event.traits),
+            dump_json(event.context), event.campaign_source, event.campaign_medium,
+            event.campaign_name, event.source, event.medium, event.page_url, partition, offset,
+        )
+        for values, value in zip(cols.values(), row, strict=True):
+            values.append(value)
+    return pa.Table.from_pydict(cols, schema=EVENTS_SCHEMA)
+
+
+def events_from_arrow(batch: pa.RecordBatch | pa.Table) -> list[StoredEvent]:
+    """Canonical events back from `events` rows (columns by name; extra columns are ignored)."""
+    col = {name: batch.column(name).to_pylist() for name in EVENTS_SCHEMA.names}
+    out: list[StoredEvent] = []
+    for i in range(batch.num_rows):
+        event = Event.model_validate(
+            {
+                "event_id": col["event_id"][i],
+                "type": col["type"][i],
+                "event": col["event"][i],
+                "channel": col["channel"][i],
+                "timestamp": col["timestamp"][i],
+                "received_at": col["received_at"][i],
+                "timestamp_flagged": col["timestamp_flagged"][i],
+                "keys": load_json(col["keys"][i]),
+                "previous_id": col["previous_id"][i],
+                "properties": load_json(col["properties"][i]),
+                "traits": load_json(col["traits"][i]),
+                "context": load_json(col["context"][i]),
+                "campaign_source": col["campaign_source"][i],
+                "campaign_medium": col["campaign_medium"][i],
+                "campaign_name": col["campaign_name"][i],
+                "source": col["source"][i],
+                "medium": col["medium"][i],
+                "page_url": col["page_url"][i],
+            }
+        )
+        out.append((event, col["partition"][i], col["offset"][i]))
+    return out
+
+
+def rows_to_arrow(table: str, rows: Sequence[Any]) -> pa.Table:
+    """An Arrow table from dataclass rows of a derived or models table (dicts become JSON text)."""
+    schema = SCHEMAS[table]
+    cols: dict[str, list[Any]] = {name: [] for name in schema.names}
+    for row in rows:
+        for name, values in cols.items():
+            value = getattr(row, name)
+            if isinstance(value, dict):
+                value = dump_json(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            values.append(value)
+    return pa.Table.from_pydict(cols, schema=schema)
+
+
+def facts_to_arrow(facts: Sequence[CustomerFacts]) -> dict[str, pa.Table]:
+    """One Arrow table per derived table from the facts of some customers (empty tables omitted)."""
+    rows: dict[str, list[Any]] = {name: [] for name in DERIVED_ROWS}
+    for fact in facts:
+        rows["customers"].append(fact.customer)
+        for name in DERIVED_ROWS:
+            if name != "customers":
+                rows[name].extend(getattr(fact, name))
+    return {name: rows_to_arrow(name, r) for name, r in rows.items() if r}

@@ -1,0 +1,126 @@
+"""The warehouse tables: their Arrow schemas, DuckDB column types and customer buckets.
+
+The derived tables take their columns from the row classes of processor/facts.py, field for field,
+so the contract between the journey core and the warehouse has a single source.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import types
+import typing
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from processor.facts import (
+    CustomerRow,
+    EventStageRow,
+    IdentityRow,
+    SessionRow,
+    StageEntryRow,
+    SurveyRow,
+    TransitionRow,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRow:
+    """Table `models`: one row per stage of each active stage model."""
+
+    model: str
+    stage: str
+    stage_index: int
+    conversion_stage: bool
+    lapse_after_s: float
+
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+EVENTS_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("type", pa.string()),
+        ("event", pa.string()),
+        ("channel", pa.string()),
+        ("timestamp", TIMESTAMP),
+        ("received_at", TIMESTAMP),
+        ("timestamp_flagged", pa.bool_()),
+        ("key_type", pa.string()),
+        ("key_value", pa.string()),
+        ("keys", pa.string()),
+        ("previous_id", pa.string()),
+        ("properties", pa.string()),
+        ("traits", pa.string()),
+        ("context", pa.string()),
+        ("campaign_source", pa.string()),
+        ("campaign_medium", pa.string()),
+        ("campaign_name", pa.string()),
+        ("source", pa.string()),
+        ("medium", pa.string()),
+        ("page_url", pa.string()),
+        ("partition", pa.int32()),
+        ("offset", pa.int64()),
+    ]
+)
+
+# The derived tables, in the order of CustomerFacts' fields.
+DERIVED_ROWS: dict[str, type[Any]] = {
+    "identities": IdentityRow,
+    "customers": CustomerRow,
+    "sessions": SessionRow,
+    "stage_entries": StageEntryRow,
+    "event_stages": EventStageRow,
+    "transitions": TransitionRow,
+    "surveys": SurveyRow,
+}
+
+
+def _arrow_type(hint: Any) -> pa.DataType:
+    """The Arrow type of a row-class field: dicts are JSON text, tuples of str are lists."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return _arrow_type(args[0])
+    origin = typing.get_origin(hint) or hint
+    simple: dict[Any, pa.DataType] = {
+        str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_(),
+        datetime: TIMESTAMP, dict: pa.string(),
+    }
+    if origin in simple:
+        return simple[origin]
+    if origin in (tuple, list):
+        return pa.list_(_arrow_type(args[0]))
+    raise TypeError(f"no Arrow type for {hint!r}")
+
+
+def schema_of(row_class: type[Any]) -> pa.Schema:
+    """The Arrow schema of a dataclass row: one nullable column per field, in field order."""
+    hints = typing.get_type_hints(row_class)
+    return pa.schema([(f.name, _arrow_type(hints[f.name])) for f in dataclasses.fields(row_class)])
+
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "events": EVENTS_SCHEMA,
+    **{name: schema_of(row) for name, row in DERIVED_ROWS.items()},
+    "models": schema_of(ModelRow),
+}
+TABLES: tuple[str, ...] = tuple(SCHEMAS)
+
+_DUCKDB_TYPES: dict[pa.DataType, str] = {
+    pa.string(): "VARCHAR", pa.int32(): "INTEGER", pa.int64(): "BIGINT",
+    pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN", TIMESTAMP: "TIMESTAMPTZ",
+    pa.list_(pa.string()): "VARCHAR[]",
+}
+
+
+def duckdb_type(arrow_type: pa.DataType) -> str:
+    """The DuckDB type that read_parquet gives a column of this Arrow type."""
+    return _DUCKDB_TYPES[arrow_type]
+
+
+def bucket_of(customer_id: str, buckets: int) -> int:
+    """The bucket of a customer: the first 8 hex digits of sha256(customer_id) modulo buckets."""
+    return int(hashlib.sha256(customer_id.encode()).hexdigest()[:8], 16) % buckets
