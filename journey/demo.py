@@ -280,6 +280,8 @@ class _Writer:
                               (f"/p/{product[0]}", product[1])))
         page = self.page_context(landing[0], landing[1], referrer, query)
         self.page(c, at, page, campaign)
+        if rng.random() < (0.15 if c.orders else 0.4):
+            return self.step(at)  # a bounce: most first visits see one page and leave
         if rng.random() < 0.3:
             at = self.step(at)
             self.track(c, at, "Products Searched", "web", {"query": product[2]}, page)
@@ -287,6 +289,12 @@ class _Writer:
             at = self.step(at)
             self.track(c, at, "Product List Viewed", "web",
                        {"list_id": product[2], "category": product[2]}, page)
+        if rng.random() < 0.08:
+            at, page = self.step(at), self.page_context("/membership", "Membership", page["url"],
+                                                        "")
+            self.page(c, at, page)
+            self.track(c, at, "Pricing Viewed", "web", {"plans": ["free", "plus", "premium"]},
+                       page)
         cart: list[tuple[str, str, str, float]] = []
         for _ in range(rng.randint(*c.persona.views)):
             product = rng.choice(PRODUCTS)
@@ -295,11 +303,12 @@ class _Writer:
             self.page(c, at, page)
             self.track(c, at + timedelta(seconds=1), "Product Viewed", "web", _item(product),
                        page)
+            at = self.aside(c, at, product, page)
             if rng.random() < c.persona.add / 2 or (not cart and rng.random() < c.persona.add):
                 at = self.step(at)
                 cart.append(product)
-                self.track(c, at, "Product Added", "web", {**_item(product), "cart_id": c.user_id},
-                           page)
+                added = {**_item(product), "cart_id": c.anonymous_id[:8]}
+                self.track(c, at, "Product Added", "web", added, page)
         if not cart:
             return self.step(at)
         at = self.step(at)
@@ -316,6 +325,22 @@ class _Writer:
             at = self.step(at)
             self.order(c, at, cart, "web", page)
         return self.step(at)
+
+    def aside(self, c: Customer, at: datetime, product: tuple[str, str, str, float],
+              page: dict[str, Any]) -> datetime:
+        """Rarer things done on a product page: sharing it, booking an in-store fitting."""
+        roll = self.rng.random()
+        if roll < 0.01:
+            at = self.step(at)
+            self.track(c, at, "Product Shared", "web",
+                       {**_item(product), "share_via": self.rng.choice(("facebook", "whatsapp"))},
+                       page)
+        elif roll < 0.025:
+            at = self.step(at)
+            store_id = self.rng.choice(STORES)[0]
+            self.track(c, at, "Demo Requested", "web",
+                       {"product_id": product[0], "store_id": store_id, "kind": "fitting"}, page)
+        return at
 
     def order(self, c: Customer, at: datetime, cart: list[tuple[str, str, str, float]],
               channel: str, page: dict[str, Any] | None, **extra: Any) -> None:
@@ -339,11 +364,11 @@ class _Writer:
             if rng.random() < 0.5:
                 self.track(c, later + timedelta(minutes=3), "Referral Sent", "web",
                            {"referral_code": f"REF-{c.user_id}", "medium": "link"})
-        if c.identified and c.plan != "free" and c.subscribed_at is None:
-            if rng.random() < c.persona.subscribes:
-                c.subscribed_at = at + timedelta(minutes=5)
-                self.track(c, at + timedelta(minutes=5), "Subscription Started", channel,
-                           {"plan": c.plan, "period": "monthly"}, page, **extra)
+        subscribes = c.identified and c.plan != "free" and c.subscribed_at is None
+        if subscribes and rng.random() < c.persona.subscribes:
+            c.subscribed_at = at + timedelta(minutes=5)
+            self.track(c, c.subscribed_at, "Subscription Started", channel,
+                       {"plan": c.plan, "period": "monthly"}, page, **extra)
 
     def survey(self, c: Customer, at: datetime, survey: str, score: int) -> None:
         """A survey answered from an email link: the email provider knows only the address."""
@@ -378,6 +403,10 @@ class _Writer:
                    context={"traits": {"phone": c.phone, "email": c.email}})
         at += timedelta(seconds=duration)
         if outcome == "order_placed":
+            if rng.random() < 0.3:  # a club's bulk order, quoted by the agent
+                self.track(c, at, "Quote Accepted", "call",
+                           {"quote_id": f"q-{self.uid()[:8]}", "kind": "club_order"},
+                           context={"traits": {"phone": c.phone, "email": c.email}})
             self.order(c, at, [rng.choice(PRODUCTS)], "call", None,
                        context={"traits": {"phone": c.phone, "email": c.email}})
         if rng.random() < 0.4:
