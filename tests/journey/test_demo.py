@@ -144,7 +144,7 @@ def test_timestamps_lie_in_the_window_and_in_order(messages: list[Message]) -> N
 
 def test_4_1_every_default_model_event_name_appears(messages: list[Message]) -> None:
     names = {m.get("event") for m in messages}
-    assert CONSIDERATION | DECISION | RETENTION | ADVOCACY <= names
+    assert names >= CONSIDERATION | DECISION | RETENTION | ADVOCACY
 
 
 def test_every_channel_appears(messages: list[Message]) -> None:
@@ -173,8 +173,8 @@ def test_personas_behave_differently(messages: list[Message]) -> None:
         if len(ids) != 1 or (name := persona.get(ids.pop())) is None:
             continue
         orders[name] += sum(m.get("event") == "Order Completed" for m in events)
-        nps[name] += [m["properties"]["score"] for m in events
-                      if m.get("event") == "Survey Responded" and m["properties"]["survey"] == "nps"]
+        answers = [m["properties"] for m in events if m.get("event") == "Survey Responded"]
+        nps[name] += [a["score"] for a in answers if a["survey"] == "nps"]
     per_customer = {name: orders[name] / Counter(persona.values())[name] for name in orders}
     assert per_customer["Loyal Regular"] > 2 * per_customer["Researcher"], per_customer
     mean = {name: sum(scores) / len(scores) for name, scores in nps.items()}
