@@ -1,0 +1,170 @@
+"""The per-customer derivation: a pure batch function from events to the derived facts.
+
+`derive` must be given a set of events closed under linking (every event sharing a key with one
+of them, or an alias previousId value, is in it too); `ComponentIndex` yields such sets. Then
+deriving each set on its own equals deriving all events at once (SPEC 7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from journey.errors import ConfigError
+from journey.schema import Event
+from processor import ids
+from processor.facts import (
+    CustomerFacts,
+    CustomerRow,
+    EventStageRow,
+    IdentityRow,
+    StageEntryRow,
+    SurveyRow,
+    TransitionRow,
+)
+from processor.sessions import session_row, split_sessions
+from processor.stages.evaluate import (
+    NO_STAGE,
+    CompiledModel,
+    Evaluation,
+    compile_model,
+    evaluate,
+)
+from processor.stages.model import StageModel, preset
+from processor.stitching import Customer, Key, merge_traits, stitch
+
+# SPEC 5 scales: a score outside its survey's scale would corrupt NPS/CSAT/CES, so it is ignored.
+SURVEY_SCALES: dict[str, tuple[float, float]] = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
+
+
+def survey_score(event: Event) -> tuple[str, float] | None:
+    """(survey, score) of a `Survey Responded` event with a known survey and an in-scale score."""
+    if event.event != "Survey Responded":
+        return None
+    survey = event.properties.get("survey")
+    if not isinstance(survey, str) or survey.strip().lower() not in SURVEY_SCALES:
+        return None
+    survey = survey.strip().lower()
+    score = event.properties.get("score")
+    if isinstance(score, bool) or not isinstance(score, int | float | str):
+        return None
+    try:
+        value = float(score)
+    except ValueError:
+        return None
+    low, high = SURVEY_SCALES[survey]
+    return (survey, value) if low <= value <= high else None
+
+
+def _default_models() -> tuple[StageModel, ...]:
+    return (preset("default"),)
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """What the journey core needs to know: session rules and the active stage models."""
+
+    session_timeout_s: float = 1800
+    split_on_campaign_change: bool = True
+    models: tuple[StageModel, ...] = field(default_factory=_default_models)
+    compiled: tuple[CompiledModel, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.session_timeout_s <= 0:
+            raise ConfigError("session_timeout_s must be positive", value=self.session_timeout_s)
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ConfigError("two active stage models have the same name", models=names)
+        # Frozen, so set through object; compiling once per config keeps derive() cheap.
+        object.__setattr__(self, "compiled", tuple(compile_model(m) for m in self.models))
+
+
+def unique_sorted(events: Iterable[Event]) -> list[Event]:
+    """Events without duplicate event_ids (the first one given wins), in (time, event_id) order."""
+    seen: dict[str, Event] = {}
+    for event in events:
+        seen.setdefault(event.event_id, event)
+    return sorted(seen.values(), key=Event.order_key)
+
+
+def derive(events: Iterable[Event], config: CoreConfig) -> list[CustomerFacts]:
+    """Derive every customer's facts from a set of events closed under linking, by customer_id."""
+    stitching = stitch(unique_sorted(events))
+    facts = [_customer_facts(c, stitching.key_first_seen, config) for c in stitching.customers]
+    facts.sort(key=lambda f: f.customer.customer_id)
+    return facts
+
+
+def _customer_facts(
+    customer: Customer, key_first_seen: dict[Key, datetime], config: CoreConfig
+) -> CustomerFacts:
+    events = customer.events
+    primary = events[0].keys[0]
+    cid = ids.customer_id(customer.user_id, primary.type, primary.value)
+    evaluations = [evaluate(m, events) for m in config.compiled]
+
+    converted_at: dict[int, list[str]] = {}  # event index -> models it converted
+    for model, ev in zip(config.compiled, evaluations, strict=True):
+        for stage, index, _ in ev.entries:
+            if stage == model.conversion:
+                converted_at.setdefault(index, []).append(model.model.name)
+
+    facts = CustomerFacts(customer=_customer_row(cid, customer, events))
+    facts.identities = [IdentityRow(cid, t, v, key_first_seen[(t, v)]) for t, v in customer.keys]
+    session_of: list[str] = [""] * len(events)
+    for indices in split_sessions(events, config.session_timeout_s,
+                                  config.split_on_campaign_change):
+        sid = ids.session_id(cid, events[indices[0]].event_id)
+        converted = tuple(name for i in indices for name in converted_at.get(i, ()))
+        ordered = tuple(m.model.name for m in config.compiled if m.model.name in converted)
+        facts.sessions.append(session_row(sid, cid, [events[i] for i in indices], ordered))
+        for i in indices:
+            session_of[i] = sid
+    for model, ev in zip(config.compiled, evaluations, strict=True):
+        _model_facts(facts, cid, model, ev, events, session_of)
+    return facts
+
+
+def _customer_row(cid: str, customer: Customer, events: Sequence[Event]) -> CustomerRow:
+    first, last = events[0], events[-1]
+    traits: dict[str, Any] = merge_traits(events)
+    return CustomerRow(
+        customer_id=cid,
+        user_id=customer.user_id,
+        first_seen=first.timestamp,
+        last_seen=last.timestamp,
+        event_count=len(events),
+        first_channel=first.channel,
+        first_source=first.source,
+        first_medium=first.medium,
+        traits=traits,
+    )
+
+
+def _model_facts(
+    facts: CustomerFacts,
+    cid: str,
+    model: CompiledModel,
+    ev: Evaluation,
+    events: Sequence[Event],
+    session_of: Sequence[str],
+) -> None:
+    name, names = model.model.name, model.names
+    for stage, index, inferred in ev.entries:
+        event = events[index]
+        facts.stage_entries.append(StageEntryRow(cid, name, names[stage], stage, event.timestamp,
+                                                 inferred, event.event_id))
+    for i, event in enumerate(events):
+        own, at = ev.own[i], ev.at[i]
+        stage_at = names[at] if at != NO_STAGE else ""
+        facts.event_stages.append(EventStageRow(
+            event.event_id, cid, session_of[i], name, event.timestamp, event.event, event.channel,
+            names[own] if own != NO_STAGE else None, stage_at, at))
+        response = survey_score(event)
+        if response is not None:
+            facts.surveys.append(SurveyRow(event.event_id, cid, name, event.timestamp,
+                                           response[0], response[1], stage_at))
+    for (src, dst), count in sorted(ev.transitions.items()):
+        facts.transitions.append(TransitionRow(cid, name, names[src], names[dst], count))

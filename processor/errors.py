@@ -1,0 +1,31 @@
+"""Errors of the processor package; each carries the fields that locate the problem."""
+
+from __future__ import annotations
+
+from journey.errors import BadEventError, ConfigError
+
+
+class ModelFileError(ConfigError):
+    """A stage model file (SPEC 4.1) cannot be read or is invalid; the message names file, stage
+    and rule."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str,
+        stage: str | None = None,
+        rule: int | None = None,
+    ) -> None:
+        super().__init__(message, file=file, stage=stage, rule=rule)
+        self.file = file
+        self.stage = stage
+        self.rule = rule
+
+    def __str__(self) -> str:
+        # The message already names file, stage and rule in words; repeating them is noise.
+        return self.message
+
+
+class UndecodableRecordError(BadEventError):
+    """A log record that is not a canonical event; it goes to the dead-letter store."""

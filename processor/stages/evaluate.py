@@ -1,0 +1,186 @@
+"""Per-customer stage evaluation (SPEC 4.2) of one compiled stage model.
+
+Decisions the SPEC leaves open, made here once:
+- A stage reached by an event is *inferred* unless that event matches one of the stage's own
+  rules (`any` included): the first event of a customer reaching decision makes awareness
+  explicit (it matched `any`) and consideration inferred.
+- `where` compares numbers as numbers (a numeric string property counts as its number), strings
+  as strings and booleans only with booleans. A missing or null property fails every op,
+  `ne` included. A property name is looked up as given, then as a dotted path.
+- Before a model's first stage is reached (possible only without `any`), the stage at an event
+  is index -1 (`NO_STAGE`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from journey.schema import Event
+from processor.stages.model import StageModel
+
+NO_STAGE = -1
+Cond = tuple[str, str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """A non-`any` rule ready for matching; `index` numbers its nth counter."""
+
+    index: int
+    stage: int
+    channels: frozenset[str] | None
+    conds: tuple[Cond, ...]
+    nth: int
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledModel:
+    """A stage model indexed by event name for fast evaluation."""
+
+    model: StageModel
+    names: tuple[str, ...]
+    conversion: int
+    any_first: bool
+    by_event: Mapping[str, tuple[CompiledRule, ...]]
+    rule_count: int
+
+
+@dataclass(slots=True)
+class Evaluation:
+    """Per event (in order): own stage and stage at it; the stage entries; the transitions."""
+
+    own: list[int]
+    at: list[int]
+    entries: list[tuple[int, int, bool]]  # (stage index, event index, inferred)
+    transitions: dict[tuple[int, int], int]
+
+
+def compile_model(model: StageModel) -> CompiledModel:
+    """Index a validated model's rules by event name."""
+    by_event: dict[str, list[CompiledRule]] = {}
+    count = 0
+    any_first = False
+    for stage_index, stage in enumerate(model.stages):
+        for rule in stage.rules:
+            if rule.any:
+                any_first = True
+                continue
+            conds = tuple((prop, op, value) for prop, ops in rule.where.items()
+                          for op, value in ops.items())
+            channels = frozenset(rule.channel) if rule.channel is not None else None
+            compiled = CompiledRule(count, stage_index, channels, conds, rule.nth)
+            count += 1
+            for name in dict.fromkeys(rule.event):
+                by_event.setdefault(name, []).append(compiled)
+    return CompiledModel(model, model.stage_names, model.conversion_index, any_first,
+                         {k: tuple(v) for k, v in by_event.items()}, count)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+def _equal(prop: Any, value: Any) -> bool:
+    if isinstance(value, bool) or isinstance(prop, bool):
+        return isinstance(prop, bool) and isinstance(value, bool) and prop is value
+    if isinstance(value, int | float):
+        return _number(prop) == value
+    return isinstance(prop, str) and prop == value
+
+
+def _compare(prop: Any, op: str, value: Any) -> bool:
+    if isinstance(value, str):
+        if not isinstance(prop, str):
+            return False
+        left: Any = prop
+    else:
+        left = _number(prop)
+        if left is None:
+            return False
+    if op == "gt":
+        return bool(left > value)
+    if op == "gte":
+        return bool(left >= value)
+    if op == "lt":
+        return bool(left < value)
+    return bool(left <= value)
+
+
+def lookup(properties: Mapping[str, Any], name: str) -> Any:
+    """A property by name, else by dotted path into nested objects; None when absent."""
+    if name in properties:
+        return properties[name]
+    node: Any = properties
+    for part in name.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def conditions_hold(conds: Sequence[Cond], properties: Mapping[str, Any]) -> bool:
+    """True when every `where` condition holds for these properties."""
+    for name, op, value in conds:
+        prop = lookup(properties, name)
+        if prop is None:
+            return False
+        if op == "eq":
+            ok = _equal(prop, value)
+        elif op == "ne":
+            ok = not _equal(prop, value)
+        elif op == "in":
+            ok = any(_equal(prop, v) for v in value)
+        else:
+            ok = _compare(prop, op, value)
+        if not ok:
+            return False
+    return True
+
+
+def evaluate(model: CompiledModel, events: Sequence[Event]) -> Evaluation:
+    """Evaluate one customer's events, in (timestamp, event_id) order, against one model."""
+    counts = [0] * model.rule_count
+    by_event = model.by_event
+    base = 0 if model.any_first else NO_STAGE
+    reached = NO_STAGE
+    last_own = NO_STAGE
+    own_list: list[int] = []
+    at_list: list[int] = []
+    entries: list[tuple[int, int, bool]] = []
+    transitions: dict[tuple[int, int], int] = {}
+    for i, event in enumerate(events):
+        own = NO_STAGE
+        matched = 1 if model.any_first else 0  # bit s set: the event matches a rule of stage s
+        for rule in by_event.get(event.event, ()):
+            if rule.channels is not None and event.channel not in rule.channels:
+                continue
+            if rule.conds and not conditions_hold(rule.conds, event.properties):
+                continue
+            counts[rule.index] += 1  # nth counts every match of the other conditions
+            if counts[rule.index] >= rule.nth:
+                matched |= 1 << rule.stage
+                own = max(own, rule.stage)
+        top = max(own, base)
+        if top > reached:
+            entries.extend((s, i, not (matched >> s) & 1) for s in range(reached + 1, top + 1))
+            reached = top
+        own_list.append(own)
+        at_list.append(reached)
+        if own != NO_STAGE:
+            if last_own != NO_STAGE and own != last_own:
+                transitions[(last_own, own)] = transitions.get((last_own, own), 0) + 1
+            last_own = own
+    return Evaluation(own_list, at_list, entries, transitions)
