@@ -1,0 +1,25 @@
+"""Open the configured log: Kafka when a bootstrap address is set, else the embedded log."""
+
+from __future__ import annotations
+
+from journey.log.base import LogConsumer, LogProducer
+from journey.log.embedded import EmbeddedLog
+from journey.log.kafka import KafkaLog, ensure_topic
+from journey.settings import CommonSettings
+
+
+def open_producer(settings: CommonSettings) -> LogProducer:
+    """A producer on settings.topic (the topic is created with settings.partitions if missing)."""
+    return _open(settings)
+
+
+def open_consumer(settings: CommonSettings) -> LogConsumer:
+    """A consumer of every partition of settings.topic, reading from offset 0 until it seeks."""
+    return _open(settings)
+
+
+def _open(settings: CommonSettings) -> EmbeddedLog | KafkaLog:
+    if settings.kafka_bootstrap:
+        ensure_topic(settings.kafka_bootstrap, settings.topic, settings.partitions)
+        return KafkaLog(settings.kafka_bootstrap, settings.topic)
+    return EmbeddedLog(settings.log_dir, settings.partitions, settings.topic)

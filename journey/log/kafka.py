@@ -1,0 +1,211 @@
+"""The Kafka log on kafka-python: acks=all producer, manually assigned consumer without commits.
+
+The producer and the consumer client are created on first use, so a process that only appends
+(the collector) never opens a consumer and vice versa.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    TopicAlreadyExistsError,
+)
+
+from journey.log.base import Record
+from journey.log.errors import LogRejected, LogUnavailable, UnknownPartition
+
+
+def _is_retryable(exc: Exception) -> bool:
+    """Timeouts and a broker that cannot be reached may pass; a refusal (too large...) will not."""
+    if isinstance(exc, KafkaTimeoutError | KafkaConnectionError | OSError):
+        return True
+    return bool(getattr(exc, "retriable", False)) or not isinstance(exc, KafkaError)
+
+
+def _wrap(exc: Exception, message: str, **context: object) -> LogUnavailable | LogRejected:
+    error_type = LogUnavailable if _is_retryable(exc) else LogRejected
+    return error_type(f"{message}: {type(exc).__name__}: {exc}", **context)
+
+
+def ensure_topic(
+    bootstrap: str, topic: str, partitions: int, replication: int = 1, timeout_s: float = 30.0
+) -> int:
+    """Create the topic unless it exists and wait for its leaders; return its partition count."""
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap,
+            client_id="journey-admin",
+            request_timeout_ms=int(timeout_s * 1000),
+            bootstrap_timeout_ms=int(timeout_s * 1000),
+        )
+    except Exception as exc:
+        raise _wrap(exc, "cannot reach Kafka", bootstrap=bootstrap, topic=topic) from exc
+    try:
+        # Idempotent: an existing topic keeps its partition count.
+        with contextlib.suppress(TopicAlreadyExistsError):
+            admin.create_topics(
+                {topic: {"num_partitions": partitions, "replication_factor": replication}},
+                timeout_ms=int(timeout_s * 1000),
+            )
+        admin.wait_for_topics([topic], timeout_ms=int(timeout_s * 1000))
+        described: list[dict[str, Any]] = admin.describe_topics([topic])
+        return len(described[0]["partitions"])
+    except Exception as exc:
+        raise _wrap(exc, "cannot create topic", bootstrap=bootstrap, topic=topic) from exc
+    finally:
+        admin.close()
+
+
+class KafkaLog:
+    """A topic of a Kafka cluster as a LogProducer and a LogConsumer."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        client_id: str = "journey",
+        timeout_s: float = 10.0,
+        linger_ms: int = 5,
+        batch_size: int = 256 * 1024,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self._client_id = client_id
+        self._timeout_s = timeout_s
+        self._linger_ms = linger_ms
+        self._batch_size = batch_size
+        self._producer: Any = None
+        self._consumer: Any = None
+        self._assigned: list[TopicPartition] = []
+
+    def _context(self, **more: object) -> dict[str, object]:
+        return {"bootstrap": self.bootstrap, "topic": self.topic, **more}
+
+    # -- producer --------------------------------------------------------------------------
+
+    def _open_producer(self) -> Any:
+        if self._producer is None:
+            try:
+                self._producer = KafkaProducer(
+                    bootstrap_servers=self.bootstrap,
+                    client_id=self._client_id,
+                    acks="all",
+                    enable_idempotence=True,  # retries neither duplicate nor reorder records
+                    linger_ms=self._linger_ms,
+                    batch_size=self._batch_size,
+                    max_block_ms=int(self._timeout_s * 1000),
+                    bootstrap_timeout_ms=int(self._timeout_s * 1000),
+                    request_timeout_ms=int(self._timeout_s * 1000),
+                    delivery_timeout_ms=int(self._timeout_s * 1000) + self._linger_ms,
+                )
+            except Exception as exc:
+                raise _wrap(exc, "cannot connect the producer", **self._context()) from exc
+        return self._producer
+
+    def append(self, records: Sequence[tuple[bytes, bytes]]) -> None:
+        """Send every record (key = partition key); return once all are acknowledged (acks=all)."""
+        if not records:
+            return
+        producer = self._open_producer()
+        deadline = time.monotonic() + self._timeout_s
+        try:
+            futures = [producer.send(self.topic, key=key, value=value) for key, value in records]
+            producer.flush(timeout=max(deadline - time.monotonic(), 0.001))
+            for index, future in enumerate(futures):
+                try:
+                    future.get(timeout=max(deadline - time.monotonic(), 0.001))
+                except Exception as exc:
+                    context = self._context(record=index, records=len(records))
+                    raise _wrap(exc, "append not acknowledged", **context) from exc
+        except (LogUnavailable, LogRejected):
+            raise
+        except Exception as exc:
+            raise _wrap(exc, "append failed", **self._context(records=len(records))) from exc
+
+    # -- consumer --------------------------------------------------------------------------
+
+    def _open_consumer(self) -> Any:
+        if self._consumer is not None:
+            return self._consumer
+        try:
+            consumer = KafkaConsumer(
+                bootstrap_servers=self.bootstrap,
+                client_id=self._client_id,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                bootstrap_timeout_ms=int(self._timeout_s * 1000),
+                request_timeout_ms=int(self._timeout_s * 1000) + 1000,
+            )
+        except Exception as exc:
+            raise _wrap(exc, "cannot connect the consumer", **self._context()) from exc
+        deadline = time.monotonic() + self._timeout_s
+        partitions = consumer.partitions_for_topic(self.topic)
+        while not partitions and time.monotonic() < deadline:
+            time.sleep(0.1)  # metadata for the topic may not have arrived yet
+            partitions = consumer.partitions_for_topic(self.topic)
+        if not partitions:
+            consumer.close()
+            raise LogRejected("topic does not exist", **self._context())
+        self._assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        consumer.assign(self._assigned)
+        self._consumer = consumer
+        return consumer
+
+    def partitions(self) -> list[int]:
+        """All partitions of the topic."""
+        self._open_consumer()
+        return [tp.partition for tp in self._assigned]
+
+    def seek(self, positions: dict[int, int]) -> None:
+        """Read each listed partition from that offset next."""
+        consumer = self._open_consumer()
+        known = {tp.partition for tp in self._assigned}
+        for partition, offset in positions.items():
+            if partition not in known:
+                raise UnknownPartition(
+                    "no such partition", **self._context(partition=partition, offset=offset)
+                )
+            if offset < 0:
+                raise ValueError(f"offset must be >= 0, got {offset} for partition {partition}")
+            consumer.seek(TopicPartition(self.topic, partition), offset)
+
+    def poll(self, max_records: int, timeout_s: float) -> list[Record]:
+        """Up to max_records records, waiting at most timeout_s for the first one."""
+        consumer = self._open_consumer()
+        try:
+            batches = consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        except Exception as exc:
+            raise _wrap(exc, "poll failed", **self._context()) from exc
+        return [
+            Record(tp.partition, m.offset, m.key if m.key is not None else b"", m.value)
+            for tp, messages in sorted(batches.items(), key=lambda item: item[0].partition)
+            for m in messages
+        ]
+
+    def end_offsets(self) -> dict[int, int]:
+        """The offset after the last record of each partition."""
+        consumer = self._open_consumer()
+        try:
+            ends = consumer.end_offsets(self._assigned, timeout_ms=int(self._timeout_s * 1000))
+        except Exception as exc:
+            raise _wrap(exc, "end_offsets failed", **self._context()) from exc
+        return {tp.partition: int(offset) for tp, offset in ends.items()}
+
+    def close(self) -> None:
+        """Close the clients (the producer first flushes what it still holds)."""
+        if self._producer is not None:
+            self._producer.close(timeout=self._timeout_s)
+            self._producer = None
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
