@@ -50,7 +50,7 @@ def merge_events(
     try:
         reader = con.execute(
             f"SELECT * FROM read_parquet([{paths}]) ORDER BY timestamp, event_id"
-        ).fetch_record_batch(min(row_group_rows, target_rows))
+        ).to_arrow_reader(min(row_group_rows, target_rows))
         out: list[DataFile] = []
         pending: list[pa.RecordBatch] = []
         pending_rows = 0

@@ -85,7 +85,7 @@ def read_events(snap: Snapshot, batch_size: int, ordered: bool) -> Iterator[list
     try:
         reader = con.execute(
             "SELECT * FROM read_parquet(?) ORDER BY timestamp, event_id", [paths]
-        ).fetch_record_batch(batch_size)
+        ).to_arrow_reader(batch_size)
         for batch in reader:
             yield events_from_arrow(batch)
     finally:

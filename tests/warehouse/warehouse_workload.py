@@ -1,0 +1,129 @@
+"""Test data of the warehouse tests, and a workload that child processes run against a real root.
+
+Run as a script (`python warehouse_workload.py DATA_DIR BUCKETS COMMITS`) it is the writer child of
+the crash and concurrency tests: it resumes from what is stored and commits COMMITS times (0 =
+until killed).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+if __name__ == "__main__":  # a child process: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import duckdb
+
+from journey.schema import Event, IdentityKey
+from processor.facts import (
+    CustomerFacts,
+    CustomerRow,
+    IdentityRow,
+    SessionRow,
+    StageEntryRow,
+    SurveyRow,
+    TransitionRow,
+)
+from warehouse.reader import Snapshot, register_views
+from warehouse.settings import WarehouseSettings
+from warehouse.tables import bucket_of
+from warehouse.writer import WarehouseWriter
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+EVENTS_PER_COMMIT = 20
+CUSTOMERS = 30
+
+
+def make_event(i: int, customer: str, **changes: object) -> Event:
+    """A canonical web event number i of a customer, one second after event i-1."""
+    fields: dict[str, object] = {
+        "event_id": f"e{i:07d}",
+        "type": "track",
+        "event": "Product Viewed",
+        "channel": "web",
+        "timestamp": T0 + timedelta(seconds=i),
+        "received_at": T0 + timedelta(seconds=i, milliseconds=250),
+        "keys": (IdentityKey(type="user_id", value=customer),
+                 IdentityKey(type="anonymous_id", value=f"anon-{customer}")),
+        "properties": {"i": i, "price": 9.5},
+        "source": "(direct)",
+        "medium": "(none)",
+    }
+    fields.update(changes)
+    return Event.model_validate(fields)
+
+
+def make_facts(customer: str, events: int) -> CustomerFacts:
+    """Derived facts of a customer with `events` events; every table gets rows but surveys."""
+    last = T0 + timedelta(seconds=events)
+    return CustomerFacts(
+        customer=CustomerRow(customer, customer, T0, last, events, "web", "(direct)", "(none)",
+                             {"plan": "pro", "events": events}),
+        identities=[IdentityRow(customer, "user_id", customer, T0)],
+        sessions=[SessionRow(f"s-{customer}", customer, "web", T0, last, float(events), events,
+                             0, None, "(direct)", "(none)", None, ("default",))],
+        stage_entries=[StageEntryRow(customer, "default", "awareness", 0, T0, False, "e0"),
+                       StageEntryRow(customer, "default", "consideration", 1, last, False, "e1")],
+        transitions=[TransitionRow(customer, "default", "awareness", "consideration", 1)],
+        surveys=[SurveyRow("e9", customer, "default", last, "nps", 9.0, "consideration")]
+        if events % 2 else [],
+    )
+
+
+def bucket_facts(
+    counts: Counter[str], touched: set[int], buckets: int
+) -> dict[int, list[CustomerFacts]]:
+    """The complete facts of every touched bucket, from per-customer event counts."""
+    out: dict[int, list[CustomerFacts]] = {b: [] for b in touched}
+    for customer, n in sorted(counts.items()):
+        b = bucket_of(customer, buckets)
+        if b in touched:
+            out[b].append(make_facts(customer, n))
+    return out
+
+
+def workload(writer: WarehouseWriter, commits: int) -> None:
+    """Resume from the stored events, then commit batches of events with their facts and offset."""
+    counts: Counter[str] = Counter()
+    for chunk in writer.iter_events(1000):
+        counts.update(event.primary_key.value for event, _, _ in chunk)
+    buckets = writer.settings.buckets
+    done = 0
+    while commits == 0 or done < commits:
+        start = writer.state().offsets.get(0, 0)
+        batch = []
+        for i in range(start, start + EVENTS_PER_COMMIT):
+            customer = f"c{(i * 7919) % CUSTOMERS:03d}"
+            batch.append((make_event(i, customer), 0, i))
+            counts[customer] += 1
+        touched = {bucket_of(e.primary_key.value, buckets) for e, _, _ in batch}
+        writer.commit(batch, bucket_facts(counts, touched, buckets), {0: start + len(batch)},
+                      batch[-1][0].timestamp, None)
+        done += 1
+
+
+def snapshot_figures(snap: Snapshot) -> tuple[int, int, int, int]:
+    """(version, events rows, sum of customers.event_count, sum of sessions.event_count) by SQL."""
+    con = duckdb.connect()
+    try:
+        register_views(con, snap)
+        row = con.execute(
+            "SELECT (SELECT version FROM meta), (SELECT count(*) FROM events),"
+            " (SELECT coalesce(sum(event_count), 0) FROM customers),"
+            " (SELECT coalesce(sum(event_count), 0) FROM sessions)"
+        ).fetchone()
+    finally:
+        con.close()
+    assert row is not None
+    return (int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+
+if __name__ == "__main__":
+    root, n_buckets, n_commits = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    child_settings = WarehouseSettings(data_dir=root, buckets=n_buckets, lock_timeout_s=30)
+    with WarehouseWriter(child_settings) as child:
+        print("ready", flush=True)
+        workload(child, n_commits)
