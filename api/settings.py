@@ -15,7 +15,7 @@ class ApiSettings(CommonSettings):
 
     api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
-        description="Bearer tokens accepted by the API (comma-separated); none set = every call 401.",
+        description="Bearer tokens accepted by the API (comma-separated); none = all 401.",
     )
     host: str = Field(default="127.0.0.1", description="Address the API-only process listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port of the API-only process.")

@@ -78,7 +78,7 @@ def materialise(con: duckdb.DuckDBPyConnection, names: tuple[str, ...] = MATERIA
 
 
 class SnapshotStore:
-    """Thread-safe access to the current snapshot: a cursor per request, results cached per version."""
+    """Thread-safe access to the current snapshot: a cursor per request, results per version."""
 
     def __init__(
         self,
@@ -103,7 +103,8 @@ class SnapshotStore:
     def refresh(self, force: bool = False) -> Bound | None:
         """Swap to the reader's current snapshot if its version changed (at most every interval)."""
         now = self.clock()
-        due = self._checked_at is None or (now - self._checked_at).total_seconds() >= self._refresh_s
+        last = self._checked_at
+        due = last is None or (now - last).total_seconds() >= self._refresh_s
         if not (force or due):
             return self._bound
         # While one thread builds a new connection the others keep answering from the old one.

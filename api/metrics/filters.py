@@ -115,7 +115,8 @@ def check_traits(con: duckdb.DuckDBPyConnection, f: CustomerFilter) -> None:
     """UnknownTraitError when a trait filter names a trait that no customer has."""
     for name, _ in f.traits:
         row = con.execute(
-            "SELECT 1 FROM customers WHERE json_exists(traits, $p) LIMIT 1", {"p": _trait_path(name)}
+            "SELECT 1 FROM customers WHERE json_exists(traits, $p) LIMIT 1",
+            {"p": _trait_path(name)},
         ).fetchone()
         if row is None:
             known = [r[0] for r in con.execute(
@@ -136,7 +137,8 @@ def load_model(con: duckdb.DuckDBPyConnection, name: str) -> StageModel:
         {"m": name},
     ).fetchall()
     if not rows:
-        known = [r[0] for r in con.execute("SELECT DISTINCT model FROM models ORDER BY 1").fetchall()]
+        known = [r[0] for r in con.execute("SELECT DISTINCT model FROM models ORDER BY 1")
+                 .fetchall()]
         raise UnknownModelError(
             f"unknown model {name!r}; active models: {', '.join(known) or 'none'}",
             model=name,

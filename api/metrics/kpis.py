@@ -27,6 +27,9 @@ responses AS (
        OR (survey = 'ces' AND score BETWEEN 1 AND 7)
 )"""
 
+# SPEC 4.2 lapsed: the last event is more than lapse_after before the watermark (none: not lapsed).
+LAPSED_EXPR = "coalesce(epoch({watermark}) - epoch({last_seen}) > {lapse_after_s}, FALSE)"
+
 # A customer's stage is its highest stage_index; lapsed = last event more than lapse_after_s
 # before the watermark; churned = lapsed and at or past conversion.
 KPI_SQL = """
@@ -47,7 +50,7 @@ reach AS (
 ),
 per AS (
     SELECT c.event_count, r.si,
-           coalesce(epoch(wm.watermark) - epoch(c.last_seen) > mi.lapse_after_s, FALSE) AS lapsed
+           {lapsed} AS lapsed
     FROM customers c JOIN fc USING (customer_id) LEFT JOIN reach r USING (customer_id), wm, mi
 ),
 agg AS (
@@ -96,7 +99,10 @@ ORDER BY m.stage_index
 def kpis(con: duckdb.DuckDBPyConnection, model: StageModel, f: CustomerFilter) -> dict[str, Any]:
     """GET /v1/kpis: the SPEC 6.2 KPI object (ratios null when their denominator is 0)."""
     customers, params = customer_sql(f)
-    sql = KPI_SQL.format(customers=customers, responses=RESPONSES_CTE)
+    lapsed = LAPSED_EXPR.format(
+        watermark="wm.watermark", last_seen="c.last_seen", lapse_after_s="mi.lapse_after_s"
+    )
+    sql = KPI_SQL.format(customers=customers, responses=RESPONSES_CTE, lapsed=lapsed)
     cur = con.execute(sql, {**params, "model": model.name, "conversion": model.conversion_stage})
     row = rows_as_dicts(cur)[0]
 

@@ -53,7 +53,8 @@ export function transitionsView(rows, stageOrder) {
 }
 
 /** Events per day stacked by channel: bars for a few days, a stacked area for many. */
-export function mixView(rows) {
+export function mixView(data) {
+  const rows = data.map((r) => ({ ...r, day: r.day ?? r.date }));
   if (!rows.length) return h("p", { class: "empty" }, "No events yet.");
   const days = [...new Set(rows.map((r) => r.day))].sort();
   const totals = new Map();

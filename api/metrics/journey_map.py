@@ -1,0 +1,98 @@
+"""SPEC 6.2 journey map: the six parts of a journey map computed from data, per stage of a model,
+for one segment (persona). Timeline, conversion and KPIs reuse the funnel and KPI SQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from api.metrics.filters import CustomerFilter, StageModel, customer_sql, rows_as_dicts
+from api.metrics.funnel import funnel
+from api.metrics.kpis import LAPSED_EXPR, emotion, kpis
+
+TOP_TOUCHPOINTS = 5
+
+# Touchpoints and channels are attributed to the stage at the event (SPEC 4.2).
+TOUCH_SQL = """
+WITH fc AS ({customers}),
+counted AS (
+    SELECT es.stage_at AS stage, es.{column} AS name, count(*) AS events,
+           count(DISTINCT es.customer_id) AS customers
+    FROM event_stages es JOIN fc USING (customer_id)
+    WHERE es.model = $model
+    GROUP BY es.stage_at, es.{column}
+)
+SELECT stage, name, events, customers FROM (
+    SELECT *, row_number() OVER (PARTITION BY stage ORDER BY events DESC, name) AS rank
+    FROM counted
+) WHERE rank <= $top
+ORDER BY stage, rank
+"""
+
+# Customers whose current stage (highest reached) is this one, and how many of them lapsed.
+CURRENT_SQL = f"""
+WITH fc AS ({{customers}}),
+reach AS (
+    SELECT customer_id, arg_max(stage, stage_index) AS stage
+    FROM stage_entries JOIN fc USING (customer_id) WHERE model = $model GROUP BY customer_id
+)
+SELECT r.stage, count(*) AS current_customers,
+    count(*) FILTER (WHERE {LAPSED_EXPR.format(
+        watermark="(SELECT max(watermark) FROM meta)", last_seen="c.last_seen",
+        lapse_after_s="(SELECT max(lapse_after_s) FROM models WHERE model = $model)")})
+        AS lapsed_customers
+FROM reach r JOIN customers c USING (customer_id)
+GROUP BY r.stage
+"""
+
+
+def _touches(
+    con: duckdb.DuckDBPyConnection, model: StageModel, f: CustomerFilter, column: str, top: int
+) -> dict[str, list[dict[str, Any]]]:
+    customers, params = customer_sql(f)
+    sql = TOUCH_SQL.format(customers=customers, column=column)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for stage, name, events, n in con.execute(sql, {**params, "model": model.name, "top": top})\
+            .fetchall():
+        key = "event" if column == "event" else "channel"
+        out.setdefault(stage, []).append({key: name, "events": int(events), "customers": int(n)})
+    return out
+
+
+def journey_map(
+    con: duckdb.DuckDBPyConnection, model: StageModel, f: CustomerFilter
+) -> dict[str, Any]:
+    """GET /v1/journey-map: {"model", "segment", "kpis", "stages": [...]} in stage order."""
+    timeline = funnel(con, model, f)["stages"]
+    moods = {e["stage"]: e for e in emotion(con, model, f)}
+    touchpoints = _touches(con, model, f, "event", TOP_TOUCHPOINTS)
+    channels = _touches(con, model, f, "channel", 1_000)
+    customers, params = customer_sql(f)
+    current = {
+        r["stage"]: r
+        for r in rows_as_dicts(
+            con.execute(CURRENT_SQL.format(customers=customers), {**params, "model": model.name})
+        )
+    }
+    stages = []
+    for step in timeline:
+        name = step["stage"]
+        now = current.get(name, {})
+        stages.append({
+            "stage": name,
+            "customers": step["customers"],
+            "conversion_from_previous": step["conversion_from_previous"],
+            "conversion_from_first": step["conversion_from_first"],
+            "median_time_to_stage_s": step["median_time_to_stage_s"],
+            "touchpoints": touchpoints.get(name, []),
+            "channels": channels.get(name, []),
+            "kpis": {
+                "current_customers": int(now.get("current_customers", 0)),
+                "lapsed_customers": int(now.get("lapsed_customers", 0)),
+            },
+            "emotion": {"score": moods[name]["emotion"], "responses": moods[name]["responses"]},
+            "conversion_stage": name == model.conversion_stage,
+        })
+    return {"model": model.name, "segment": f.segment, "kpis": kpis(con, model, f),
+            "stages": stages}

@@ -1,0 +1,78 @@
+"""Operations endpoints: /healthz (alive), /readyz (a snapshot is loaded), /metrics (Prometheus)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from api.store import SnapshotStore
+
+# Request metrics are process-wide: every api_router records into this one registry.
+REQUESTS_REGISTRY = CollectorRegistry()
+REQUESTS = Counter(
+    "journey_api_requests", "API requests by endpoint and HTTP status.",
+    ["endpoint", "status"], registry=REQUESTS_REGISTRY,
+)
+LATENCY = Histogram(
+    "journey_api_request_seconds", "API request latency by endpoint.", ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0),
+    registry=REQUESTS_REGISTRY,
+)
+
+
+class SnapshotCollector(Collector):
+    """The loaded snapshot's version and how old its watermark is, read at scrape time."""
+
+    def __init__(self, store: SnapshotStore) -> None:
+        self._store = store
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        bound = self._store.current()
+        version = GaugeMetricFamily(
+            "journey_api_snapshot_version", "Warehouse snapshot version served (-1: none yet)."
+        )
+        version.add_metric([], -1 if bound is None else bound.version)
+        yield version
+        if bound is not None and bound.watermark is not None:
+            age = GaugeMetricFamily(
+                "journey_api_watermark_age_seconds",
+                "Seconds between now and the watermark (latest event time) of the snapshot.",
+            )
+            age.add_metric([], (self._store.clock() - bound.watermark).total_seconds())
+            yield age
+
+
+def ops_router(store: SnapshotStore) -> APIRouter:
+    """GET /healthz, /readyz and /metrics (no token: probes and scrapers call them)."""
+    router = APIRouter()
+    registry = CollectorRegistry()
+    registry.register(SnapshotCollector(store))
+
+    @router.get("/healthz")
+    def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @router.get("/readyz")
+    def readyz() -> JSONResponse:
+        bound = store.current()
+        if bound is None:
+            return JSONResponse({"status": "waiting for the first warehouse snapshot"}, 503)
+        return JSONResponse({"status": "ready", "version": bound.version})
+
+    @router.get("/metrics")
+    def metrics() -> Response:
+        body = generate_latest(REQUESTS_REGISTRY) + generate_latest(registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    return router
