@@ -15,12 +15,12 @@ CACHE_CONTROL = "public, max-age=300, stale-while-revalidate=86400"
 
 # ES5 on purpose: the tag runs inline on every page, in whatever browser the visitor has.
 _TAG = """<script>
-!function(w,d,h,k){{var j=w.journey=w.journey||[];if(j.initialized||j.invoked)return;j.invoked=!0;
+!function(w,d,k,o){{var j=w.journey=w.journey||[];if(j.initialized||j.invoked)return;j.invoked=!0;
 ["init","page","track","identify","alias","group","reset"].forEach(function(m){{j[m]=function(){{
 j.push([m,Array.prototype.slice.call(arguments),Date.now()]);return j}}}});
-var s=d.createElement("script");s.async=!0;s.src=h+"/journey.js";
+var s=d.createElement("script");s.async=!0;s.src=o.host+"/journey.js";
 var f=d.getElementsByTagName("script")[0];f.parentNode.insertBefore(s,f);
-j.init(k,{{host:h}});j.page()}}(window,document,{host},{write_key});
+j.init(k,o);j.page()}}(window,document,{write_key},{options});
 </script>"""
 
 
@@ -40,9 +40,15 @@ def load_script() -> Asset:
     return Asset(body=body, gzipped=gzip.compress(body, mtime=0), etag=f'W/"{digest}"')
 
 
-def snippet_tag(host: str, write_key: str) -> str:
-    """The loader tag to paste into a page's <head>; host "" means the page's own origin."""
-    return _TAG.format(host=json.dumps(host.rstrip("/")), write_key=json.dumps(write_key))
+def snippet_tag(host: str, write_key: str, **options: int) -> str:
+    """The loader tag for a page's <head>; host "" = the page's own origin; options go to init."""
+    settings = {"host": host.rstrip("/"), **options}
+    return _TAG.format(write_key=_js(write_key), options=_js(settings))
+
+
+def _js(value: object) -> str:
+    # "<" escaped so that no value can close the <script> element it is pasted into.
+    return json.dumps(value, separators=(",", ":")).replace("<", "\\u003c")
 
 
 def _etag_matches(header: str, etag: str) -> bool:

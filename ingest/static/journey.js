@@ -113,7 +113,7 @@
       const known = new Set(this.queue.map((m) => m.messageId));
       this.queue = stored.filter((m) => !known.has(m.messageId)).concat(this.queue);
       this._persist(this.queue);
-      this._schedule(0);
+      if (this.queue.length) this._schedule(0); // what an earlier page could not send
       return this;
     }
 
