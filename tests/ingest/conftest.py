@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from ingest.app import create_app
 from ingest.settings import IngestSettings
@@ -59,7 +60,7 @@ def read_log() -> ReadLog:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> IngestSettings:
-    return IngestSettings(data_dir=tmp_path, write_keys=[WRITE_KEY], partitions=4)
+    return IngestSettings(data_dir=tmp_path, write_keys=[SecretStr(WRITE_KEY)], partitions=4)
 
 
 @pytest.fixture

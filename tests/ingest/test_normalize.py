@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-RECEIVED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)  # the pure tests' collector clock
-
 from ingest.errors import InvalidEventError
 from ingest.normalize import normalize
+
+RECEIVED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)  # the pure tests' collector clock
 
 
 def msg(**fields: Any) -> dict[str, Any]:
