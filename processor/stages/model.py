@@ -156,9 +156,13 @@ def validate_model(raw: Any, file: str) -> StageModel:
     try:
         model = StageModel.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        msg = first["msg"].removeprefix("Value error, ")
-        raise _located(file, raw, tuple(first["loc"]), msg) from None
+        found = [_located(file, raw, tuple(e["loc"]), e["msg"].removeprefix("Value error, "))
+                 for e in exc.errors()]
+        error = found[0]
+        if len(found) > 1:  # name them all, so one edit fixes the file
+            also = "; ".join(e.message.removeprefix(f"{file}: ") for e in found[1:])
+            error.message += f" (also: {also})"
+        raise error from None
     names = model.stage_names
     for i, stage in enumerate(model.stages):
         if names.index(stage.name) != i:

@@ -61,7 +61,9 @@ CASES: list[tuple[str, Spec, list[list[str]]]] = [
 
 
 @pytest.mark.parametrize(("case", "events", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_3_session_boundaries(make: Any, case: str, events: Spec, expected: list[list[str]]) -> None:
+def test_3_session_boundaries(
+    make: Any, case: str, events: Spec, expected: list[list[str]]
+) -> None:
     assert _split(make, events) == expected
 
 
