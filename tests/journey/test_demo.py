@@ -239,3 +239,17 @@ def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ConfigError):
         generate(start=datetime(2025, 1, 1))
     assert keys(generate(customers=1, days=1)[0])
+
+
+def test_1_2_the_collector_reads_every_message_as_sent(messages: list[Message]) -> None:
+    from ingest.normalize import normalize  # the real collector normalisation, not a copy
+
+    received = datetime.fromisoformat(messages[-1]["timestamp"]) + timedelta(days=1)
+    campaigns = 0
+    for m in messages:
+        event = normalize(m, received)
+        assert event.channel == m["context"]["channel"] and not event.timestamp_flagged
+        assert event.timestamp == datetime.fromisoformat(m["timestamp"])
+        assert {(k.type, k.value) for k in event.keys} == set(keys(m))
+        campaigns += event.has_campaign
+    assert campaigns > 0
