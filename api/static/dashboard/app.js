@@ -4,9 +4,10 @@ import { Api, AuthError, HttpError, forgetToken, initialToken, saveToken } from 
 import { boardView } from "./board.js";
 import { attributionView, funnelView, mixView, transitionsView } from "./charts.js";
 import { customerView } from "./customer.js";
-import { fmtAgo, fmtInt, fmtNum, fmtPct, fmtTime, h, label, mount } from "./dom.js";
+import { fmtAgo, fmtInt, fmtNum, fmtPct, fmtTime, h, mount } from "./dom.js";
 
-const POLL_MS = 5000;
+// ?poll=SECONDS overrides the interval (at least 1 s).
+const POLL_MS = 1000 * Math.max(1, Number(new URLSearchParams(location.search).get("poll")) || 5);
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -22,7 +23,7 @@ const state = {
 };
 
 function selection() {
-  return { model: $("model").value || "default", persona: $("persona").value };
+  return { model: $("model").value || "default", persona: $("persona").value.trim() };
 }
 
 function segmentParams(sel) {
@@ -72,20 +73,13 @@ function banner(text) {
 
 // ---- selectors -------------------------------------------------------------------------------
 
-async function loadModels() {
-  let models = [];
+/** Which optional endpoints this API has (/v1/models, POST /v1/query), from its OpenAPI. */
+async function discover() {
   try {
-    const { data } = await state.api.get("/v1/models");
-    models = (Array.isArray(data) ? data : data.models || []).map((m) => (typeof m === "string" ? { model: m, stages: [] } : m));
-  } catch (e) {
-    if (e instanceof AuthError) throw e;
-  }
-  if (!models.length) models = [{ model: "default", stages: [] }];
-  state.models = models;
-  const sel = $("model");
-  const current = sel.value || "default";
-  mount(sel, models.map((m) => h("option", { value: m.model }, m.model)));
-  sel.value = models.some((m) => m.model === current) ? current : models[0].model;
+    const resp = await fetch("/openapi.json", { cache: "no-store" });
+    if (resp.ok) return new Set(Object.keys((await resp.json()).paths || {}));
+  } catch (_) { /* no OpenAPI: use only the endpoints every API has */ }
+  return new Set();
 }
 
 function rowsOf(result) {
@@ -99,22 +93,32 @@ function rowsOf(result) {
   return rows;
 }
 
-async function loadPersonas() {
-  let values = [];
-  try {
-    const result = await state.api.query(
-      "select json_extract_string(traits, '$.persona') as persona, count(*) as customers " +
-      "from customers where json_extract_string(traits, '$.persona') is not null " +
-      "group by 1 order by 2 desc, 1");
-    values = rowsOf(result).map((r) => [r.persona, r.customers]);
-  } catch (e) {
-    if (e instanceof AuthError) throw e;
+async function loadModels(paths) {
+  let models = [];
+  if (paths.has("/v1/models")) {
+    const { data } = await state.api.get("/v1/models");
+    models = (Array.isArray(data) ? data : data.models || [])
+      .map((m) => (typeof m === "string" ? { model: m, stages: [] } : m));
+  } else if (paths.has("/v1/query")) {
+    models = rowsOf(await state.api.query("select distinct model from models order by model"))
+      .map((r) => ({ model: r.model, stages: [] }));
   }
-  const sel = $("persona");
-  const current = sel.value;
-  mount(sel, h("option", { value: "" }, "All customers"),
-    values.map(([v, n]) => h("option", { value: v }, `${v} (${fmtInt(n)})`)));
-  sel.value = values.some(([v]) => v === current) ? current : "";
+  if (!models.length) models = [{ model: "default", stages: [] }];
+  state.models = models;
+  const sel = $("model");
+  const current = sel.value || "default";
+  mount(sel, models.map((m) => h("option", { value: m.model }, m.model)));
+  sel.value = models.some((m) => m.model === current) ? current : models[0].model;
+}
+
+async function loadPersonas(paths) {
+  if (!paths.has("/v1/query")) return; // the persona box still takes any typed value
+  const result = await state.api.query(
+    "select json_extract_string(traits, '$.persona') as persona, count(*) as customers " +
+    "from customers where json_extract_string(traits, '$.persona') is not null " +
+    "group by 1 order by 2 desc, 1");
+  mount($("persona-values"), rowsOf(result).map((r) =>
+    h("option", { value: r.persona }, `${fmtInt(r.customers)} customers`)));
 }
 
 // ---- polling ---------------------------------------------------------------------------------
@@ -128,7 +132,7 @@ async function fetchAll(sel) {
     kpis: api.get("/v1/kpis", { ...model, ...seg }),
     map: api.get("/v1/journey-map", { ...model, ...seg }),
     transitions: api.get("/v1/transitions", { ...model, ...seg }),
-    timeseries: api.get("/v1/timeseries", { ...seg }),
+    timeseries: api.get("/v1/timeseries", { ...model, ...seg }),
     attribution: api.get("/v1/attribution", { ...model, ...seg,
       method: $("attr-method").value, by: $("attr-by").value }),
   };
@@ -244,8 +248,9 @@ function stop() {
 async function start(token) {
   state.api = new Api(token);
   try {
-    await loadModels();
-    await loadPersonas();
+    const paths = await discover();
+    await loadModels(paths);
+    await loadPersonas(paths);
   } catch (e) {
     handleError(e);
     return;

@@ -89,7 +89,7 @@ function emotionCurve(stages) {
     stages.map((st, i) => {
       if (!pts[i]) return h("div", { class: "dotcell" }, h("span", { class: "nodata", style: "top:50%" }, "no surveys"));
       const mood = st.emotion > 0.2 ? "pos" : st.emotion < -0.2 ? "neg" : "mid";
-      return h("div", { class: "dotcell" }, h("span", { class: `dot ${mood}`, style: `top:${pts[i][1]}%`,
+      return h("div", { class: "dotcell" }, h("span", { class: `emo-dot ${mood}`, style: `top:${pts[i][1]}%`,
         title: `${label(st.stage)}: emotion ${fmtNum(st.emotion, 2)} from ${fmtInt(st.responses)} responses`,
         "data-stage": st.stage, "data-value": st.emotion },
       h("b", {}, `${st.emotion > 0 ? "+" : ""}${fmtNum(st.emotion, 2)}`),
