@@ -159,6 +159,7 @@ class _Writer:
         self.out: list[Message] = []
 
     def uid(self) -> str:
+        """A random UUID drawn from the seeded generator (uuid4() would break determinism)."""
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
     def customer(self, index: int) -> Customer:
@@ -221,6 +222,7 @@ class _Writer:
     # -- message builders -------------------------------------------------------------------
 
     def emit(self, c: Customer, kind: str, at: datetime, channel: str, **body: Any) -> None:
+        """Append one message with the identities a sender on `channel` would know."""
         # Deep copy: messages must not share page or context dicts a consumer might mutate.
         context: dict[str, Any] = copy.deepcopy(body.pop("context", {}))
         context["channel"] = channel
@@ -237,12 +239,14 @@ class _Writer:
         self.out.append(msg)
 
     def page_context(self, path: str, title: str, referrer: str, query: str) -> dict[str, Any]:
+        """`context.page` as analytics.js fills it."""
         url = f"{SHOP}{path}" + (f"?{query}" if query else "")
         return {"url": url, "path": path, "title": title, "referrer": referrer,
                 "search": f"?{query}" if query else ""}
 
     def page(self, c: Customer, at: datetime, page: dict[str, Any],
              campaign: dict[str, str] | None = None) -> None:
+        """A page view; landing pages of a campaign carry its utm_* in the URL."""
         context: dict[str, Any] = {"page": page, "userAgent": "Mozilla/5.0 (demo)"}
         if campaign is not None and self.rng.random() < 0.5:
             context["campaign"] = campaign  # analytics.js copies utm_* here; not every SDK does
@@ -252,6 +256,7 @@ class _Writer:
     def track(self, c: Customer, at: datetime, event: str, channel: str,
               properties: dict[str, Any], page: dict[str, Any] | None = None,
               **extra: Any) -> None:
+        """A track call; web calls carry the page they happened on."""
         context: dict[str, Any] = extra.pop("context", {})
         if page is not None:
             context["page"] = page
@@ -259,6 +264,7 @@ class _Writer:
                   **extra)
 
     def identify(self, c: Customer, at: datetime) -> None:
+        """The sign-up identify call that links the browser to the user and its traits."""
         c.identified = True
         first, last = c.name.split(" ")
         traits = {"email": c.email, "name": c.name, "first_name": first, "last_name": last,
@@ -452,12 +458,14 @@ class _Writer:
 
 
 def _item(product: tuple[str, str, str, float]) -> dict[str, Any]:
+    """Segment's ecommerce spec product object."""
     pid, name, category, price = product
     return {"product_id": pid, "sku": pid.upper(), "name": name, "category": category,
             "price": price, "quantity": 1, "currency": "GBP"}
 
 
 def _order(cart: list[tuple[str, str, str, float]], order_id: str | None) -> dict[str, Any]:
+    """Checkout or order properties; only a completed order has an id and revenue."""
     total = round(sum(p[3] for p in cart), 2)
     body: dict[str, Any] = {"products": [_item(p) for p in cart], "currency": "GBP",
                             "value": total}
