@@ -36,6 +36,12 @@ class WarehouseSettings(CommonSettings):
         ge=1,
         description="Rows per events file written by compaction.",
     )
+    write_threads: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="Threads writing the files of one commit (mostly waiting on fsync).",
+    )
     row_group_rows: int = Field(
         default=128_000,
         ge=1_000,

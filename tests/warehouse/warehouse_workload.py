@@ -21,6 +21,7 @@ from journey.schema import Event, IdentityKey
 from processor.facts import (
     CustomerFacts,
     CustomerRow,
+    EventStageRow,
     IdentityRow,
     SessionRow,
     StageEntryRow,
@@ -67,6 +68,8 @@ def make_facts(customer: str, events: int) -> CustomerFacts:
                              0, None, "(direct)", "(none)", None, ("default",))],
         stage_entries=[StageEntryRow(customer, "default", "awareness", 0, T0, False, "e0"),
                        StageEntryRow(customer, "default", "consideration", 1, last, False, "e1")],
+        event_stages=[EventStageRow("e0", customer, f"s-{customer}", "default", T0,
+                                    "Product Viewed", "web", None, "awareness", 0)],
         transitions=[TransitionRow(customer, "default", "awareness", "consideration", 1)],
         surveys=[SurveyRow("e9", customer, "default", last, "nps", 9.0, "consideration")]
         if events % 2 else [],
