@@ -10,7 +10,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +19,22 @@ from pydantic import BaseModel, ConfigDict
 
 from ingest.errors import DeadLetterWriteError
 
+_NEVER = datetime.min.replace(tzinfo=UTC)
+
 
 class DeadLetter(BaseModel):
-    """One rejected event and why."""
+    """One rejected event and why; `index` locates it in a request, partition/offset in the log."""
 
     model_config = ConfigDict(frozen=True)
 
-    received_at: datetime
-    write_key: str
+    received_at: datetime | None
+    write_key: str | None = None
     reason: str
-    index: int
+    index: int | None = None
     event: Any
     stage: str = "collector"
+    partition: int | None = None
+    offset: int | None = None
 
 
 class DeadLetterStore:
@@ -71,8 +75,20 @@ def list_dead_letters(directory: Path, limit: int = 100) -> list[DeadLetter]:
             tail.extend(line for line in lines if line.strip())
         for line in tail:
             try:
-                newest.append(DeadLetter.model_validate(orjson.loads(line)))
-            except (orjson.JSONDecodeError, ValueError):
+                newest.append(_parse(orjson.loads(line), stage=path.stem))
+            except (orjson.JSONDecodeError, ValueError, TypeError):
                 continue  # a line cut short by a crash mid-write is not a dead letter
-    newest.sort(key=lambda letter: letter.received_at, reverse=True)
+    newest.sort(key=lambda letter: letter.received_at or _NEVER, reverse=True)
     return newest[:limit]
+
+
+def _parse(line: dict[str, Any], stage: str) -> DeadLetter:
+    """A stored line; the processor's lines hold the log record's `value` (a canonical event)."""
+    if "value" in line and "event" not in line:
+        try:
+            event = orjson.loads(line["value"])
+        except orjson.JSONDecodeError:
+            event = line["value"]
+        received = event.get("received_at") if isinstance(event, dict) else None
+        line = {**line, "event": event, "received_at": received, "stage": stage}
+    return DeadLetter.model_validate(line)

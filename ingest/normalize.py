@@ -174,7 +174,7 @@ def _campaign(context: Mapping[str, Any]) -> tuple[str | None, str | None, str |
             return found
     page = context.get("page")
     url = page.get("url") if isinstance(page, Mapping) else None
-    if not isinstance(url, str):
+    if not isinstance(url, str) or "utm_" not in url:
         return (None, None, None)
     try:
         query = parse_qs(urlsplit(url).query)

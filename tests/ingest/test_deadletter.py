@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
+
 from ingest.deadletter import DeadLetter, DeadLetterStore, list_dead_letters
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
@@ -39,3 +41,14 @@ def test_1_3_no_store_yet_lists_nothing(tmp_path: Path) -> None:
     assert list_dead_letters(tmp_path / "missing", 10) == []
     DeadLetterStore(tmp_path).append([])
     assert not (tmp_path / "collector.jsonl").exists()
+
+
+def test_1_3_processor_dead_letters_are_listed_with_the_collectors(tmp_path: Path) -> None:
+    DeadLetterStore(tmp_path).append([letter(1)])
+    value = orjson.dumps({"event_id": "e-7", "received_at": "2024-05-01T00:02:00Z"}).decode()
+    line = {"partition": 3, "offset": 41, "reason": "stage rule failed", "value": value}
+    (tmp_path / "processor.jsonl").write_bytes(orjson.dumps(line) + b"\n")
+    first, second = list_dead_letters(tmp_path, 10)
+    assert (first.stage, first.partition, first.offset) == ("processor", 3, 41)
+    assert first.event["event_id"] == "e-7" and first.received_at == T0 + timedelta(minutes=2)
+    assert second.reason == "reason 1"
