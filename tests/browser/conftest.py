@@ -6,38 +6,33 @@ so the pages post to /v1/batch exactly as a site does that serves the collector 
 
 from __future__ import annotations
 
-import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from playwright.sync_api import Browser, ConsoleMessage, Error, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Error, sync_playwright
 from pydantic import SecretStr
 
 from ingest.app import utc_now
 from ingest.routes import collector_router
 from ingest.settings import IngestSettings
 from ingest.snippet import snippet_router
-from journey.errors import RetryableError
 from journey.log.embedded import EmbeddedLog
-from journey.schema import Event
+
+from .harness import PAGES, PARTITIONS, WRITE_KEY, Collector, FlakyProducer, Tab
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-PAGES = Path(__file__).parent / "pages"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
-WRITE_KEY = "browser-test-key"
-PARTITIONS = 2
 
 
 @pytest.fixture(scope="session")
@@ -52,60 +47,6 @@ def browser() -> Iterator[Browser]:
         )
         yield browser
         browser.close()
-
-
-class FlakyProducer:
-    """The real embedded log, refusing the next `failures` appends as a log outage would."""
-
-    def __init__(self, log: EmbeddedLog) -> None:
-        self.log = log
-        self.failures = 0
-        self.refused = 0
-        self._lock = threading.Lock()
-
-    def append(self, records: Sequence[tuple[bytes, bytes]]) -> None:
-        """Append to the log, unless an outage was scheduled: then raise RetryableError."""
-        with self._lock:
-            if self.failures > 0:
-                self.failures -= 1
-                self.refused += 1
-                raise RetryableError("log unavailable (scheduled by the test)", records=len(records))
-        self.log.append(records)
-
-    def close(self) -> None:
-        self.log.close()
-
-
-@dataclass
-class Collector:
-    """A collector serving the test pages on http://127.0.0.1:port, over a fresh embedded log."""
-
-    url: str
-    log_dir: Path
-    producer: FlakyProducer
-
-    def events(self) -> list[Event]:
-        """Every event in the log so far, in log order per partition."""
-        consumer = EmbeddedLog(self.log_dir, partitions=PARTITIONS)
-        try:
-            records = []
-            while batch := consumer.poll(1000, 0.0):
-                records.extend(batch)
-        finally:
-            consumer.close()
-        return [Event.from_json(r.value) for r in records]
-
-    def wait_for(self, done: Callable[[list[Event]], bool], timeout_s: float = 15.0) -> list[Event]:
-        """Poll the log until `done(events)` holds; fail with what arrived when it never does."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            events = self.events()
-            if done(events):
-                return events
-            if time.monotonic() > deadline:
-                names = [(e.type, e.event) for e in events]
-                pytest.fail(f"events did not arrive within {timeout_s}s; the log has {names}")
-            time.sleep(0.1)
 
 
 def _test_app(settings: IngestSettings, producer: FlakyProducer) -> FastAPI:
@@ -142,22 +83,6 @@ def collector(tmp_path: Path) -> Iterator[Collector]:
     thread.join(timeout=10)
     sock.close()
     producer.close()
-
-
-@dataclass
-class Tab:
-    """A page in a fresh browser context, with every console error and uncaught exception."""
-
-    page: Page
-    errors: list[str]
-    allowed: list[re.Pattern[str]] = field(default_factory=list)
-
-    def allow_console(self, pattern: str) -> None:
-        """Expect browser-logged errors matching pattern (e.g. the failed request of a 503)."""
-        self.allowed.append(re.compile(pattern))
-
-    def unexpected_errors(self) -> list[str]:
-        return [e for e in self.errors if not any(p.search(e) for p in self.allowed)]
 
 
 @pytest.fixture

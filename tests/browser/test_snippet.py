@@ -12,7 +12,8 @@ from playwright.sync_api import Error, Page, Request
 
 from ingest.snippet import load_script, snippet_tag
 from journey.schema import Event
-from tests.browser.conftest import PAGES, WRITE_KEY, Collector, Tab
+
+from .harness import PAGES, WRITE_KEY, Collector, Tab
 
 ROOT = Path(__file__).resolve().parents[2]
 UTM = "utm_source=newsletter&utm_medium=email&utm_campaign=spring&utm_term=shoes&utm_content=hero"
@@ -82,7 +83,8 @@ def test_1_1_snippet_follows_one_visitor_across_three_pages(tab: Tab, collector:
     assert page.evaluate("localStorage.getItem('journey.userId')") == "user-42"
 
     early = next(e for e in events if e.event == "Product List Viewed")
-    landing = next(e for e in events if e.type == "page" and e.context["page"]["path"] == "/shop.html")
+    pages = {e.context["page"]["title"]: e for e in events if e.type == "page"}
+    landing = pages["Shop"]
     for event in (early, landing):
         assert event.campaign == ("newsletter", "email", "spring")
         assert event.context["campaign"] == {
@@ -93,7 +95,7 @@ def test_1_1_snippet_follows_one_visitor_across_three_pages(tab: Tab, collector:
     assert landing.context["page"]["search"] == f"?{UTM}"
     assert landing.context["library"]["name"] == "journey.js"
     assert landing.context["userAgent"] and landing.context["locale"]
-    product = next(e for e in events if e.type == "page" and e.context["page"]["title"] == "Product")
+    product = pages["Product"]
     assert product.context["page"]["referrer"] == f"{collector.url}/shop.html?{UTM}"
     assert product.properties["url"] == f"{collector.url}/product.html"
     assert not product.has_campaign
