@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 
 import duckdb
+from warehouse_workload import make_event, make_facts, snapshot_figures
 
 from warehouse.reader import VIEWS_SQL, WarehouseReader, register_views, views_sql
 from warehouse.tables import SCHEMAS, ModelRow, bucket_of, duckdb_type
 from warehouse.writer import WarehouseWriter
-from warehouse_workload import make_event, make_facts, snapshot_figures
 
 WORKLOAD = Path(__file__).with_name("warehouse_workload.py")
 
@@ -87,7 +87,7 @@ def test_6_3_reader_in_another_process_sees_whole_versions_while_the_writer_comm
     tmp_path: Path,
 ) -> None:
     child = subprocess.Popen(
-        [sys.executable, str(WORKLOAD), str(tmp_path), "8", "40"], stdout=subprocess.DEVNULL
+        [sys.executable, str(WORKLOAD), str(tmp_path), "8", "30"], stdout=subprocess.DEVNULL
     )
     reader = WarehouseReader(tmp_path / "warehouse")
     seen: set[int] = set()
@@ -109,4 +109,4 @@ def test_6_3_reader_in_another_process_sees_whole_versions_while_the_writer_comm
     assert child.returncode == 0
     assert len(seen) >= 3, f"the reader saw too few versions to prove anything: {seen}"
     final = reader.current()
-    assert final is not None and final.version == 40 and final.manifest.rows("events") == 800
+    assert final is not None and final.version == 30 and final.manifest.rows("events") == 600
