@@ -48,7 +48,7 @@ class DeadLetterStore:
         """Write the letters (one write, then fsync); raise DeadLetterWriteError on failure."""
         if not letters:
             return
-        data = b"".join(orjson.dumps(letter.model_dump(mode="json")) + b"\n" for letter in letters)
+        data = b"".join(_encode(letter) + b"\n" for letter in letters)
         try:
             with self._lock:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,6 +62,15 @@ class DeadLetterStore:
         except OSError as exc:
             raise DeadLetterWriteError(f"cannot write dead letters: {exc}",
                                        file=str(self.path)) from exc
+
+
+def _encode(letter: DeadLetter) -> bytes:
+    try:
+        return orjson.dumps(letter.model_dump(mode="json"))
+    except (orjson.JSONEncodeError, ValueError):
+        # Nested deeper than any JSON encoder goes: keep the why, not the unstorable what.
+        unstorable = letter.model_copy(update={"event": "<nested too deeply to store>"})
+        return orjson.dumps(unstorable.model_dump(mode="json"))
 
 
 def list_dead_letters(directory: Path, limit: int = 100) -> list[DeadLetter]:

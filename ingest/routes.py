@@ -85,6 +85,7 @@ class Collector:
         for index, (size, message) in enumerate(messages_of(body, kind, s.max_batch_events)):
             try:
                 event = self._event(size, message, received_at)
+                record = (partition_key(event), event.to_json())
             except InvalidEventError as exc:
                 reason = str(exc.message)
                 outcome.too_large += isinstance(exc, EventTooLargeError)
@@ -92,7 +93,7 @@ class Collector:
                 log.exception("normalising event %d failed", index)
                 reason = f"could not normalise the event ({type(exc).__name__}: {exc})"
             else:
-                records.append((partition_key(event), event.to_json()))
+                records.append(record)
                 continue
             outcome.rejected.append({"index": index, "reason": reason})
             letters.append(DeadLetter(received_at=received_at, write_key=key, reason=reason,
@@ -104,8 +105,10 @@ class Collector:
         outcome.stored = len(records)
         return outcome
 
-    def _event(self, size: int, message: Any, received_at: datetime) -> Event:
+    def _event(self, size: int | None, message: Any, received_at: datetime) -> Event:
         limit = self.settings.max_event_bytes
+        if size is None:
+            raise InvalidEventError("event is nested too deeply to be stored as JSON")
         if size > limit:
             raise EventTooLargeError(f"event is {size} bytes; the limit is {limit}")
         if not isinstance(message, dict):

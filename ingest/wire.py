@@ -133,7 +133,7 @@ def without_write_key(item: Any) -> Any:
 
 
 def messages_of(body: Mapping[str, Any], path_type: str | None,
-                max_batch: int) -> list[tuple[int, Any]]:
+                max_batch: int) -> list[tuple[int | None, Any]]:
     """(size as sent, message) of each message: the batch's items, batch-level fields merged in.
 
     `path_type` is the endpoint's type (None for batch); the endpoint decides a single message's
@@ -157,7 +157,7 @@ def messages_of(body: Mapping[str, Any], path_type: str | None,
         if value:
             shared[name] = value
     sent_at = body.get("sentAt")  # analytics-python and others stamp sentAt on the batch only
-    out: list[tuple[int, Any]] = []
+    out: list[tuple[int | None, Any]] = []
     for item in items:
         if not isinstance(item, dict):
             out.append((event_size(item), item))
@@ -174,6 +174,9 @@ def messages_of(body: Mapping[str, Any], path_type: str | None,
     return out
 
 
-def event_size(item: Any) -> int:
-    """Bytes of one message as JSON (the per-event limit's measure)."""
-    return len(orjson.dumps(item))
+def event_size(item: Any) -> int | None:
+    """Bytes of one message as JSON (the per-event limit's measure); None if too deep to encode."""
+    try:
+        return len(orjson.dumps(item))
+    except orjson.JSONEncodeError:
+        return None

@@ -10,6 +10,9 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from ingest.deadletter import list_dead_letters
 from ingest.routes import ENDPOINTS
@@ -156,3 +159,41 @@ def test_settings_write_keys_and_origins_are_comma_separated(
     assert "k1" not in repr(built)
     for name, info in IngestSettings.model_fields.items():
         assert info.description, name
+
+
+def test_1_3_event_nested_too_deeply_is_rejected_not_a_5xx(
+    client: TestClient, log: EmbeddedLog, basic: Basic, read_log: ReadLog,
+    settings: IngestSettings,
+) -> None:
+    deep = b'{"a":' * 600 + b"1" + b"}" * 600
+    item = b'{"type":"track","event":"E","userId":"u1","properties":' + deep + b"}"
+    body = b'{"batch":[' + orjson.dumps(TRACK) + b"," + item + b"]}"
+    response = client.post("/v1/batch", content=body, headers=basic())
+    assert response.status_code == 200, response.text
+    assert response.json()["rejected"][0]["index"] == 1
+    assert "nested too deeply" in response.json()["rejected"][0]["reason"]
+    assert len(read_log(log)) == 1
+    [letter] = list_dead_letters(settings.data_dir / "deadletter", 10)
+    assert letter.index == 1 and letter.event == "<nested too deeply to store>"
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=6)
+    | st.sampled_from(["track", "page", "identify", "alias", "2024-05-01T00:00:00Z", "-1"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["type", "event", "userId", "anonymousId", "context", "properties",
+                         "traits", "timestamp", "sentAt", "batch", "messageId", "page", "url"]),
+        inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@hypothesis_settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(body=JSON, endpoint=st.sampled_from(["/v1/batch", "/v1/t", "/v1/identify"]))
+def test_1_3_never_a_5xx_for_any_json(
+    client: TestClient, basic: Basic, body: Any, endpoint: str
+) -> None:
+    response = client.post(endpoint, content=orjson.dumps(body), headers=basic())
+    assert response.status_code < 500, response.text
+    assert isinstance(response.json()["success"], bool)
