@@ -224,3 +224,20 @@ def test_1_1_documented_tag_is_the_rendered_one() -> None:
     docs = (ROOT / "docs" / "snippet.md").read_text()
     assert snippet_tag("https://collector.example.com", "YOUR_WRITE_KEY") in docs
     assert snippet_tag("", WRITE_KEY) in (PAGES / "shop.html").read_text()
+
+
+def test_1_1_alias_and_group_reach_the_log(tab: Tab, collector: Collector) -> None:
+    page = tab.page
+    page.goto("/account.html")
+    page.evaluate("journey.group('acme', {plan: 'pro'}).alias('crm-7').flush()")
+
+    events = settled(collector, page, 3)
+    assert names(events) == [("alias", "Aliased"), ("group", "Grouped"), ("page", "Page Viewed")]
+    anonymous_id = page.evaluate("journey.anonymousId")
+    (alias,) = [e for e in events if e.type == "alias"]
+    assert alias.previous_id == anonymous_id
+    assert key(alias, "user_id") == "crm-7"
+    (group,) = [e for e in events if e.type == "group"]
+    assert group.properties["group_id"] == "acme"  # the collector keeps group traits apart
+    assert group.properties["group_traits"] == {"plan": "pro"}
+    assert key(group, "anonymous_id") == anonymous_id
