@@ -147,22 +147,41 @@ def build_app(data_dir: Path) -> FastAPI:
     return app
 
 
-@pytest.fixture(scope="session")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """The demo data through normalize -> derive -> warehouse writer, served by the real API."""
-    data_dir = tmp_path_factory.mktemp("dashboard-data")
+@contextmanager
+def serving(data_dir: Path, events: list[Event]) -> Iterator[Served]:
+    """Events through derive -> warehouse writer under data_dir, served by the real API."""
     config = CoreConfig(models=load_models(MODELS))
     writer = WarehouseWriter(WarehouseSettings(data_dir=data_dir, buckets=BUCKETS,
                                                grace_period_s=0.0))
     writer.open()
-    app = build_app(data_dir)
     try:
-        with serve(app) as url:
+        with serve(build_app(data_dir)) as url:
             served = Served(url, writer, config)
-            served.add(demo_events())
+            served.add(events)
             yield served
     finally:
         writer.close()
+
+
+@pytest.fixture(scope="session")
+def all_events() -> list[Event]:
+    return demo_events()
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory, all_events: list[Event]) -> Iterator[Served]:
+    """The whole demo data set (normalised by the collector's code), served once per session."""
+    with serving(tmp_path_factory.mktemp("dashboard-data"), all_events) as served:
+        yield served
+
+
+@pytest.fixture
+def growing(tmp_path: Path, all_events: list[Event]) -> Iterator[tuple[Served, list[Event]]]:
+    """A server holding the first 80% of the demo events by time, and the rest to add later."""
+    ordered = sorted(all_events, key=Event.order_key)
+    cut = len(ordered) * 8 // 10
+    with serving(tmp_path, ordered[:cut]) as served:
+        yield served, ordered[cut:]
 
 
 @pytest.fixture(scope="session")

@@ -106,7 +106,9 @@ async function loadModels(paths) {
   if (!models.length) models = [{ model: "default", stages: [] }];
   state.models = models;
   const sel = $("model");
-  const current = sel.value || "default";
+  const current = sel.value || new URLSearchParams(location.search).get("model") || "default";
+  // A model named in the address (a shared link) is offered even if no list names it.
+  if (!models.some((m) => m.model === current)) models.push({ model: current, stages: [] });
   mount(sel, models.map((m) => h("option", { value: m.model }, m.model)));
   sel.value = models.some((m) => m.model === current) ? current : models[0].model;
 }
@@ -201,7 +203,19 @@ function handleError(e) {
     : `Cannot reach the API: ${e.message}`);
 }
 
+/** Keep model and persona in the address so a view can be shared (the token never is). */
+function rememberSelection() {
+  const q = new URLSearchParams(location.search);
+  const sel = selection();
+  for (const [k, v] of [["model", sel.model === "default" ? "" : sel.model], ["persona", sel.persona]]) {
+    if (v) q.set(k, v); else q.delete(k);
+  }
+  const s = q.toString();
+  history.replaceState(null, "", location.pathname + (s ? `?${s}` : ""));
+}
+
 function selectionChanged() {
+  rememberSelection();
   state.generation += 1;
   poll(true);
 }
@@ -284,6 +298,7 @@ function wire() {
 }
 
 wire();
+$("persona").value = new URLSearchParams(location.search).get("persona") || "";
 const token = initialToken();
 if (token) start(token);
 else askToken();
