@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 import duckdb
@@ -36,14 +36,13 @@ class Snapshot(Protocol):
     @property
     def version(self) -> int: ...
 
-    @property
-    def watermark(self) -> datetime | None: ...
-
 
 class Warehouse(Protocol):
-    """What the store needs of a warehouse reader."""
+    """What the store needs of a warehouse reader (warehouse.reader.WarehouseReader)."""
 
     def current(self) -> Any: ...
+
+    def register_views(self, con: duckdb.DuckDBPyConnection, snap: Any) -> None: ...
 
 
 RegisterViews = Callable[[duckdb.DuckDBPyConnection, Any], None]
@@ -56,13 +55,6 @@ class Bound:
     version: int
     watermark: datetime | None
     con: duckdb.DuckDBPyConnection
-
-
-def _default_register() -> RegisterViews:
-    from warehouse.reader import register_views  # late: the API may run without a warehouse
-
-    fn: RegisterViews = register_views
-    return fn
 
 
 def materialise(con: duckdb.DuckDBPyConnection, names: tuple[str, ...] = MATERIALISED) -> None:
@@ -85,7 +77,7 @@ class SnapshotStore:
         reader: Warehouse,
         clock: Callable[[], datetime],
         *,
-        register: RegisterViews | None = None,
+        register: RegisterViews | None = None,  # default: reader.register_views
         refresh_interval_s: float = 1.0,
         cache_entries: int = 1024,
     ) -> None:
@@ -157,7 +149,8 @@ class SnapshotStore:
         con = duckdb.connect(":memory:")
         # GLOBAL so that every cursor (its own session) buckets days and weeks in UTC.
         con.execute("SET GLOBAL TimeZone = 'UTC'")
-        register = self._register or _default_register()
-        register(con, snap)
+        (self._register or self._reader.register_views)(con, snap)
         materialise(con)
-        return Bound(version=snap.version, watermark=snap.watermark, con=con)
+        row = con.execute("SELECT timezone('UTC', max(watermark)) FROM meta").fetchone()
+        watermark = row[0].replace(tzinfo=UTC) if row and row[0] is not None else None
+        return Bound(version=snap.version, watermark=watermark, con=con)

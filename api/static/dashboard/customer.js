@@ -11,14 +11,30 @@ function timeline(events, stages) {
   const lanes = [...new Set(pts.map((e) => e.channel))]
     .sort((a, b) => LANE_ORDER.indexOf(a) - LANE_ORDER.indexOf(b));
   const t0 = Math.min(...pts.map((e) => e.t)), t1 = Math.max(...pts.map((e) => e.t));
-  const W = 1200, L = 70, R = 20, T = 34, lane = 30, H = T + lanes.length * lane + 26;
-  const x = (t) => L + (t1 === t0 ? (W - L - R) / 2 : ((t - t0) * (W - L - R)) / (t1 - t0));
+  const entered = stages.filter((st) => !st.inferred);
+  // Stages entered minutes apart would print on top of each other: stack their labels in rows.
+  const rowEnds = [];
+  const placed = entered.map((st) => {
+    const tx0 = new Date(st.entered_at).getTime();
+    return { st, t: tx0 };
+  });
+  const W = 1200, L = 70, R = 20, lane = 30;
+  const x0 = (t) => L + (t1 === t0 ? (W - L - R) / 2 : ((t - t0) * (W - L - R)) / (t1 - t0));
+  const rows = placed.map(({ st, t }) => {
+    const width = 7 * label(st.stage).length + 10;
+    let row = rowEnds.findIndex((end) => end < x0(t));
+    if (row < 0) { row = rowEnds.length; rowEnds.push(0); }
+    rowEnds[row] = x0(t) + width;
+    return row;
+  });
+  const T = 20 + 13 * Math.max(1, rowEnds.length), H = T + lanes.length * lane + 26;
+  const x = x0;
   const y = (c) => T + lanes.indexOf(c) * lane + lane / 2;
-  const marks = stages.filter((st) => !st.inferred).map((st) => {
-    const tx = x(new Date(st.entered_at).getTime());
+  const marks = placed.map(({ st, t }, i) => {
+    const tx = x(t);
     return s("g", { class: "stagemark" },
-      s("line", { x1: tx, x2: tx, y1: 14, y2: H - 24 }),
-      s("text", { x: tx + 3, y: 12 }, label(st.stage)));
+      s("line", { x1: tx, x2: tx, y1: 14 + 13 * rows[i], y2: H - 24 }),
+      s("text", { x: tx + 3, y: 12 + 13 * rows[i] }, label(st.stage)));
   });
   const laneEls = lanes.map((c, i) => s("g", {},
     s("rect", { x: L, y: T + i * lane, width: W - L - R, height: lane, class: i % 2 ? "lane odd" : "lane" }),

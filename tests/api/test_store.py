@@ -1,0 +1,117 @@
+"""The snapshot store over the real warehouse (writer -> manifest -> reader -> views)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.metrics.filters import CustomerFilter, load_model
+from api.metrics.funnel import funnel
+from api.settings import ApiSettings
+from api.store import MATERIALISED, SnapshotStore
+from journey.schema import Event, IdentityKey
+from processor.facts import (
+    CustomerFacts,
+    CustomerRow,
+    EventStageRow,
+    IdentityRow,
+    SessionRow,
+    StageEntryRow,
+)
+from tests.api.conftest import TOKEN, FakeClock
+from warehouse.reader import WarehouseReader
+from warehouse.settings import WarehouseSettings
+from warehouse.tables import ModelRow, bucket_of
+from warehouse.writer import WarehouseWriter
+
+T0 = datetime(2026, 3, 2, tzinfo=UTC)
+MODEL = [ModelRow("default", s, i, s == "decision", 90 * 86400.0) for i, s in
+         enumerate(("awareness", "consideration", "decision", "retention", "advocacy"))]
+BUCKETS = 4
+
+
+def facts(cid: str, reached: int, hours: float) -> CustomerFacts:
+    """A customer that reached stages 0..reached-1, one each `hours` after its first event."""
+    when = [T0 + timedelta(hours=hours * i) for i in range(reached)]
+    return CustomerFacts(
+        customer=CustomerRow(cid, cid, T0, when[-1], reached, "web", "(direct)", "(none)",
+                             {"plan": "pro"}),
+        identities=[IdentityRow(cid, "user_id", cid, T0)],
+        sessions=[SessionRow(f"s-{cid}", cid, "web", T0, when[-1], 0.0, reached, reached, None,
+                             "(direct)", "(none)", None, ())],
+        stage_entries=[StageEntryRow(cid, "default", MODEL[i].stage, i, w, False, f"{cid}-{i}")
+                       for i, w in enumerate(when)],
+        event_stages=[EventStageRow(f"{cid}-{i}", cid, f"s-{cid}", "default", w, "Page Viewed",
+                                    "web", None, MODEL[i].stage, i) for i, w in enumerate(when)],
+    )
+
+
+def event(cid: str, i: int) -> Event:
+    return Event(event_id=f"{cid}-{i}", type="page", event="Page Viewed", channel="web",
+                 timestamp=T0 + timedelta(hours=i), received_at=T0 + timedelta(hours=i),
+                 keys=(IdentityKey(type="user_id", value=cid),), source="(direct)",
+                 medium="(none)")
+
+
+@pytest.fixture
+def writer(tmp_path: Path) -> Iterator[WarehouseWriter]:
+    with WarehouseWriter(WarehouseSettings(data_dir=tmp_path, buckets=BUCKETS)) as w:
+        yield w
+
+
+def commit(writer: WarehouseWriter, customers: list[CustomerFacts], watermark: datetime) -> None:
+    buckets: dict[int, list[CustomerFacts]] = {}
+    for f in customers:
+        buckets.setdefault(bucket_of(f.customer.customer_id, BUCKETS), []).append(f)
+    events = [(event(f.customer.customer_id, i), 0, i) for f in customers
+              for i in range(f.customer.event_count)]
+    writer.replace_all(buckets, MODEL, watermark)
+    writer.commit(events, {}, {0: len(events)}, watermark, MODEL)
+
+
+def test_6_3_store_reads_the_warehouse_and_follows_new_versions(
+    writer: WarehouseWriter,
+) -> None:
+    clock = FakeClock()
+    store = SnapshotStore(WarehouseReader(writer.root), clock, refresh_interval_s=60)
+    assert store.current() is None
+    commit(writer, [facts("a", 3, 2.0), facts("b", 2, 1.0)], T0 + timedelta(days=1))
+    clock.now += timedelta(seconds=61)
+    with store.cursor() as (bound, cur):
+        assert bound.watermark == T0 + timedelta(days=1)
+        kinds = dict(cur.execute("SELECT table_name, table_type FROM information_schema.tables")
+                     .fetchall())
+        assert {kinds[t] for t in MATERIALISED} == {"BASE TABLE"}
+        assert kinds["events"] == kinds["event_stages"] == "VIEW"
+        stages = funnel(cur, load_model(cur, "default"), CustomerFilter())["stages"]
+        assert [(s["customers"], s["median_time_to_stage_s"]) for s in stages[:3]] == [
+            (2, 0.0), (2, 1.5 * 3600), (1, 4 * 3600)]
+        first = bound.version
+
+    commit(writer, [facts("a", 3, 2.0), facts("b", 2, 1.0), facts("c", 1, 1.0)], T0)
+    with store.cursor() as (bound, _):
+        assert bound.version == first  # within the refresh interval: the old snapshot
+    clock.now += timedelta(seconds=61)
+    with store.cursor() as (bound, cur):
+        assert bound.version > first
+        assert cur.execute("SELECT count(*) FROM customers").fetchone() == (3,)
+
+
+def test_6_2_api_over_the_real_warehouse(writer: WarehouseWriter) -> None:
+    commit(writer, [facts("a", 3, 2.0), facts("b", 2, 1.0)], T0 + timedelta(days=1))
+    store = SnapshotStore(WarehouseReader(writer.root), FakeClock())
+    client = TestClient(create_app(ApiSettings(api_tokens=[TOKEN]), store))  # type: ignore[list-item]
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    events = client.get("/v1/customers/user_id:a/events", headers=auth).json()
+    assert [e["event_id"] for e in events] == ["a-0", "a-1", "a-2"]
+    assert events[1]["timestamp"] == "2026-03-02T01:00:00Z"
+    c = client.get("/v1/customers/a", headers=auth).json()
+    assert (c["stage"], c["last_seen"], c["lapsed"]) == ("decision", "2026-03-02T04:00:00Z", False)
+    jm = client.get("/v1/journey-map", headers=auth).json()
+    assert [s["customers"] for s in jm["stages"]] == [2, 2, 1, 0, 0]
+    assert jm["kpis"]["watermark"] == "2026-03-03T00:00:00Z"
