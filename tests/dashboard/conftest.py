@@ -135,7 +135,7 @@ class WatermarkedReader(WarehouseReader):
 
 
 def build_app(data_dir: Path) -> FastAPI:
-    """The dashboard and the real API over the warehouse under data_dir, as `journey up` wires them."""
+    """The dashboard and the real API over the warehouse under data_dir, wired as `journey up`."""
     settings = ApiSettings(data_dir=data_dir, api_tokens=[SecretStr(TOKEN)],
                            refresh_interval_s=0.0)
     store = SnapshotStore(WatermarkedReader(settings.warehouse_dir), lambda: datetime.now(UTC),

@@ -195,7 +195,8 @@ def test_6_2_customer_lookup_shows_the_timeline_across_channels(
     assert sorted(lanes) == sorted({e["channel"] for e in events}) and len(lanes) >= 2
     chips = page.eval_on_selector_all("ol.stagechips li b", "bs => bs.map(b => b.textContent)")
     assert [c.lower() for c in chips] == [s["stage"] for s in customer["stages"]]
-    screenshot(page, "customer")
+    page.locator("#customer").scroll_into_view_if_needed()
+    screenshot(page, "customer", full_page=False)
 
 
 def test_6_2_polls_with_if_none_match_and_shows_new_data(
