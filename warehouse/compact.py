@@ -49,7 +49,8 @@ def merge_events(
     con = duckdb.connect()
     try:
         reader = con.execute(
-            f"SELECT * FROM read_parquet([{paths}]) ORDER BY timestamp, event_id"
+            f"SELECT * FROM read_parquet([{paths}], hive_partitioning = false)"
+            " ORDER BY timestamp, event_id"
         ).to_arrow_reader(min(row_group_rows, target_rows))
         out: list[DataFile] = []
         pending: list[pa.RecordBatch] = []

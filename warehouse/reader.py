@@ -84,7 +84,9 @@ def read_events(snap: Snapshot, batch_size: int, ordered: bool) -> Iterator[list
     con = duckdb.connect()
     try:
         reader = con.execute(
-            "SELECT * FROM read_parquet(?) ORDER BY timestamp, event_id", [paths]
+            "SELECT * FROM read_parquet(?, hive_partitioning = false)"
+            " ORDER BY timestamp, event_id",
+            [paths],
         ).to_arrow_reader(batch_size)
         for batch in reader:
             yield events_from_arrow(batch)
@@ -105,7 +107,8 @@ def views_sql(snap: Snapshot) -> str:
         paths = snap.paths(table)
         if paths:
             files = ", ".join(_literal(str(p)) for p in paths)
-            body = f"SELECT * FROM read_parquet([{files}])"
+            # No hive partitioning: a `key=value` directory in the root must not become a column.
+            body = f"SELECT * FROM read_parquet([{files}], hive_partitioning = false)"
         else:
             columns = ", ".join(
                 f"CAST(NULL AS {duckdb_type(f.type)}) AS {_ident(f.name)}" for f in schema

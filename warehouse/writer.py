@@ -210,7 +210,8 @@ class WarehouseWriter:
 
     def _publish(self, manifest: Manifest, retired: list[str], written: list[DataFile]) -> Manifest:
         now = self._clock()
-        for directory in {(self.root / f.path).parent for f in written}:
+        # New files and table directories must be durable before the manifest names them.
+        for directory in {self.root} | {(self.root / f.path).parent for f in written}:
             fsync_dir(directory)
         pending = (*manifest.retired, *(RetiredFile(p, now) for p in retired))
         expired = [r for r in pending if now - r.retired_at >= self.settings.grace_period_s]

@@ -11,6 +11,7 @@ import duckdb
 from warehouse_workload import make_event, make_facts, snapshot_figures
 
 from warehouse.reader import VIEWS_SQL, WarehouseReader, register_views, views_sql
+from warehouse.settings import WarehouseSettings
 from warehouse.tables import SCHEMAS, ModelRow, bucket_of, duckdb_type
 from warehouse.writer import WarehouseWriter
 
@@ -110,3 +111,16 @@ def test_6_3_reader_in_another_process_sees_whole_versions_while_the_writer_comm
     assert len(seen) >= 3, f"the reader saw too few versions to prove anything: {seen}"
     final = reader.current()
     assert final is not None and final.version == 30 and final.manifest.rows("events") == 600
+
+
+def test_6_3_a_key_value_directory_in_the_root_adds_no_column(tmp_path: Path) -> None:
+    settings = WarehouseSettings(data_dir=tmp_path / "run=1", buckets=8)
+    with WarehouseWriter(settings) as writer:
+        writer.commit([(make_event(0, "c1"), 0, 0)], {bucket_of("c1", 8): [make_facts("c1", 1)]},
+                      {0: 1}, None, None)
+        snap = WarehouseReader(writer.root).current()
+    assert snap is not None
+    con = duckdb.connect()
+    register_views(con, snap)
+    assert _column_types(con, "events") == _expected_types("events")
+    assert _column_types(con, "customers") == _expected_types("customers")

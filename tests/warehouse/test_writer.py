@@ -170,15 +170,17 @@ def test_unreferenced_files_are_deleted_only_after_the_grace_period(tmp_path: Pa
     with WarehouseWriter(settings, clock=lambda: now[0]) as writer:
         bucket = bucket_of("c1", 8)
         writer.commit([], {bucket: [make_facts("c1", 1)]}, {}, None, None)
-        old = writer.root / writer.state().files("customers")[0].path
+        old_path = writer.state().files("customers")[0].path
+        old = writer.root / old_path
         writer.commit([], {bucket: [make_facts("c1", 2)]}, {}, None, None)
         now[0] += 59.0
         writer.commit([], {}, {}, None, None)
         assert old.exists()  # a reader of version 1 may still be reading it
+        assert old_path in {r.path for r in writer.state().retired}
         now[0] += 1.0
         writer.commit([], {}, {}, None, None)
         assert not old.exists()
-        assert all(r.path != str(old) for r in writer.state().retired)
+        assert old_path not in {r.path for r in writer.state().retired}
 
 
 def test_orphans_of_an_interrupted_commit_are_removed_on_open(settings: WarehouseSettings) -> None:
