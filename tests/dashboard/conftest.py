@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -122,23 +121,11 @@ def serve(app: FastAPI) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-class WatermarkedReader(WarehouseReader):
-    """TEMPORARY: api.store reads `snapshot.watermark`, warehouse.reader's Snapshot has it only
-    on its manifest; remove once the two agree (reported to the lead)."""
-
-    def current(self) -> Any:
-        snap = super().current()
-        if snap is None or hasattr(snap, "watermark"):
-            return snap
-        return SimpleNamespace(version=snap.version, watermark=snap.manifest.watermark,
-                               manifest=snap.manifest, root=snap.root, paths=snap.paths)
-
-
 def build_app(data_dir: Path) -> FastAPI:
     """The dashboard and the real API over the warehouse under data_dir, wired as `journey up`."""
     settings = ApiSettings(data_dir=data_dir, api_tokens=[SecretStr(TOKEN)],
                            refresh_interval_s=0.0)
-    store = SnapshotStore(WatermarkedReader(settings.warehouse_dir), lambda: datetime.now(UTC),
+    store = SnapshotStore(WarehouseReader(settings.warehouse_dir), lambda: datetime.now(UTC),
                           refresh_interval_s=0.0)
     app = FastAPI(title="journey dashboard test")
     app.include_router(api_router(settings, store))
