@@ -173,6 +173,7 @@ def write_parquet(
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, path, compression="zstd", row_group_size=row_group_rows)
+        os.chmod(path, 0o444)  # immutable: a stray `COPY ... TO` must not rewrite history
         fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)

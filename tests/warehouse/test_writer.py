@@ -117,6 +117,7 @@ def test_a_bucket_left_without_customers_has_no_files(writer: WarehouseWriter) -
 def test_tables_without_rows_get_no_file(writer: WarehouseWriter) -> None:
     state = writer.commit([], {bucket_of("c1", 8): [make_facts("c1", 2)]}, {}, None, None)
     assert state.files("surveys") == () and len(state.files("customers")) == 1
+    assert (writer.root / state.files("customers")[0].path).stat().st_mode & 0o777 == 0o444
 
 
 def test_commit_refuses_a_customer_in_the_wrong_bucket(writer: WarehouseWriter) -> None:
@@ -216,3 +217,17 @@ def test_compaction_keeps_every_event_exactly_once(tmp_path: Path) -> None:
 def test_commit_timestamps_are_utc(writer: WarehouseWriter) -> None:
     state = writer.commit([], {}, {}, None, None)
     assert state.committed_at is not None and state.committed_at.tzinfo == UTC
+
+
+def test_a_changed_bucket_count_needs_a_rebuild(tmp_path: Path) -> None:
+    with WarehouseWriter(WarehouseSettings(data_dir=tmp_path, buckets=8)) as writer:
+        writer.commit([], {bucket_of("c1", 8): [make_facts("c1", 1)]}, {}, None, None)
+    with WarehouseWriter(WarehouseSettings(data_dir=tmp_path, buckets=4)) as writer:
+        with pytest.raises(CommitError) as info:
+            writer.commit([], {bucket_of("c1", 4): [make_facts("c1", 2)]}, {}, None, None)
+        assert info.value.context == {"stored": 8, "configured": 4}
+        state = writer.replace_all({bucket_of("c1", 4): [make_facts("c1", 2)]})
+        assert state.buckets == 4 and [f.bucket for f in state.files("customers")] == [
+            bucket_of("c1", 4)
+        ]
+        writer.commit([], {}, {0: 1}, None, None)
