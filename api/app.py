@@ -31,6 +31,7 @@ def main() -> None:
         lambda: datetime.now(UTC),
         refresh_interval_s=settings.refresh_interval_s,
         cache_entries=settings.cache_entries,
+        background=True,
     )
     uvicorn.run(create_app(settings, store), host=settings.host, port=settings.port)
 

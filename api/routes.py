@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import duckdb
@@ -28,6 +28,7 @@ from api.metrics import (
     transitions,
 )
 from api.metrics.filters import (
+    TRAIT_PREFIX,
     CustomerFilter,
     check_traits,
     load_model,
@@ -37,9 +38,10 @@ from api.metrics.filters import (
 )
 from api.ops import LATENCY, REQUESTS
 from api.settings import ApiSettings
-from api.store import SnapshotStore
+from api.store import Bound, SnapshotStore
 
-Compute = Callable[[duckdb.DuckDBPyConnection], Any]
+Params = Mapping[str, str]
+Compute = Callable[[duckdb.DuckDBPyConnection, Params], Any]
 
 
 def error_response(error: ApiError | NotReadyError) -> Response:
@@ -69,9 +71,9 @@ class ApiRoute(APIRoute):
         return handler
 
 
-def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+def int_param(q: Params, name: str, default: int, low: int, high: int) -> int:
     """An integer query parameter in [low, high]; BadParameterError otherwise."""
-    raw = request.query_params.get(name)
+    raw = q.get(name)
     if raw is None or raw == "":
         return default
     try:
@@ -84,13 +86,74 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
     return value
 
 
-def choice_param(request: Request, name: str, default: str, allowed: tuple[str, ...]) -> str:
+def choice_param(q: Params, name: str, default: str, allowed: tuple[str, ...]) -> str:
     """A query parameter that must be one of `allowed`."""
-    value = request.query_params.get(name) or default
+    value = q.get(name) or default
     if value not in allowed:
         raise BadParameterError(f"{name}={value!r} must be one of {', '.join(allowed)}",
                                 param=name, value=value, known=list(allowed))
     return value
+
+
+def metric(fn: Callable[..., Any], *extra: Callable[[Params], Any]) -> Compute:
+    """fn(cur, model, customer filter, *values parsed from the query) as a Compute."""
+
+    def compute(cur: duckdb.DuckDBPyConnection, q: Params) -> Any:
+        args = [get(q) for get in extra]
+        model = load_model(cur, q.get("model") or "default")
+        f = parse_filter(q)
+        check_traits(cur, f)
+        return fn(cur, model, f, *args)
+
+    return compute
+
+
+def get_timeseries(cur: duckdb.DuckDBPyConnection, q: Params) -> Any:
+    """/v1/timeseries: from/to bound the events here, not first_seen; traits pick customers."""
+    since, until = parse_time("from", q.get("from")), parse_time("to", q.get("to"))
+    channel = parse_channel(q.get("channel"))
+    f = CustomerFilter(traits=parse_filter(
+        {k: v for k, v in q.items() if k.startswith(TRAIT_PREFIX)}).traits)
+    check_traits(cur, f)
+    model = load_model(cur, q.get("model") or "default")
+    return timeseries.timeseries(cur, model, f, since, until, channel)
+
+
+def get_sessions(cur: duckdb.DuckDBPyConnection, q: Params) -> Any:
+    """/v1/sessions: from/to bound the session start."""
+    since, until = parse_time("from", q.get("from")), parse_time("to", q.get("to"))
+    return sessions.session_stats(cur, since, until, parse_channel(q.get("channel")))
+
+
+# The model-level views a dashboard polls; computed for every model when a snapshot arrives.
+WARMED: dict[str, Compute] = {
+    "/v1/funnel": metric(funnel.funnel),
+    "/v1/kpis": metric(kpis.kpis),
+    "/v1/journey-map": metric(journey_map.journey_map),
+}
+COMPUTES: dict[str, Compute] = {
+    **WARMED,
+    "/v1/transitions": metric(transitions.transitions),
+    "/v1/attribution": metric(
+        attribution.attribution,
+        lambda q: choice_param(q, "method", "last_touch", attribution.METHODS),
+        lambda q: choice_param(q, "by", "channel", attribution.BYS),
+    ),
+    "/v1/cohorts": metric(cohorts.cohorts, lambda q: int_param(q, "weeks", 12, 1, 104)),
+    "/v1/paths": metric(
+        paths.paths,
+        lambda q: choice_param(q, "by", "stage", ("stage", "event")),
+        lambda q: int_param(q, "steps", 4, 1, 20),
+        lambda q: int_param(q, "top", 10, 1, 1000),
+    ),
+    "/v1/timeseries": get_timeseries,
+    "/v1/sessions": get_sessions,
+}
+
+
+def cache_key(path: str, params: list[tuple[str, str]]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The result-cache key of a request (the snapshot version is added by the store)."""
+    return (path, tuple(sorted(params)))
 
 
 def api_router(settings: ApiSettings, store: SnapshotStore) -> APIRouter:
@@ -101,83 +164,49 @@ def api_router(settings: ApiSettings, store: SnapshotStore) -> APIRouter:
 
     router = APIRouter(route_class=ApiRoute, dependencies=[Depends(auth)])
 
-    def answer(request: Request, compute: Compute) -> Response:
+    def answer(request: Request, compute: Callable[[duckdb.DuckDBPyConnection], Any]) -> Response:
         with store.cursor() as (bound, cur):
             params = request.query_params.multi_items()
             etag = make_etag(bound.version, request.url.path, params)
             headers = {"ETag": etag, "Cache-Control": "no-cache"}
             if matches(request.headers.get("if-none-match"), etag):
                 return Response(status_code=304, headers=headers)
-            key = (request.url.path, tuple(sorted(params)))
+            key = cache_key(request.url.path, params)
             body = store.cached(bound.version, key, lambda: orjson.dumps(compute(cur)))
             return Response(body, media_type="application/json", headers=headers)
 
-    def filtered(request: Request, cur: duckdb.DuckDBPyConnection) -> CustomerFilter:
-        f = parse_filter(request.query_params)
-        check_traits(cur, f)
-        return f
+    def warm(bound: Bound) -> None:
+        cur = bound.con.cursor()
+        try:
+            names = [r[0] for r in cur.execute("SELECT DISTINCT model FROM models").fetchall()]
+            for path, compute in WARMED.items():
+                for params in [[], *([("model", name)] for name in names)]:
+                    body = orjson.dumps(compute(cur, dict(params)))
+                    store.put(bound.version, cache_key(path, params), body)
+        finally:
+            cur.close()
 
-    def model_of(request: Request, cur: duckdb.DuckDBPyConnection) -> Any:
-        return load_model(cur, request.query_params.get("model") or "default")
+    if settings.warm_cache:
+        store.on_snapshot(warm)
 
-    def metric(fn: Callable[..., Any], *extra: Callable[[Request], Any]) -> Callable[..., Any]:
-        """An endpoint computing fn(cur, model, filter, *extra values parsed from the request)."""
-        def endpoint(request: Request) -> Response:
-            args = [get(request) for get in extra]  # parse before touching the data
-            return answer(request, lambda cur: fn(
-                cur, model_of(request, cur), filtered(request, cur), *args))
-        return endpoint
+    def endpoint(compute: Compute) -> Callable[[Request], Response]:
+        def get(request: Request) -> Response:
+            return answer(request, lambda cur: compute(cur, request.query_params))
+        return get
 
-    router.add_api_route("/v1/funnel", metric(funnel.funnel), methods=["GET"])
-    router.add_api_route("/v1/kpis", metric(kpis.kpis), methods=["GET"])
-    router.add_api_route("/v1/transitions", metric(transitions.transitions), methods=["GET"])
-    router.add_api_route("/v1/journey-map", metric(journey_map.journey_map), methods=["GET"])
-    router.add_api_route("/v1/attribution", metric(
-        attribution.attribution,
-        lambda r: choice_param(r, "method", "last_touch", attribution.METHODS),
-        lambda r: choice_param(r, "by", "channel", attribution.BYS),
-    ), methods=["GET"])
-    router.add_api_route("/v1/cohorts", metric(
-        cohorts.cohorts, lambda r: int_param(r, "weeks", 12, 1, 104)), methods=["GET"])
-    router.add_api_route("/v1/paths", metric(
-        paths.paths,
-        lambda r: choice_param(r, "by", "stage", ("stage", "event")),
-        lambda r: int_param(r, "steps", 4, 1, 20),
-        lambda r: int_param(r, "top", 10, 1, 1000),
-    ), methods=["GET"])
-
-    @router.get("/v1/timeseries")
-    def get_timeseries(request: Request) -> Response:
-        q = request.query_params
-        since, until = parse_time("from", q.get("from")), parse_time("to", q.get("to"))
-        channel = parse_channel(q.get("channel"))
-        # from/to bound the events here, not first_seen: only the trait filters select customers.
-        every = CustomerFilter(traits=parse_filter(
-            {k: v for k, v in q.items() if k.startswith("trait.")}).traits)
-
-        def compute(cur: duckdb.DuckDBPyConnection) -> Any:
-            check_traits(cur, every)
-            model = model_of(request, cur)
-            return timeseries.timeseries(cur, model, every, since, until, channel)
-
-        return answer(request, compute)
-
-    @router.get("/v1/sessions")
-    def get_sessions(request: Request) -> Response:
-        q = request.query_params
-        since, until = parse_time("from", q.get("from")), parse_time("to", q.get("to"))
-        channel = parse_channel(q.get("channel"))
-        return answer(request, lambda cur: sessions.session_stats(cur, since, until, channel))
+    for path, compute in COMPUTES.items():
+        router.add_api_route(path, endpoint(compute), methods=["GET"])
 
     @router.get("/v1/customers/{key}/events")
     def get_customer_events(request: Request, key: str) -> Response:
-        limit = int_param(request, "limit", min(1000, settings.events_limit), 1,
-                          settings.events_limit)
-        offset = int_param(request, "offset", 0, 0, 2**62)
+        q = request.query_params
+        limit = int_param(q, "limit", min(1000, settings.events_limit), 1, settings.events_limit)
+        offset = int_param(q, "offset", 0, 0, 2**62)
         return answer(request, lambda cur: customers.customer_events(cur, key, limit, offset))
 
     @router.get("/v1/customers/{key}")
     def get_customer(request: Request, key: str) -> Response:
-        return answer(request, lambda cur: customers.customer(cur, model_of(request, cur), key))
+        model = request.query_params.get("model") or "default"
+        return answer(request, lambda cur: customers.customer(cur, load_model(cur, model), key))
 
     return router

@@ -27,6 +27,10 @@ class ApiSettings(CommonSettings):
     cache_entries: int = Field(
         default=1024, ge=0, description="Query results kept per snapshot version (0 = no cache)."
     )
+    warm_cache: bool = Field(
+        default=True,
+        description="Compute funnel, KPIs and journey map of every model when a snapshot loads.",
+    )
     events_limit: int = Field(
         default=10_000,
         ge=1,

@@ -80,6 +80,7 @@ class SnapshotStore:
         register: RegisterViews | None = None,  # default: reader.register_views
         refresh_interval_s: float = 1.0,
         cache_entries: int = 1024,
+        background: bool = False,
     ) -> None:
         self._reader = reader
         self.clock = clock
@@ -90,7 +91,13 @@ class SnapshotStore:
         self._checked_at: datetime | None = None
         self._build_lock = threading.Lock()
         self._cache_lock = threading.Lock()
-        self._cache: OrderedDict[Hashable, Any] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, Hashable], Any] = OrderedDict()
+        self._background = background
+        self._warmers: list[Callable[[Bound], None]] = []
+
+    def on_snapshot(self, warm: Callable[[Bound], None]) -> None:
+        """Run warm(bound) on every new snapshot before it is served (e.g. to fill the cache)."""
+        self._warmers.append(warm)
 
     def refresh(self, force: bool = False) -> Bound | None:
         """Swap to the reader's current snapshot if its version changed (at most every interval)."""
@@ -102,14 +109,31 @@ class SnapshotStore:
         # While one thread builds a new connection the others keep answering from the old one.
         if not self._build_lock.acquire(blocking=self._bound is None):
             return self._bound
+        self._checked_at = now
         try:
-            self._checked_at = now
             snap = self._reader.current()
-            if snap is not None and (self._bound is None or snap.version != self._bound.version):
-                self._bound = self._build(snap)
-                with self._cache_lock:
-                    self._cache.clear()
+            if snap is None or (self._bound is not None and snap.version == self._bound.version):
+                self._build_lock.release()
+                return self._bound
+        except BaseException:
+            self._build_lock.release()
+            raise
+        if self._background and self._bound is not None:
+            threading.Thread(target=self._swap, args=(snap,), daemon=True).start()
             return self._bound
+        self._swap(snap)
+        return self._bound
+
+    def _swap(self, snap: Snapshot) -> None:
+        """Build, warm and serve a new snapshot, then forget older cached results (holds lock)."""
+        try:
+            bound = self._build(snap)
+            for warm in self._warmers:
+                warm(bound)
+            self._bound = bound
+            with self._cache_lock:
+                for key in [k for k in self._cache if k[0] != bound.version]:
+                    del self._cache[key]
         finally:
             self._build_lock.release()
 
@@ -131,19 +155,23 @@ class SnapshotStore:
 
     def cached(self, version: int, key: Hashable, compute: Callable[[], T]) -> T:
         """compute(), remembered under (version, key) until the snapshot changes."""
-        full = (version, key)
+        full: tuple[int, Hashable] = (version, key)
         with self._cache_lock:
             if full in self._cache:
                 self._cache.move_to_end(full)
                 hit: T = self._cache[full]
                 return hit
         value = compute()
+        self.put(version, key, value)
+        return value
+
+    def put(self, version: int, key: Hashable, value: object) -> None:
+        """Remember value under (version, key); the least recently used entries go first."""
         if self._cache_entries > 0:
             with self._cache_lock:
-                self._cache[full] = value
+                self._cache[(version, key)] = value
                 while len(self._cache) > self._cache_entries:
                     self._cache.popitem(last=False)
-        return value
 
     def _build(self, snap: Snapshot) -> Bound:
         con = duckdb.connect(":memory:")

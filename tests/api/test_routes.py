@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.routes import cache_key
 from api.settings import ApiSettings
-from tests.api.conftest import TOKEN, Dataset, MemoryWarehouse, at, make_store
+from api.store import SnapshotStore
+from tests.api.conftest import TOKEN, Dataset, FakeClock, MemoryWarehouse, at, make_store
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -165,3 +169,37 @@ def test_6_2_ops_endpoints(settings: ApiSettings) -> None:
     age = next(line for line in metrics.splitlines()
                if line.startswith("journey_api_watermark_age_seconds "))
     assert float(age.split()[1]) == 122 * 86400
+
+
+def test_6_2_new_snapshots_arrive_with_model_views_already_computed(
+    settings: ApiSettings, wh: MemoryWarehouse
+) -> None:
+    store = make_store(wh)
+    create_app(settings, store)  # the router registers its warm-up with the store
+    bound = store.current()
+    assert bound is not None
+
+    def not_warmed() -> bytes:
+        raise AssertionError("not computed at snapshot load")
+
+    for path in ("/v1/funnel", "/v1/kpis", "/v1/journey-map"):
+        for params in ([], [("model", "aida")], [("model", "default")]):
+            body = store.cached(bound.version, cache_key(path, params), not_warmed)
+            assert orjson.loads(body)
+    funnel = store.cached(bound.version, cache_key("/v1/funnel", [("model", "aida")]), not_warmed)
+    assert orjson.loads(funnel)["model"] == "aida"
+
+
+def test_6_2_background_refresh_serves_the_old_snapshot_until_the_new_one_is_built(
+    settings: ApiSettings, wh: MemoryWarehouse
+) -> None:
+    store = SnapshotStore(wh, FakeClock(), refresh_interval_s=0.0, background=True)
+    client = TestClient(create_app(settings, store))
+    assert client.get("/v1/kpis", headers=AUTH).json()["customers"] == 1  # first: built inline
+    wh.data = dataset(version=2, extra_customer=True)
+    assert client.get("/v1/kpis", headers=AUTH).json()["customers"] == 1  # build started
+    deadline = time.monotonic() + 10
+    while (bound := store.current()) is None or bound.version != 2:
+        assert time.monotonic() < deadline, "the background build never finished"
+        time.sleep(0.02)
+    assert client.get("/v1/kpis", headers=AUTH).json()["customers"] == 2
