@@ -109,11 +109,11 @@ def api(
     """Run only the analytics API and dashboard."""
     import uvicorn
 
-    from api.app import create_app
     from api.settings import ApiSettings
+    from journey.server import create_api_app
 
     _logging()
-    uvicorn.run(create_app(ApiSettings(**overrides(data_dir, None))), host=host, port=port)
+    uvicorn.run(create_api_app(ApiSettings(**overrides(data_dir, None))), host=host, port=port)
 
 
 @app.command()

@@ -84,10 +84,10 @@ def load_demo(base: str, write_key: str, token: str, customers: int, timeout_s: 
 
     messages = generate(customers=customers)
     sent = 0
-    with httpx.Client(base_url=base, auth=(write_key, ""), timeout=30) as client:
+    with httpx.Client(base_url=base, timeout=30) as client:
         for body in batches(messages, size=100):
             for attempt in range(20):
-                answer = client.post("/v1/batch", json=body)
+                answer = client.post("/v1/batch", json=body, auth=(write_key, ""))
                 if answer.status_code == 200:
                     break
                 time.sleep(min(0.2 * 2**attempt, 5))

@@ -38,9 +38,27 @@ def utc_now() -> datetime:
 def create_app(ingest: IngestSettings, api: ApiSettings, producer: LogProducer) -> FastAPI:
     """One ASGI app serving the collector, the analytics API and the dashboard."""
     app = FastAPI(title="journey", version="0.1.0", docs_url="/docs")
-    store = SnapshotStore(WarehouseReader(api.warehouse_dir), utc_now)
+    store = api_store(api)
     app.include_router(collector_router(ingest, producer, utc_now))
     app.include_router(snippet_router())
+    app.include_router(api_router(api, store))
+    app.include_router(ops_router(store))
+    app.include_router(dashboard_router())
+    return app
+
+
+def api_store(api: ApiSettings) -> SnapshotStore:
+    """The API's view of the warehouse under api.data_dir."""
+    return SnapshotStore(
+        WarehouseReader(api.warehouse_dir), utc_now,
+        refresh_interval_s=api.refresh_interval_s, cache_entries=api.cache_entries,
+    )
+
+
+def create_api_app(api: ApiSettings) -> FastAPI:
+    """An API-only app: analytics API, ops endpoints and the dashboard."""
+    app = FastAPI(title="journey analytics API", version="0.1.0", docs_url="/docs")
+    store = api_store(api)
     app.include_router(api_router(api, store))
     app.include_router(ops_router(store))
     app.include_router(dashboard_router())

@@ -33,8 +33,7 @@ def rebuild(settings: ProcessorSettings) -> RebuildResult:
     writer.open()
     try:
         state = JourneyState(config, settings.buckets)
-        for chunk in writer.iter_events(100_000):
-            state.apply(event for event, _, _ in chunk)
+        state.apply(event for chunk in writer.iter_events(100_000) for event, _, _ in chunk)
         manifest = writer.replace_all(
             buckets=state.bucket_facts(state.all_buckets()),
             models=list(model_rows(config.models)),

@@ -63,10 +63,10 @@ class Processor:
     def start(self) -> None:
         """Rebuild the state from the warehouse and seek the log to the committed offsets."""
         manifest = self._writer.state()
-        loaded = 0
-        for chunk in self._writer.iter_events(50_000):
-            self._state.apply(event for event, _, _ in chunk)
-            loaded += len(chunk)
+        # One apply over every stored event derives each component once.
+        loaded = len(self._state.apply(
+            event for chunk in self._writer.iter_events(50_000) for event, _, _ in chunk
+        ).new_events)
         self._offsets = {p: manifest.offsets.get(p, 0) for p in self._consumer.partitions()}
         self._watermark = manifest.watermark
         self._consumer.seek(self._offsets)

@@ -15,7 +15,7 @@ from journey.schema import Event
 from processor.components import ComponentIndex
 from processor.derive import CoreConfig, derive
 from processor.facts import CustomerFacts
-from warehouse.writer import bucket_of
+from warehouse.tables import bucket_of
 
 
 @dataclass(frozen=True, slots=True)
