@@ -1,3 +1,3 @@
-"""journey: customer-journey analytics. Shared package: canonical event, settings, errors, log, CLI."""
+"""journey: customer-journey analytics. Shared: canonical event, settings, errors, log, CLI."""
 
 __version__ = "0.1.0"

@@ -17,7 +17,9 @@ DataDir = Annotated[
 ]
 Kafka = Annotated[
     str | None,
-    typer.Option("--kafka-bootstrap", help="Kafka HOST:PORT; unset = embedded log [JOURNEY_KAFKA_BOOTSTRAP]."),
+    typer.Option(
+        "--kafka-bootstrap", help="Kafka HOST:PORT; unset = embedded log [JOURNEY_KAFKA_BOOTSTRAP]."
+    ),
 ]
 Host = Annotated[str, typer.Option("--host", help="Address to listen on.")]
 
@@ -40,7 +42,9 @@ def _logging() -> None:
 def up(
     data_dir: DataDir = None,
     kafka_bootstrap: Kafka = None,
-    port: Annotated[int, typer.Option("--port", help="Port of collector, API and dashboard.")] = 8000,
+    port: Annotated[
+        int, typer.Option("--port", help="Port of collector, API and dashboard.")
+    ] = 8000,
     host: Host = "127.0.0.1",
 ) -> None:
     """Start collector, processor and API (embedded log unless a Kafka address is given)."""
@@ -54,7 +58,9 @@ def up(
 def demo(
     data_dir: DataDir = None,
     kafka_bootstrap: Kafka = None,
-    port: Annotated[int, typer.Option("--port", help="Port of collector, API and dashboard.")] = 8000,
+    port: Annotated[
+        int, typer.Option("--port", help="Port of collector, API and dashboard.")
+    ] = 8000,
     host: Host = "127.0.0.1",
     customers: Annotated[int, typer.Option(help="Demo customers to generate.")] = 400,
     serve_after: Annotated[
@@ -66,7 +72,9 @@ def demo(
 
     _logging()
     serve(
-        overrides(data_dir, kafka_bootstrap), host, port,
+        overrides(data_dir, kafka_bootstrap),
+        host,
+        port,
         demo=DemoPlan(customers=customers, keep_serving=serve_after),
     )
 

@@ -1,4 +1,4 @@
-"""Wiring of `journey up` and `journey demo`: settings, credentials, processor child, HTTP server."""
+"""Wiring of `journey up` and `journey demo`: settings, credentials, processor child, server."""
 
 from __future__ import annotations
 
@@ -60,7 +60,9 @@ def serve(overrides: dict[str, Any], host: str, port: int, demo: DemoPlan | None
             time.sleep(0.05)
         load_demo(base, creds.write_keys[0], creds.api_tokens[0], demo.customers)
         if demo.keep_serving:
-            console.print(f"Demo loaded. Dashboard: {base}/#token={creds.api_tokens[0]}  (Ctrl-C stops)")
+            console.print(
+                f"Demo loaded. Dashboard: {base}/#token={creds.api_tokens[0]}  (Ctrl-C stops)"
+            )
             thread.join()
         else:
             server.should_exit = True
@@ -78,7 +80,9 @@ def _announce(base: str, creds: credentials.Credentials, kafka: str | None) -> N
     console.print(f"  dashboard : {base}/#token={creds.api_tokens[0]}")
 
 
-def load_demo(base: str, write_key: str, token: str, customers: int, timeout_s: float = 300) -> None:
+def load_demo(
+    base: str, write_key: str, token: str, customers: int, timeout_s: float = 300
+) -> None:
     """Post the generated demo through the collector and wait until the API shows all of it."""
     from journey.demo import batches, generate
 
@@ -112,7 +116,8 @@ def load_demo(base: str, write_key: str, token: str, customers: int, timeout_s: 
         prev = stage["conversion_from_previous"]
         median = stage["median_time_to_stage_s"]
         table.add_row(
-            stage["stage"], str(stage["customers"]),
+            stage["stage"],
+            str(stage["customers"]),
             "-" if prev is None else f"{prev:.0%}",
             "-" if median is None else f"{median / 86400:.1f} d",
         )

@@ -9,7 +9,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 EventType = Literal["track", "page", "screen", "identify", "alias", "group"]
 Channel = Literal["web", "app", "email", "call", "store", "sms", "social", "chat", "other"]
-CHANNELS: tuple[str, ...] = ("web", "app", "email", "call", "store", "sms", "social", "chat", "other")
+CHANNELS: tuple[str, ...] = (
+    "web",
+    "app",
+    "email",
+    "call",
+    "store",
+    "sms",
+    "social",
+    "chat",
+    "other",
+)
 SESSION_CHANNELS: frozenset[str] = frozenset({"web", "app"})
 
 # SPEC 2.2: user_id > email > phone > custom types > anonymous_id.
@@ -18,7 +28,7 @@ CUSTOM_KEY_RANK = 3
 
 
 def key_rank(key_type: str) -> tuple[int, str]:
-    """Sort key of an identity key type: lower is higher priority; custom types tie-break by name."""
+    """Sort key of a key type: lower is higher priority; custom types tie-break by name."""
     return (BUILTIN_KEY_RANK.get(key_type, CUSTOM_KEY_RANK), key_type)
 
 

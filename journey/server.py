@@ -50,8 +50,10 @@ def create_app(ingest: IngestSettings, api: ApiSettings, producer: LogProducer) 
 def api_store(api: ApiSettings) -> SnapshotStore:
     """The API's view of the warehouse under api.data_dir."""
     return SnapshotStore(
-        WarehouseReader(api.warehouse_dir), utc_now,
-        refresh_interval_s=api.refresh_interval_s, cache_entries=api.cache_entries,
+        WarehouseReader(api.warehouse_dir),
+        utc_now,
+        refresh_interval_s=api.refresh_interval_s,
+        cache_entries=api.cache_entries,
     )
 
 
@@ -72,7 +74,9 @@ class ProcessorSupervisor:
         self._env = dict(env)
         self._child: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="processor-supervisor", daemon=True)
+        self._thread = threading.Thread(
+            target=self._watch, name="processor-supervisor", daemon=True
+        )
 
     @property
     def pid(self) -> int | None:

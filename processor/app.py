@@ -35,15 +35,21 @@ def core_config(settings: ProcessorSettings) -> CoreConfig:
 def build(settings: ProcessorSettings, stop: threading.Event) -> tuple[Processor, WarehouseWriter]:
     """A started processor over the configured log and warehouse."""
     config = core_config(settings)
-    writer = WarehouseWriter(WarehouseSettings(data_dir=settings.data_dir, buckets=settings.buckets))
+    writer = WarehouseWriter(
+        WarehouseSettings(data_dir=settings.data_dir, buckets=settings.buckets)
+    )
     writer.open()
     consumer = open_consumer(settings)
     dead_dir = settings.data_dir / "deadletter"
     dead_dir.mkdir(parents=True, exist_ok=True)
 
     def dead_letter(record: Record, exc: Exception) -> None:
-        line = {"partition": record.partition, "offset": record.offset, "reason": str(exc),
-                "value": record.value.decode("utf-8", "replace")}
+        line = {
+            "partition": record.partition,
+            "offset": record.offset,
+            "reason": str(exc),
+            "value": record.value.decode("utf-8", "replace"),
+        }
         with (dead_dir / "processor.jsonl").open("ab") as out:
             out.write(orjson.dumps(line) + b"\n")
 

@@ -29,7 +29,9 @@ def rebuild(settings: ProcessorSettings) -> RebuildResult:
     """Derive everything again from the stored events and replace every derived table at once."""
     began = time.perf_counter()
     config = core_config(settings)
-    writer = WarehouseWriter(WarehouseSettings(data_dir=settings.data_dir, buckets=settings.buckets))
+    writer = WarehouseWriter(
+        WarehouseSettings(data_dir=settings.data_dir, buckets=settings.buckets)
+    )
     writer.open()
     try:
         state = JourneyState(config, settings.buckets)

@@ -64,9 +64,11 @@ class Processor:
         """Rebuild the state from the warehouse and seek the log to the committed offsets."""
         manifest = self._writer.state()
         # One apply over every stored event derives each component once.
-        loaded = len(self._state.apply(
-            event for chunk in self._writer.iter_events(50_000) for event, _, _ in chunk
-        ).new_events)
+        loaded = len(
+            self._state.apply(
+                event for chunk in self._writer.iter_events(50_000) for event, _, _ in chunk
+            ).new_events
+        )
         self._offsets = {p: manifest.offsets.get(p, 0) for p in self._consumer.partitions()}
         self._watermark = manifest.watermark
         self._consumer.seek(self._offsets)
@@ -148,7 +150,10 @@ class Processor:
             if stats.records:
                 log.info(
                     "batch: %d records, %d new events, %d buckets, %.3fs",
-                    stats.records, stats.new_events, stats.buckets, stats.seconds,
+                    stats.records,
+                    stats.new_events,
+                    stats.buckets,
+                    stats.seconds,
                 )
 
 

@@ -17,5 +17,5 @@ if ! "$venv/bin/python" -c 'import playwright' >/dev/null 2>&1; then
     "$venv/bin/pip" install playwright==1.65.2
 fi
 
-chromium --version
+chromium --version 2>/dev/null  # the Debian launcher warns about its own memory check
 "$venv/bin/python" -c 'import importlib.metadata as m; print("playwright", m.version("playwright"))'

@@ -93,6 +93,12 @@ def _trait_path(name: str) -> str:
 
 def customer_sql(f: CustomerFilter) -> tuple[str, dict[str, Any]]:
     """`SELECT customer_id, first_seen FROM customers WHERE <f>` and its named parameters."""
+    where, params = customer_where(f)
+    return f"SELECT customer_id, first_seen FROM customers WHERE {where}", params
+
+
+def customer_where(f: CustomerFilter) -> tuple[str, dict[str, Any]]:
+    """The predicate over the `customers` columns that selects f's customers, and parameters."""
     where, params = ["TRUE"], dict[str, Any]()
     if f.since is not None:
         where.append("first_seen >= CAST($f_since AS TIMESTAMPTZ)")
@@ -107,8 +113,18 @@ def customer_sql(f: CustomerFilter) -> tuple[str, dict[str, Any]]:
         # json_extract_string renders numbers and booleans as text, so trait.vip=true matches.
         where.append(f"json_extract_string(traits, $f_tp{i}) = $f_tv{i}")
         params[f"f_tp{i}"], params[f"f_tv{i}"] = _trait_path(name), value
-    sql = f"SELECT customer_id, first_seen FROM customers WHERE {' AND '.join(where)}"
-    return sql, params
+    return " AND ".join(where), params
+
+
+def restrict(f: CustomerFilter, column: str) -> tuple[str, dict[str, Any]]:
+    """A predicate keeping rows whose `column` is a selected customer, and its parameters.
+
+    Unfiltered it is TRUE: every row of a derived table belongs to a customer, and skipping the
+    semi-join saves a hash probe per row on the event-sized tables."""
+    if f == CustomerFilter():
+        return "TRUE", {}
+    customers, params = customer_sql(f)
+    return f"{column} IN (SELECT customer_id FROM ({customers}))", params
 
 
 def check_traits(con: duckdb.DuckDBPyConnection, f: CustomerFilter) -> None:

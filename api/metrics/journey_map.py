@@ -7,7 +7,13 @@ from typing import Any
 
 import duckdb
 
-from api.metrics.filters import CustomerFilter, StageModel, customer_sql, rows_as_dicts
+from api.metrics.filters import (
+    CustomerFilter,
+    StageModel,
+    customer_sql,
+    restrict,
+    rows_as_dicts,
+)
 from api.metrics.funnel import funnel
 from api.metrics.kpis import LAPSED_EXPR, emotion, kpis
 
@@ -15,12 +21,11 @@ TOP_TOUCHPOINTS = 5
 
 # Touchpoints and channels are attributed to the stage at the event (SPEC 4.2).
 TOUCH_SQL = """
-WITH fc AS ({customers}),
-counted AS (
+WITH counted AS (
     SELECT es.stage_at AS stage, es.{column} AS name, count(*) AS events,
            count(DISTINCT es.customer_id) AS customers
-    FROM event_stages es JOIN fc USING (customer_id)
-    WHERE es.model = $model
+    FROM event_stages es
+    WHERE es.model = $model AND {restrict}
     GROUP BY es.stage_at, es.{column}
 )
 SELECT stage, name, events, customers FROM (
@@ -50,8 +55,8 @@ GROUP BY r.stage
 def _touches(
     con: duckdb.DuckDBPyConnection, model: StageModel, f: CustomerFilter, column: str, top: int
 ) -> dict[str, list[dict[str, Any]]]:
-    customers, params = customer_sql(f)
-    sql = TOUCH_SQL.format(customers=customers, column=column)
+    where, params = restrict(f, "es.customer_id")
+    sql = TOUCH_SQL.format(restrict=where, column=column)
     out: dict[str, list[dict[str, Any]]] = {}
     for stage, name, events, n in con.execute(sql, {**params, "model": model.name, "top": top})\
             .fetchall():

@@ -7,7 +7,14 @@ from typing import Any
 
 import duckdb
 
-from api.metrics.filters import CustomerFilter, StageModel, customer_sql, iso, rows_as_dicts
+from api.metrics.filters import (
+    CustomerFilter,
+    StageModel,
+    customer_where,
+    iso,
+    restrict,
+    rows_as_dicts,
+)
 
 # Survey responses of one model, once per event, scores outside the survey's scale dropped
 # (nps 0..10, csat 1..5, ces 1..7). `norm` is the SPEC 5 emotion in [-1, 1].
@@ -19,8 +26,8 @@ responses AS (
     FROM (
         SELECT s.event_id, lower(any_value(s.survey)) AS survey, any_value(s.score) AS score,
                any_value(s.stage_at) AS stage_at
-        FROM surveys s JOIN fc USING (customer_id)
-        WHERE s.model = $model
+        FROM surveys s
+        WHERE s.model = $model AND {restrict}
         GROUP BY s.event_id
     )
     WHERE (survey = 'nps' AND score BETWEEN 0 AND 10) OR (survey = 'csat' AND score BETWEEN 1 AND 5)
@@ -33,8 +40,7 @@ LAPSED_EXPR = "coalesce(epoch({watermark}) - epoch({last_seen}) > {lapse_after_s
 # A customer's stage is its highest stage_index; lapsed = last event more than lapse_after_s
 # before the watermark; churned = lapsed and at or past conversion.
 KPI_SQL = """
-WITH fc AS ({customers}),
-mi AS (
+WITH mi AS (
     SELECT max(stage_index) FILTER (WHERE stage = $conversion) AS conv_idx,
            max(lapse_after_s) AS lapse_after_s
     FROM models WHERE model = $model
@@ -46,12 +52,13 @@ nx AS (
 wm AS (SELECT max(watermark) AS watermark FROM meta),
 reach AS (
     SELECT customer_id, max(stage_index) AS si
-    FROM stage_entries JOIN fc USING (customer_id) WHERE model = $model GROUP BY customer_id
+    FROM stage_entries WHERE model = $model AND {restrict} GROUP BY customer_id
 ),
 per AS (
     SELECT c.event_count, r.si,
            {lapsed} AS lapsed
-    FROM customers c JOIN fc USING (customer_id) LEFT JOIN reach r USING (customer_id), wm, mi
+    FROM customers c LEFT JOIN reach r USING (customer_id), wm, mi
+    WHERE {where}
 ),
 agg AS (
     SELECT count(*) AS customers, coalesce(sum(event_count), 0) AS events,
@@ -86,8 +93,7 @@ FROM agg, surveys_agg
 """
 
 EMOTION_SQL = """
-WITH fc AS ({customers}),
-{responses}
+WITH {responses}
 SELECT m.stage, avg(r.norm) AS emotion, count(r.norm) AS responses
 FROM models m LEFT JOIN responses r ON r.stage_at = m.stage
 WHERE m.model = $model
@@ -98,11 +104,13 @@ ORDER BY m.stage_index
 
 def kpis(con: duckdb.DuckDBPyConnection, model: StageModel, f: CustomerFilter) -> dict[str, Any]:
     """GET /v1/kpis: the SPEC 6.2 KPI object (ratios null when their denominator is 0)."""
-    customers, params = customer_sql(f)
+    where, params = customer_where(f)
+    restricted, _ = restrict(f, "customer_id")
     lapsed = LAPSED_EXPR.format(
         watermark="wm.watermark", last_seen="c.last_seen", lapse_after_s="mi.lapse_after_s"
     )
-    sql = KPI_SQL.format(customers=customers, responses=RESPONSES_CTE, lapsed=lapsed)
+    responses = RESPONSES_CTE.format(restrict=restrict(f, "s.customer_id")[0])
+    sql = KPI_SQL.format(where=where, restrict=restricted, responses=responses, lapsed=lapsed)
     cur = con.execute(sql, {**params, "model": model.name, "conversion": model.conversion_stage})
     row = rows_as_dicts(cur)[0]
 
@@ -127,8 +135,8 @@ def emotion(
     con: duckdb.DuckDBPyConnection, model: StageModel, f: CustomerFilter
 ) -> list[dict[str, Any]]:
     """Emotion per stage: [{"stage", "emotion" (mean in [-1, 1] or null), "responses"}]."""
-    customers, params = customer_sql(f)
-    sql = EMOTION_SQL.format(customers=customers, responses=RESPONSES_CTE)
+    restricted, params = restrict(f, "s.customer_id")
+    sql = EMOTION_SQL.format(responses=RESPONSES_CTE.format(restrict=restricted))
     out = rows_as_dicts(con.execute(sql, {**params, "model": model.name}))
     for r in out:
         r["responses"] = int(r["responses"])

@@ -9,6 +9,9 @@
   const BATCH_EVENTS = 500;
   const BEACON_BYTES = 60 * 1024; // browsers cap in-flight beacon/keepalive bodies at 64 KB
   const MAX_DELAY_MS = 5 * 60 * 1000;
+  // A page sending a batch leases it, so that another page (the next one after a navigation,
+  // another tab) does not send it again meanwhile; if the page dies, the lease runs out.
+  const LEASE_MS = 10 * 1000;
   const utf8 = new TextEncoder();
 
   if (window.journey && window.journey.initialized) return;
@@ -94,6 +97,7 @@
       this.options = { host: '', flushAt: 20, flushInterval: 1000, maxQueue: 1000, retryBase: 1000 };
       this.queue = []; // messages not yet handed to the network
       this.inflight = false;
+      this.sending = []; // the batch in flight
       this.attempts = 0;
       this.retryAt = 0; // no request before this time (backoff, Retry-After)
       this.timer = null;
@@ -109,11 +113,9 @@
       this.writeKey = writeKey;
       Object.assign(this.options, options || {});
       this.options.host = String(this.options.host || '').replace(/\/+$/, '');
-      const stored = this._stored();
-      const known = new Set(this.queue.map((m) => m.messageId));
-      this.queue = stored.filter((m) => !known.has(m.messageId)).concat(this.queue);
-      this._persist(this.queue);
-      if (this.queue.length) this._schedule(0); // what an earlier page could not send
+      this._persistAdd(this.queue); // calls made before init
+      this._adopt();
+      if (this.queue.length) this._schedule(0);
       return this;
     }
 
@@ -221,7 +223,10 @@
       this.inflight = true;
       const batch = this._take(BATCH_BYTES);
       const body = this._body(batch);
+      this.sending = batch;
+      this._lease(batch, Date.now() + LEASE_MS);
       let delay = -1; // < 0: delivered or dropped; otherwise retry after delay ms
+      let uncertain = false;
       try {
         // text/plain keeps the request "simple": no CORS preflight.
         const response = await window.fetch(`${this.options.host}/v1/batch`, {
@@ -230,16 +235,22 @@
         });
         if (response.status === 429 || response.status >= 500) delay = retryAfterMs(response);
       } catch (e) {
-        delay = 0; // network error: the browser has already logged it
+        // A network error, or the page navigating away: a keepalive request may still arrive.
+        delay = 0;
+        uncertain = true;
       }
       this.inflight = false;
+      this.sending = [];
       if (delay < 0) {
         this.attempts = 0;
+        this.retryAt = 0;
         this._persistRemove(batch); // 2xx delivered; other 4xx will never succeed: drop
         if (this.queue.length >= this.options.flushAt) this._schedule(0);
         else if (this.queue.length) this._schedule(this.options.flushInterval);
         return;
       }
+      // Maybe delivered: the lease keeps other pages off it unless this one is gone for long.
+      this._lease(batch, uncertain ? Date.now() + LEASE_MS : 0);
       this.queue = batch.concat(this.queue);
       this.attempts += 1;
       const backoff = Math.min(MAX_DELAY_MS, this.options.retryBase * 2 ** (this.attempts - 1));
@@ -250,7 +261,9 @@
 
     /** On page hide: hand the queue to sendBeacon, which outlives the page. */
     _beacon() {
-      if (!this.writeKey || window.navigator.onLine === false || !window.navigator.sendBeacon) return;
+      // A beacon's answer is never seen: while offline or backing off, the offline queue is safer.
+      if (!this.writeKey || window.navigator.onLine === false || Date.now() < this.retryAt) return;
+      if (!window.navigator.sendBeacon) return;
       while (this.queue.length) {
         const batch = this._take(BEACON_BYTES);
         if (!window.navigator.sendBeacon(`${this.options.host}/v1/batch`, this._body(batch))) {
@@ -261,13 +274,50 @@
       }
     }
 
-    _stored() {
-      try {
-        const list = JSON.parse(local('get', `queue.${this.writeKey}`) || '[]');
-        return Array.isArray(list) ? list : [];
-      } catch (e) {
-        return [];
+    /** Take over what other pages left in the offline queue, except batches they are sending. */
+    _adopt() {
+      const now = Date.now();
+      const leases = this._leases();
+      const mine = new Set(this.queue.concat(this.sending).map((m) => m.messageId));
+      let wake = Infinity;
+      const adopted = [];
+      for (const m of this._stored()) {
+        const until = leases[m.messageId] || 0;
+        if (mine.has(m.messageId)) continue;
+        if (until > now) wake = Math.min(wake, until);
+        else adopted.push(m);
       }
+      this.queue = adopted.concat(this.queue);
+      if (wake < Infinity) setTimeout(() => this._adopt(), wake - now + 100);
+      if (adopted.length) this._schedule(0);
+    }
+
+    _read(name, fallback) {
+      try {
+        const value = JSON.parse(local('get', `${name}.${this.writeKey}`));
+        return value && typeof value === 'object' ? value : fallback;
+      } catch (e) {
+        return fallback;
+      }
+    }
+
+    _stored() {
+      const list = this._read('queue', []);
+      return Array.isArray(list) ? list : [];
+    }
+
+    _leases() {
+      return this._read('leases', {});
+    }
+
+    _lease(messages, until) {
+      const leases = this._leases();
+      for (const id of Object.keys(leases)) if (leases[id] <= Date.now()) delete leases[id];
+      for (const m of messages) {
+        if (until) leases[m.messageId] = until;
+        else delete leases[m.messageId];
+      }
+      local('set', `leases.${this.writeKey}`, Object.keys(leases).length ? JSON.stringify(leases) : null);
     }
 
     _persist(list) {
@@ -278,12 +328,16 @@
 
     // Read-modify-write by messageId, so two tabs sharing the queue do not drop each other's.
     _persistAdd(messages) {
-      if (this.writeKey) this._persist(this._stored().concat(messages));
+      if (!this.writeKey || !messages.length) return;
+      const stored = this._stored();
+      const have = new Set(stored.map((m) => m.messageId));
+      this._persist(stored.concat(messages.filter((m) => !have.has(m.messageId))));
     }
 
     _persistRemove(messages) {
       const gone = new Set(messages.map((m) => m.messageId));
       this._persist(this._stored().filter((m) => !gone.has(m.messageId)));
+      this._lease(messages, 0);
     }
   }
 

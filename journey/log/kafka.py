@@ -18,6 +18,7 @@ from kafka.errors import (
     KafkaTimeoutError,
     TopicAlreadyExistsError,
 )
+from kafka.net.compat import KafkaNetClient
 
 from journey.log.base import Record
 from journey.log.errors import LogRejected, LogUnavailable, UnknownPartition
@@ -35,12 +36,45 @@ def _wrap(exc: Exception, message: str, **context: object) -> LogUnavailable | L
     return error_type(f"{message}: {type(exc).__name__}: {exc}", **context)
 
 
+class _Clients:
+    """Builds kafka-python's network clients and remembers them.
+
+    A kafka-python client whose constructor fails (no broker within the bootstrap timeout)
+    leaves its sockets open and its IO thread running; passing this as `kafka_client` lets us
+    close them.
+    """
+
+    def __init__(self) -> None:
+        self._built: list[Any] = []
+
+    def __call__(self, **configs: Any) -> Any:
+        client = KafkaNetClient(**configs)
+        self._built.append(client)
+        return client
+
+    def close(self) -> None:
+        for client in self._built:
+            client.close()
+        self._built.clear()
+
+
+def _construct(factory: Any, **configs: Any) -> Any:
+    """Call a kafka-python client class; if it raises, close what it had opened."""
+    clients = _Clients()
+    try:
+        return factory(kafka_client=clients, **configs)
+    except BaseException:
+        clients.close()
+        raise
+
+
 def ensure_topic(
     bootstrap: str, topic: str, partitions: int, replication: int = 1, timeout_s: float = 30.0
 ) -> int:
     """Create the topic unless it exists and wait for its leaders; return its partition count."""
     try:
-        admin = KafkaAdminClient(
+        admin = _construct(
+            KafkaAdminClient,
             bootstrap_servers=bootstrap,
             client_id="journey-admin",
             request_timeout_ms=int(timeout_s * 1000),
@@ -95,7 +129,8 @@ class KafkaLog:
     def _open_producer(self) -> Any:
         if self._producer is None:
             try:
-                self._producer = KafkaProducer(
+                self._producer = _construct(
+                    KafkaProducer,
                     bootstrap_servers=self.bootstrap,
                     client_id=self._client_id,
                     acks="all",
@@ -137,7 +172,8 @@ class KafkaLog:
         if self._consumer is not None:
             return self._consumer
         try:
-            consumer = KafkaConsumer(
+            consumer = _construct(
+                KafkaConsumer,
                 bootstrap_servers=self.bootstrap,
                 client_id=self._client_id,
                 group_id=None,

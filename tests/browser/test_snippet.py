@@ -173,7 +173,8 @@ def test_1_1_offline_queue_survives_a_reload(tab: Tab, collector: Collector) -> 
     page.wait_for_timeout(1500)  # the flush timer fires while offline: nothing may be lost
     assert [m["event"] for m in stored_queue(page)] == ["Product Added"]
     with pytest.raises(Error, match="ERR_INTERNET_DISCONNECTED"):
-        page.reload()  # the page is gone; its queue is only in localStorage now
+        page.reload()
+    page.wait_for_url("chrome-error://**")  # the page is gone; its queue is in localStorage only
     page.context.set_offline(False)
     page.goto("/shop.html")
 
