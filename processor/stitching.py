@@ -68,7 +68,7 @@ class _Keys:
         if ra == rb:
             return True
         ua, ub = self.user_id.get(ra), self.user_id.get(rb)
-        if False:
+        if ua is not None and ub is not None and ua != ub:
             return False
         if self.size[ra] < self.size[rb]:
             ra, rb = rb, ra
