@@ -26,7 +26,6 @@ from processor.facts import (
 )
 from processor.sessions import session_row, split_sessions
 from processor.stages.evaluate import (
-    NO_STAGE,
     CompiledModel,
     Evaluation,
     compile_model,
@@ -122,8 +121,9 @@ def _customer_facts(
         facts.sessions.append(session_row(sid, cid, [events[i] for i in indices], ordered))
         for i in indices:
             session_of[i] = sid
+    responses = [(i, *r) for i, e in enumerate(events) if (r := survey_score(e)) is not None]
     for model, ev in zip(config.compiled, evaluations, strict=True):
-        _model_facts(facts, cid, model, ev, events, session_of)
+        _model_facts(facts, cid, model, ev, events, session_of, responses)
     return facts
 
 
@@ -150,21 +150,23 @@ def _model_facts(
     ev: Evaluation,
     events: Sequence[Event],
     session_of: Sequence[str],
+    responses: Sequence[tuple[int, str, float]],
 ) -> None:
     name, names = model.model.name, model.names
+    # Index NO_STAGE (-1) picks the appended item: "" for stage_at, None for own_stage.
+    at_names: tuple[str, ...] = (*names, "")
+    own_names: tuple[str | None, ...] = (*names, None)
     for stage, index, inferred in ev.entries:
         event = events[index]
         facts.stage_entries.append(StageEntryRow(cid, name, names[stage], stage, event.timestamp,
                                                  inferred, event.event_id))
-    for i, event in enumerate(events):
-        own, at = ev.own[i], ev.at[i]
-        stage_at = names[at] if at != NO_STAGE else ""
-        facts.event_stages.append(EventStageRow(
-            event.event_id, cid, session_of[i], name, event.timestamp, event.event, event.channel,
-            names[own] if own != NO_STAGE else None, stage_at, at))
-        response = survey_score(event)
-        if response is not None:
-            facts.surveys.append(SurveyRow(event.event_id, cid, name, event.timestamp,
-                                           response[0], response[1], stage_at))
+    rows = facts.event_stages
+    for event, sid, own, at in zip(events, session_of, ev.own, ev.at, strict=True):
+        rows.append(EventStageRow(event.event_id, cid, sid, name, event.timestamp, event.event,
+                                  event.channel, own_names[own], at_names[at], at))
+    for i, survey, score in responses:
+        event = events[i]
+        facts.surveys.append(SurveyRow(event.event_id, cid, name, event.timestamp, survey, score,
+                                       at_names[ev.at[i]]))
     for (src, dst), count in sorted(ev.transitions.items()):
         facts.transitions.append(TransitionRow(cid, name, names[src], names[dst], count))
