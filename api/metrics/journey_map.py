@@ -10,7 +10,7 @@ import duckdb
 from api.metrics.filters import (
     CustomerFilter,
     StageModel,
-    customer_sql,
+    customer_where,
     restrict,
     rows_as_dicts,
 )
@@ -37,10 +37,9 @@ ORDER BY stage, rank
 
 # Customers whose current stage (highest reached) is this one, and how many of them lapsed.
 CURRENT_SQL = f"""
-WITH fc AS ({{customers}}),
-reach AS (
+WITH reach AS (
     SELECT customer_id, arg_max(stage, stage_index) AS stage
-    FROM stage_entries JOIN fc USING (customer_id) WHERE model = $model GROUP BY customer_id
+    FROM stage_entries WHERE model = $model AND {{restrict}} GROUP BY customer_id
 )
 SELECT r.stage, count(*) AS current_customers,
     count(*) FILTER (WHERE {LAPSED_EXPR.format(
@@ -48,6 +47,7 @@ SELECT r.stage, count(*) AS current_customers,
         lapse_after_s="(SELECT max(lapse_after_s) FROM models WHERE model = $model)")})
         AS lapsed_customers
 FROM reach r JOIN customers c USING (customer_id)
+WHERE {{where}}
 GROUP BY r.stage
 """
 
@@ -73,13 +73,10 @@ def journey_map(
     moods = {e["stage"]: e for e in emotion(con, model, f)}
     touchpoints = _touches(con, model, f, "event", TOP_TOUCHPOINTS)
     channels = _touches(con, model, f, "channel", 1_000)
-    customers, params = customer_sql(f)
-    current = {
-        r["stage"]: r
-        for r in rows_as_dicts(
-            con.execute(CURRENT_SQL.format(customers=customers), {**params, "model": model.name})
-        )
-    }
+    where, params = customer_where(f)
+    sql = CURRENT_SQL.format(where=where, restrict=restrict(f, "customer_id")[0])
+    rows = rows_as_dicts(con.execute(sql, {**params, "model": model.name}))
+    current = {r["stage"]: r for r in rows}
     stages = []
     for step in timeline:
         name = step["stage"]

@@ -9,19 +9,18 @@ from typing import Any, Literal
 
 import duckdb
 
-from api.metrics.filters import CustomerFilter, StageModel, customer_sql
+from api.metrics.filters import CustomerFilter, StageModel, restrict
 
 PathBy = Literal["stage", "event"]
 COLUMNS: dict[str, str] = {"stage": "own_stage", "event": "event"}
 
 PATHS_SQL = """
-WITH fc AS ({customers}),
-seq AS (
+WITH seq AS (
     SELECT es.customer_id, es.{column} AS step, es.timestamp, es.event_id,
         lag(es.{column}) OVER (PARTITION BY es.customer_id ORDER BY es.timestamp, es.event_id)
             AS previous
-    FROM event_stages es JOIN fc USING (customer_id)
-    WHERE es.model = $model AND es.{column} IS NOT NULL
+    FROM event_stages es
+    WHERE es.model = $model AND es.{column} IS NOT NULL AND {restrict}
 ),
 numbered AS (
     SELECT customer_id, step, row_number() OVER (
@@ -48,7 +47,7 @@ def paths(
     top: int,
 ) -> list[dict[str, Any]]:
     """GET /v1/paths: [{"path": [...], "customers", "share"}], customers descending then path."""
-    customers, params = customer_sql(f)
-    sql = PATHS_SQL.format(customers=customers, column=COLUMNS[by])
+    where, params = restrict(f, "es.customer_id")
+    sql = PATHS_SQL.format(restrict=where, column=COLUMNS[by])
     rows = con.execute(sql, {**params, "model": model.name, "steps": steps, "top": top}).fetchall()
     return [{"path": p, "customers": int(n), "share": s} for p, n, s in rows]
