@@ -83,7 +83,7 @@ def test_3_session_timeout_is_configurable(make: Any) -> None:
 
 def test_3_session_attributes(make: Any) -> None:
     events: Spec = [
-        ("a", 0, {"event": "Product Viewed"}),
+        ("a", 0, {"event": "Product Viewed", "page_url": "https://shop.example/track"}),
         ("b", 10, {"page_url": "https://shop.example/"}),
         ("c", 20, {"page_url": "https://shop.example/p/1"}),
         ("d", 30, {"channel": "app", "event": "Screen Viewed"}),

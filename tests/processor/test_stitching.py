@@ -63,6 +63,13 @@ CASES: list[tuple[str, list[tuple[str, float, dict[str, Any]]], set[frozenset[st
         {frozenset({"al", "crm"})},
     ),
     (
+        "alias previousId carried by several key types takes the highest-priority one",
+        [("an", 0, {"anon": "Z"}),
+         ("crm", 10, {"extra_keys": {"crm_id": "Z"}, "channel": "call"}),
+         ("al", 20, {"event": "Aliased", "user": "U", "previous_id": "Z"})],
+        {frozenset({"an"}), frozenset({"crm", "al"})},
+    ),
+    (
         "alias previousId with no existing key becomes an anonymous_id",
         [("al", 0, {"event": "Aliased", "user": "U", "previous_id": "X"}),
          ("later", 9, {"anon": "X"})],
