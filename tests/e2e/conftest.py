@@ -36,11 +36,11 @@ class Proc:
         self.popen: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Proc:
-        out = self.log.open("ab")
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "journey", *self.args], cwd=ROOT, env=self.env,
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        with self.log.open("ab") as out:  # the child keeps its own descriptor
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "journey", *self.args], cwd=ROOT, env=self.env,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
         return self
 
     def kill(self) -> None:

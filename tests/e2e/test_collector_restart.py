@@ -40,7 +40,8 @@ def post_with_retry(base: str, body: dict[str, Any], stop_at: float) -> int:
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["embedded", pytest.param("kafka", marks=pytest.mark.kafka)])
 def test_2_collector_restart_while_clients_retry_stores_each_event_once(
-    backend: str, request: pytest.FixtureRequest, env: dict[str, str], tmp_path: Path
+    backend: str, request: pytest.FixtureRequest, env: dict[str, str], tmp_path: Path,
+    procs: list[Proc],
 ) -> None:
     kafka = request.getfixturevalue("kafka_bootstrap") if backend == "kafka" else None
     if kafka:
@@ -48,6 +49,7 @@ def test_2_collector_restart_while_clients_retry_stores_each_event_once(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     collector = Proc(["collector", "--port", str(port)], env, tmp_path / "collector.log").start()
+    procs.append(collector)
     wait_http(base + "/healthz", proc=collector)
 
     messages = generate(customers=60, seed=3)
@@ -79,7 +81,9 @@ def test_2_collector_restart_while_clients_retry_stores_each_event_once(
     consumer = open_consumer(settings)
     end = consumer.end_offsets()
     consumer.close()
-    run_until_caught_up(Proc(["processor"], env, tmp_path / "processor.log"), settings, end)
+    processor = Proc(["processor"], env, tmp_path / "processor.log")
+    procs.append(processor)
+    run_until_caught_up(processor, settings, end)
 
     reader = WarehouseReader(settings.warehouse_dir)
     snap = reader.current()

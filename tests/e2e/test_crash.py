@@ -53,7 +53,7 @@ def committed(settings: CommonSettings) -> tuple[int, dict[int, int]]:
     snap = WarehouseReader(settings.warehouse_dir).current()
     if snap is None:
         return 0, {}
-    return snap.version, dict(snap.offsets)
+    return snap.version, dict(snap.manifest.offsets)
 
 
 def run_until_caught_up(proc: Proc, settings: CommonSettings, end: dict[int, int]) -> None:
@@ -85,7 +85,8 @@ def table_rows(settings: CommonSettings) -> dict[str, list[tuple[object, ...]]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["embedded", pytest.param("kafka", marks=pytest.mark.kafka)])
 def test_2_processor_sigkill_mid_stream_equals_uninterrupted_run(
-    backend: str, request: pytest.FixtureRequest, env: dict[str, str], tmp_path: Path
+    backend: str, request: pytest.FixtureRequest, env: dict[str, str], tmp_path: Path,
+    procs: list[Proc],
 ) -> None:
     kafka = request.getfixturevalue("kafka_bootstrap") if backend == "kafka" else None
     events = demo_events(customers=120)
@@ -105,14 +106,16 @@ def test_2_processor_sigkill_mid_stream_equals_uninterrupted_run(
 
     steady, steady_env = runs["steady"]
     append_all(steady, events)
-    run_until_caught_up(Proc(["processor"], steady_env, tmp_path / "steady.log"), steady,
-                        log_end(steady))
+    steady_proc = Proc(["processor"], steady_env, tmp_path / "steady.log")
+    procs.append(steady_proc)
+    run_until_caught_up(steady_proc, steady, log_end(steady))
 
     crashy, crashy_env = runs["crashy"]
     rng = random.Random(5)
     half = len(events) // 2
     append_all(crashy, events[:half])
     proc = Proc(["processor"], crashy_env, tmp_path / "crashy.log")
+    procs.append(proc)
     kills = 0
     for round_ in range(4):
         if round_ == 2:
