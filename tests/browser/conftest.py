@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from playwright.sync_api import Browser, ConsoleMessage, Error, sync_playwright
+from playwright.sync_api import Browser, sync_playwright
 from pydantic import SecretStr
 
 from ingest.app import utc_now
@@ -90,23 +90,11 @@ def tab(
     browser: Browser, collector: Collector, request: pytest.FixtureRequest
 ) -> Iterator[Tab]:
     """A page on the collector's origin; it fails the test on any unexpected console error."""
-    context = browser.new_context(base_url=collector.url)
-    page = context.new_page()
-    errors: list[str] = []
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            errors.append(f"console: {message.text} ({message.location.get('url')})")
-
-    def on_page_error(error: Error) -> None:
-        errors.append(f"uncaught: {error.message}")
-
-    page.on("console", on_console)
-    page.on("pageerror", on_page_error)
-    result = Tab(page=page, errors=errors)
+    result = Tab(context=browser.new_context(base_url=collector.url))
     yield result
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = result.page
     if not page.is_closed() and page.url.startswith("http"):
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-    context.close()
+    result.context.close()
     assert result.unexpected_errors() == [], "the pages logged errors"

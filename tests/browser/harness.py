@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import BrowserContext, ConsoleMessage, Error, Page
 
 from journey.errors import RetryableError
 from journey.log.embedded import EmbeddedLog
@@ -77,11 +77,22 @@ class Collector:
 
 @dataclass
 class Tab:
-    """A page in a fresh browser context, with every console error and uncaught exception."""
+    """Pages of one fresh browser context, with every console error and uncaught exception."""
 
-    page: Page
-    errors: list[str]
+    context: BrowserContext
+    errors: list[str] = field(default_factory=list)
     allowed: list[re.Pattern[str]] = field(default_factory=list)
+    page: Page = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.open()
+
+    def open(self) -> Page:
+        """A new page (tab) sharing the context's storage and cookies; it becomes `page`."""
+        self.page = self.context.new_page()
+        self.page.on("console", self._on_console)
+        self.page.on("pageerror", self._on_page_error)
+        return self.page
 
     def allow_console(self, pattern: str) -> None:
         """Expect browser-logged errors matching pattern (e.g. the failed request of a 503)."""
@@ -89,3 +100,10 @@ class Tab:
 
     def unexpected_errors(self) -> list[str]:
         return [e for e in self.errors if not any(p.search(e) for p in self.allowed)]
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(f"console: {message.text} ({message.location.get('url')})")
+
+    def _on_page_error(self, error: Error) -> None:
+        self.errors.append(f"uncaught: {error.message}")
