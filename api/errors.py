@@ -44,6 +44,14 @@ class CustomerNotFoundError(ApiError):
     code = "customer_not_found"
 
 
+class SnapshotReadError(RetryableError):
+    """A file of the served snapshot could not be read (e.g. removed after the writer's grace
+    period while the API still served that version); a retry reads the newer snapshot."""
+
+    status: int = 503
+    code: str = "snapshot_unreadable"
+
+
 class NotReadyError(RetryableError):
     """The warehouse has no committed snapshot yet; retry once the processor has written one."""
 

@@ -13,7 +13,13 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
 from api.auth import check_bearer
-from api.errors import ApiError, BadParameterError, NotReadyError, UnauthorizedError
+from api.errors import (
+    ApiError,
+    BadParameterError,
+    NotReadyError,
+    SnapshotReadError,
+    UnauthorizedError,
+)
 from api.etag import make_etag, matches
 from api.metrics import (
     attribution,
@@ -44,7 +50,7 @@ Params = Mapping[str, str]
 Compute = Callable[[duckdb.DuckDBPyConnection, Params], Any]
 
 
-def error_response(error: ApiError | NotReadyError) -> Response:
+def error_response(error: ApiError | NotReadyError | SnapshotReadError) -> Response:
     """An error as JSON: {"error": code, "message", ...context}."""
     body = {"error": error.code, "message": error.message, **error.context}
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, UnauthorizedError) else None
@@ -62,8 +68,11 @@ class ApiRoute(APIRoute):
             started = time.perf_counter()
             try:
                 response = await original(request)
-            except (ApiError, NotReadyError) as error:
+            except (ApiError, NotReadyError, SnapshotReadError) as error:
                 response = error_response(error)
+            except duckdb.IOException as error:
+                response = error_response(SnapshotReadError(
+                    "a file of the warehouse snapshot could not be read; retry", detail=str(error)))
             REQUESTS.labels(endpoint, str(response.status_code)).inc()
             LATENCY.labels(endpoint).observe(time.perf_counter() - started)
             return response

@@ -115,3 +115,15 @@ def test_6_2_api_over_the_real_warehouse(writer: WarehouseWriter) -> None:
     jm = client.get("/v1/journey-map", headers=auth).json()
     assert [s["customers"] for s in jm["stages"]] == [2, 2, 1, 0, 0]
     assert jm["kpis"]["watermark"] == "2026-03-03T00:00:00Z"
+
+
+def test_6_2_a_vanished_snapshot_file_is_a_retryable_503(writer: WarehouseWriter) -> None:
+    commit(writer, [facts("a", 3, 2.0)], T0)
+    store = SnapshotStore(WarehouseReader(writer.root), FakeClock(), refresh_interval_s=60)
+    client = TestClient(create_app(ApiSettings(api_tokens=[TOKEN]), store))  # type: ignore[list-item]
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert client.get("/v1/customers/a/events", headers=auth).status_code == 200
+    for path in (writer.root / "events").glob("*.parquet"):
+        path.unlink()  # as the writer's clean-up does once a newer version's grace period ends
+    r = client.get("/v1/customers/a/events?limit=5", headers=auth)
+    assert r.status_code == 503 and r.json()["error"] == "snapshot_unreadable"
