@@ -20,14 +20,26 @@ from processor.facts import CustomerFacts
 from processor.stages.model import preset
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-CAMPAIGNS = [("google", "cpc", "spring"), ("facebook", "social", "retarget"),
-             ("newsletter", "email", "weekly")]
-WEB_STEPS = ["Page Viewed", "Product List Viewed", "Product Viewed", "Products Searched",
-             "Product Added", "Cart Viewed", "Checkout Started", "Order Completed"]
+CAMPAIGNS = [
+    ("google", "cpc", "spring"),
+    ("facebook", "social", "retarget"),
+    ("newsletter", "email", "weekly"),
+]
+WEB_STEPS = [
+    "Page Viewed",
+    "Product List Viewed",
+    "Product Viewed",
+    "Products Searched",
+    "Product Added",
+    "Cart Viewed",
+    "Checkout Started",
+    "Order Completed",
+]
 
 
-def _event(n: int, at: datetime, name: str, channel: str, keys: list[tuple[str, str]],
-           **extra: Any) -> Event:
+def _event(
+    n: int, at: datetime, name: str, channel: str, keys: list[tuple[str, str]], **extra: Any
+) -> Event:
     kind = {"Page Viewed": "page", "Identified": "identify", "Aliased": "alias"}.get(name, "track")
     campaign = extra.pop("campaign", None)
     if campaign:
@@ -36,14 +48,22 @@ def _event(n: int, at: datetime, name: str, channel: str, keys: list[tuple[str, 
         source, medium = "(direct)", "(none)"
     else:
         source, medium = channel, "(none)"
-    return Event(
-        event_id=f"ev-{n:09d}", type=kind, event=name, channel=channel,  # type: ignore[arg-type]
-        timestamp=at, received_at=at, keys=tuple(IdentityKey(type=t, value=v) for t, v in keys),
-        campaign_source=campaign[0] if campaign else None,
-        campaign_medium=campaign[1] if campaign else None,
-        campaign_name=campaign[2] if campaign else None,
-        source=source, medium=medium, **extra,
-    )
+    fields: dict[str, Any] = {
+        "event_id": f"ev-{n:09d}",
+        "type": kind,
+        "event": name,
+        "channel": channel,
+        "timestamp": at,
+        "received_at": at,
+        "keys": tuple(IdentityKey(type=t, value=v) for t, v in keys),
+        "campaign_source": campaign[0] if campaign else None,
+        "campaign_medium": campaign[1] if campaign else None,
+        "campaign_name": campaign[2] if campaign else None,
+        "source": source,
+        "medium": medium,
+        **extra,
+    }
+    return Event.model_validate(fields)
 
 
 def generate(customers: int, events: int, seed: int = 1) -> list[Event]:
@@ -66,16 +86,33 @@ def generate(customers: int, events: int, seed: int = 1) -> list[Event]:
                 keys = [device, email] if known else [device]
                 campaign = rng.choice(CAMPAIGNS) if rng.random() < 0.3 else None
                 for step in WEB_STEPS[: rng.randint(1, len(WEB_STEPS))][:budget]:
-                    out.append(_event(n, at, step, "web", keys, campaign=campaign,
-                                      page_url=f"https://shop.example/{step[:4]}"))
+                    out.append(
+                        _event(
+                            n,
+                            at,
+                            step,
+                            "web",
+                            keys,
+                            campaign=campaign,
+                            page_url=f"https://shop.example/{step[:4]}",
+                        )
+                    )
                     campaign = None
                     n += 1
                     budget -= 1
                     at += timedelta(seconds=rng.uniform(5, 240))
                 if not known and budget > 0 and rng.random() < 0.5:
                     keys = [k for k in (user, email, device) if k]
-                    out.append(_event(n, at, "Identified", "web", keys,
-                                      traits={"plan": rng.choice(["free", "pro"])}))
+                    out.append(
+                        _event(
+                            n,
+                            at,
+                            "Identified",
+                            "web",
+                            keys,
+                            traits={"plan": rng.choice(["free", "pro"])},
+                        )
+                    )
                     known, n, budget = True, n + 1, budget - 1
             elif channel == "email":
                 name = rng.choice(["Email Clicked", "Survey Responded"])
@@ -97,7 +134,7 @@ def stream(events: list[Event], config: CoreConfig, batch: int) -> int:
     index = ComponentIndex()
     current: dict[str, CustomerFacts] = {}
     for start in range(0, len(events), batch):
-        for component in index.add(events[start:start + batch]):
+        for component in index.add(events[start : start + batch]):
             for stale in index.customers_of(component):
                 current.pop(stale, None)
             facts = derive(index.events_of(component), config)
@@ -128,11 +165,16 @@ def main() -> None:
         assert streamed == len(facts)
         rows.append((len(models), len(facts), batch_s, stream_s))
     # CPU seconds of this process: the machine may be shared, and one process uses one core.
-    print(f"{'models':>6} {'customers':>9} {'derive cpu s':>12} {'derive ev/s':>12} "
-          f"{'stream cpu s':>12} {'stream ev/s':>12}  (stream batches of {args.batch:,})")
+    print(
+        f"{'models':>6} {'customers':>9} {'derive cpu s':>12} {'derive ev/s':>12} "
+        f"{'stream cpu s':>12} {'stream ev/s':>12}  (stream batches of {args.batch:,})"
+    )
     for count, customers, batch_s, stream_s in rows:
-        print(f"{count:>6} {customers:>9,} {batch_s:>12.2f} {len(events) / batch_s:>12,.0f} "
-              f"{stream_s:>12.2f} {len(events) / stream_s:>12,.0f}")
+        print(
+            f"{count:>6} {customers:>9,} {batch_s:>12.2f} {len(events) / batch_s:>12,.0f} "
+            f"{stream_s:>12.2f} {len(events) / stream_s:>12,.0f}"
+        )
+
 
 if __name__ == "__main__":
     main()

@@ -113,8 +113,9 @@ def _customer_facts(
     facts = CustomerFacts(customer=_customer_row(cid, customer, events))
     facts.identities = [IdentityRow(cid, t, v, key_first_seen[(t, v)]) for t, v in customer.keys]
     session_of: list[str] = [""] * len(events)
-    for indices in split_sessions(events, config.session_timeout_s,
-                                  config.split_on_campaign_change):
+    for indices in split_sessions(
+        events, config.session_timeout_s, config.split_on_campaign_change
+    ):
         sid = ids.session_id(cid, events[indices[0]].event_id)
         converted = tuple(name for i in indices for name in converted_at.get(i, ()))
         ordered = tuple(m.model.name for m in config.compiled if m.model.name in converted)
@@ -158,15 +159,29 @@ def _model_facts(
     own_names: tuple[str | None, ...] = (*names, None)
     for stage, index, inferred in ev.entries:
         event = events[index]
-        facts.stage_entries.append(StageEntryRow(cid, name, names[stage], stage, event.timestamp,
-                                                 inferred, event.event_id))
+        facts.stage_entries.append(
+            StageEntryRow(cid, name, names[stage], stage, event.timestamp, inferred, event.event_id)
+        )
     rows = facts.event_stages
     for event, sid, own, at in zip(events, session_of, ev.own, ev.at, strict=True):
-        rows.append(EventStageRow(event.event_id, cid, sid, name, event.timestamp, event.event,
-                                  event.channel, own_names[own], at_names[at], at))
+        rows.append(
+            EventStageRow(
+                event.event_id,
+                cid,
+                sid,
+                name,
+                event.timestamp,
+                event.event,
+                event.channel,
+                own_names[own],
+                at_names[at],
+                at,
+            )
+        )
     for i, survey, score in responses:
         event = events[i]
-        facts.surveys.append(SurveyRow(event.event_id, cid, name, event.timestamp, survey, score,
-                                       at_names[ev.at[i]]))
+        facts.surveys.append(
+            SurveyRow(event.event_id, cid, name, event.timestamp, survey, score, at_names[ev.at[i]])
+        )
     for (src, dst), count in sorted(ev.transitions.items()):
         facts.transitions.append(TransitionRow(cid, name, names[src], names[dst], count))

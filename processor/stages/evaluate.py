@@ -68,15 +68,22 @@ def compile_model(model: StageModel) -> CompiledModel:
             if rule.any:
                 any_first = True
                 continue
-            conds = tuple((prop, op, value) for prop, ops in rule.where.items()
-                          for op, value in ops.items())
+            conds = tuple(
+                (prop, op, value) for prop, ops in rule.where.items() for op, value in ops.items()
+            )
             channels = frozenset(rule.channel) if rule.channel is not None else None
             compiled = CompiledRule(count, stage_index, channels, conds, rule.nth)
             count += 1
             for name in dict.fromkeys(rule.event):
                 by_event.setdefault(name, []).append(compiled)
-    return CompiledModel(model, model.stage_names, model.conversion_index, any_first,
-                         {k: tuple(v) for k, v in by_event.items()}, count)
+    return CompiledModel(
+        model,
+        model.stage_names,
+        model.conversion_index,
+        any_first,
+        {k: tuple(v) for k, v in by_event.items()},
+        count,
+    )
 
 
 def _number(value: Any) -> float | None:

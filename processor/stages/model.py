@@ -136,8 +136,9 @@ def _located(file: str, raw: Any, loc: tuple[int | str, ...], what: str) -> Mode
     if rest:
         parts.append(".".join(str(p) for p in rest))
     where = ", ".join(parts)
-    return ModelFileError(f"{file}: {where + ': ' if where else ''}{what}", file=file, stage=stage,
-                          rule=rule)
+    return ModelFileError(
+        f"{file}: {where + ': ' if where else ''}{what}", file=file, stage=stage, rule=rule
+    )
 
 
 def _parse(path: Path) -> Any:
@@ -156,8 +157,10 @@ def validate_model(raw: Any, file: str) -> StageModel:
     try:
         model = StageModel.model_validate(raw)
     except ValidationError as exc:
-        found = [_located(file, raw, tuple(e["loc"]), e["msg"].removeprefix("Value error, "))
-                 for e in exc.errors()]
+        found = [
+            _located(file, raw, tuple(e["loc"]), e["msg"].removeprefix("Value error, "))
+            for e in exc.errors()
+        ]
         error = found[0]
         if len(found) > 1:  # name them all, so one edit fixes the file
             also = "; ".join(e.message.removeprefix(f"{file}: ") for e in found[1:])
@@ -169,11 +172,16 @@ def validate_model(raw: Any, file: str) -> StageModel:
             raise _located(file, raw, ("stages", i, "name"), f"duplicate stage {stage.name!r}")
         for j, rule in enumerate(stage.rules):
             if rule.any and i > 0:
-                raise _located(file, raw, ("stages", i, "rules", j), "`any` is allowed only in "
-                               "the first stage")
+                raise _located(
+                    file, raw, ("stages", i, "rules", j), "`any` is allowed only in the first stage"
+                )
     if model.conversion_stage not in names:
-        raise _located(file, raw, ("conversion_stage",),
-                       f"{model.conversion_stage!r} is not one of the stages {list(names)}")
+        raise _located(
+            file,
+            raw,
+            ("conversion_stage",),
+            f"{model.conversion_stage!r} is not one of the stages {list(names)}",
+        )
     return model
 
 
@@ -201,7 +209,8 @@ def load_models(names_or_paths: Iterable[str | Path]) -> tuple[StageModel, ...]:
     for item in names_or_paths:
         model = preset(item) if isinstance(item, str) and item in PRESETS else load_model(item)
         if any(m.name == model.name for m in models):
-            raise ModelFileError(f"{item}: a model named {model.name!r} is already loaded",
-                                 file=str(item))
+            raise ModelFileError(
+                f"{item}: a model named {model.name!r} is already loaded", file=str(item)
+            )
         models.append(model)
     return tuple(models)

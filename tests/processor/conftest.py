@@ -11,8 +11,13 @@ import pytest
 from journey.schema import Event, IdentityKey
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-TYPES = {"Page Viewed": "page", "Screen Viewed": "screen", "Identified": "identify",
-         "Aliased": "alias", "Grouped": "group"}
+TYPES = {
+    "Page Viewed": "page",
+    "Screen Viewed": "screen",
+    "Identified": "identify",
+    "Aliased": "alias",
+    "Grouped": "group",
+}
 Make = Callable[..., Event]
 
 
@@ -35,17 +40,22 @@ def make_event(
     page_url: str | None = None,
 ) -> Event:
     """A canonical event `at` seconds after T0 with the given keys (at least one)."""
-    keys = {"user_id": user, "anonymous_id": anon, "email": email, "phone": phone,
-            **(extra_keys or {})}
+    keys = {
+        "user_id": user,
+        "anonymous_id": anon,
+        "email": email,
+        "phone": phone,
+        **(extra_keys or {}),
+    }
     source, medium = ("(direct)", "(none)") if channel in ("web", "app") else (channel, "(none)")
     if campaign is not None:
         source, medium = campaign[0] or source, campaign[1] or medium
     timestamp = T0 + timedelta(seconds=at)
-    return Event(
+    fields: dict[str, Any] = dict(
         event_id=event_id,
-        type=TYPES.get(event, "track"),  # type: ignore[arg-type]
+        type=TYPES.get(event, "track"),
         event=event,
-        channel=channel,  # type: ignore[arg-type]
+        channel=channel,
         timestamp=timestamp,
         received_at=timestamp,
         keys=tuple(IdentityKey(type=t, value=v) for t, v in keys.items() if v is not None),
@@ -60,6 +70,7 @@ def make_event(
         medium=medium,
         page_url=page_url,
     )
+    return Event.model_validate(fields)
 
 
 @pytest.fixture(scope="session")

@@ -80,8 +80,7 @@ def test_7_streaming_a_merge_equals_the_batch_result(make: Any) -> None:
         make("w1", 0, "Product Viewed", anon="A"),
         make("s1", 100, "Order Completed", email="e@x.org", channel="store"),
         make("w2", 200, "Order Completed", anon="A", campaign=("news", "email", "may")),
-        make("i1", 300, "Identified", anon="A", email="e@x.org", user="U",
-             traits={"plan": "pro"}),
+        make("i1", 300, "Identified", anon="A", email="e@x.org", user="U", traits={"plan": "pro"}),
         make("x", 50, "Page Viewed", anon="B"),
     ]
     one_by_one = _stream([[e] for e in reversed(events)], config)

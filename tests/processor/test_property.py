@@ -20,9 +20,22 @@ from processor.facts import CustomerFacts
 from processor.stages.model import preset
 
 CONFIG = CoreConfig(models=(preset("default"), preset("lifecycle")))
-NAMES = ["Page Viewed", "Product Viewed", "Cart Viewed", "Checkout Started", "Order Completed",
-         "Order Completed", "Review Submitted", "Survey Responded", "Identified", "Aliased",
-         "Aliased", "Aliased", "Call Completed", "Product Used"]
+NAMES = [
+    "Page Viewed",
+    "Product Viewed",
+    "Cart Viewed",
+    "Checkout Started",
+    "Order Completed",
+    "Order Completed",
+    "Review Submitted",
+    "Survey Responded",
+    "Identified",
+    "Aliased",
+    "Aliased",
+    "Aliased",
+    "Call Completed",
+    "Product Used",
+]
 CHANNELS = ["web", "web", "app", "email", "call", "store"]
 CAMPAIGNS = [None, None, ("google", "cpc", "a"), ("news", "email", "b")]
 
@@ -33,9 +46,15 @@ KEYSETS = ["a", "a", "a", "u", "ua", "ua", "e", "ea", "p", "pa", "l", "el", "ue"
 # One raw event: (person, keys, name, channel, slot, jitter, campaign, score, shared)
 Raw = tuple[int, str, str, str, int, float, int, int, bool]
 raw_event = st.tuples(
-    st.integers(0, 2), st.sampled_from(KEYSETS), st.sampled_from(NAMES), st.sampled_from(CHANNELS),
-    st.integers(0, 12), st.sampled_from([0.0, 1.0, -1.0, 0.5, 600.0]),
-    st.integers(0, len(CAMPAIGNS) - 1), st.integers(0, 10), st.sampled_from([False, False, True]),
+    st.integers(0, 2),
+    st.sampled_from(KEYSETS),
+    st.sampled_from(NAMES),
+    st.sampled_from(CHANNELS),
+    st.integers(0, 12),
+    st.sampled_from([0.0, 1.0, -1.0, 0.5, 600.0]),
+    st.integers(0, len(CAMPAIGNS) - 1),
+    st.integers(0, 10),
+    st.sampled_from([False, False, True]),
 )
 
 
@@ -57,8 +76,15 @@ def _build(make: Any, index: int, raw: Raw) -> Event:
         kw["traits"] = {"score": score, f"t{person}": slot}
     if name == "Survey Responded":
         kw["properties"] = {"survey": ["nps", "csat"][score % 2], "score": score}
-    built: Event = make(f"e{index:03d}", slot * 1800 + jitter, name, channel=channel,
-                        campaign=CAMPAIGNS[campaign], context={"traits": {"c": index % 3}}, **kw)
+    built: Event = make(
+        f"e{index:03d}",
+        slot * 1800 + jitter,
+        name,
+        channel=channel,
+        campaign=CAMPAIGNS[campaign],
+        context={"traits": {"c": index % 3}},
+        **kw,
+    )
     return built
 
 

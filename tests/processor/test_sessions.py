@@ -33,30 +33,57 @@ def _split(make: Any, events: Spec, **config: Any) -> list[list[str]]:
 
 
 CASES: list[tuple[str, Spec, list[list[str]]]] = [
-    ("gap of exactly the timeout does not split",
-     [("a", 0, {}), ("b", 1800, {})], [["a", "b"]]),
-    ("gap of the timeout plus a microsecond splits",
-     [("a", 0, {}), ("b", 1800.000001, {})], [["a"], ["b"]]),
-    ("campaign change inside 30 minutes splits",
-     [("a", 0, {"campaign": G}), ("b", 60, {}), ("c", 120, {"campaign": F})], [["a", "b"], ["c"]]),
-    ("the same campaign again does not split",
-     [("a", 0, {"campaign": G}), ("b", 60, {"campaign": G})], [["a", "b"]]),
-    ("a campaign inside an uncampaigned session differs from none: splits",
-     [("a", 0, {}), ("b", 60, {"campaign": G}), ("c", 70, {})], [["a"], ["b", "c"]]),
-    ("a campaign differing only in name splits",
-     [("a", 0, {"campaign": G}), ("b", 60, {"campaign": ("google", "cpc", "autumn")})],
-     [["a"], ["b"]]),
-    ("web and app form one stream",
-     [("a", 0, {}), ("b", 100, {"channel": "app", "event": "Screen Viewed"})], [["a", "b"]]),
-    ("other channels are single touches and do not break a web session",
-     [("a", 0, {}), ("m", 100, {"channel": "email", "event": "Email Clicked"}),
-      ("s", 150, {"channel": "store", "event": "Store Visited"}), ("b", 200, {})],
-     [["a", "b"], ["m"], ["s"]]),
-    ("no split at midnight",
-     [("a", 14 * 3600 + 59 * 60, {}), ("b", 15 * 3600 + 60, {})], [["a", "b"]]),
-    ("gaps are measured from the previous event, not the session start",
-     [("a", 0, {}), ("b", 1700, {}), ("c", 3400, {}), ("d", 5201, {})],
-     [["a", "b", "c"], ["d"]]),
+    ("gap of exactly the timeout does not split", [("a", 0, {}), ("b", 1800, {})], [["a", "b"]]),
+    (
+        "gap of the timeout plus a microsecond splits",
+        [("a", 0, {}), ("b", 1800.000001, {})],
+        [["a"], ["b"]],
+    ),
+    (
+        "campaign change inside 30 minutes splits",
+        [("a", 0, {"campaign": G}), ("b", 60, {}), ("c", 120, {"campaign": F})],
+        [["a", "b"], ["c"]],
+    ),
+    (
+        "the same campaign again does not split",
+        [("a", 0, {"campaign": G}), ("b", 60, {"campaign": G})],
+        [["a", "b"]],
+    ),
+    (
+        "a campaign inside an uncampaigned session differs from none: splits",
+        [("a", 0, {}), ("b", 60, {"campaign": G}), ("c", 70, {})],
+        [["a"], ["b", "c"]],
+    ),
+    (
+        "a campaign differing only in name splits",
+        [("a", 0, {"campaign": G}), ("b", 60, {"campaign": ("google", "cpc", "autumn")})],
+        [["a"], ["b"]],
+    ),
+    (
+        "web and app form one stream",
+        [("a", 0, {}), ("b", 100, {"channel": "app", "event": "Screen Viewed"})],
+        [["a", "b"]],
+    ),
+    (
+        "other channels are single touches and do not break a web session",
+        [
+            ("a", 0, {}),
+            ("m", 100, {"channel": "email", "event": "Email Clicked"}),
+            ("s", 150, {"channel": "store", "event": "Store Visited"}),
+            ("b", 200, {}),
+        ],
+        [["a", "b"], ["m"], ["s"]],
+    ),
+    (
+        "no split at midnight",
+        [("a", 14 * 3600 + 59 * 60, {}), ("b", 15 * 3600 + 60, {})],
+        [["a", "b"]],
+    ),
+    (
+        "gaps are measured from the previous event, not the session start",
+        [("a", 0, {}), ("b", 1700, {}), ("c", 3400, {}), ("d", 5201, {})],
+        [["a", "b", "c"], ["d"]],
+    ),
 ]
 
 
@@ -109,11 +136,17 @@ def test_3_session_attributes(make: Any) -> None:
 
 
 def test_3_single_touch_session_and_converted_flag(make: Any) -> None:
-    events: Spec = [("v", 0, {}), ("o", 100, {"channel": "store", "event": "Order Completed"}),
-                    ("o2", 200, {"channel": "store", "event": "Order Completed"})]
+    events: Spec = [
+        ("v", 0, {}),
+        ("o", 100, {"channel": "store", "event": "Order Completed"}),
+        ("o2", 200, {"channel": "store", "event": "Order Completed"}),
+    ]
     sessions = _sessions(make, events)
-    assert [(s.channel, s.event_count, s.duration_s, s.source, s.converted_models)
-            for s in sessions] == [("web", 1, 0.0, "(direct)", ()),
-                                   ("store", 1, 0.0, "store", ("default",)),
-                                   ("store", 1, 0.0, "store", ())]
+    assert [
+        (s.channel, s.event_count, s.duration_s, s.source, s.converted_models) for s in sessions
+    ] == [
+        ("web", 1, 0.0, "(direct)", ()),
+        ("store", 1, 0.0, "store", ("default",)),
+        ("store", 1, 0.0, "store", ()),
+    ]
     assert sessions[1].page_views == 0 and sessions[1].landing_page is None

@@ -30,37 +30,55 @@ def _at(f: CustomerFacts, model: str = "default") -> list[tuple[str, str | None,
 
 def test_4_2_purchase_with_no_recorded_consideration_infers_it(make: Any) -> None:
     f = _facts(make, [("v", 0, {}), ("o", 60, {"event": "Order Completed", "channel": "store"})])
-    assert _entries(f) == [("awareness", "v", False), ("consideration", "o", True),
-                           ("decision", "o", False)]
+    assert _entries(f) == [
+        ("awareness", "v", False),
+        ("consideration", "o", True),
+        ("decision", "o", False),
+    ]
     entered = {e.stage: e.entered_at for e in f.stage_entries}
     assert entered["consideration"] == entered["decision"] == f.event_stages[1].timestamp
 
 
 def test_4_2_first_event_reaching_decision_makes_awareness_explicit(make: Any) -> None:
     f = _facts(make, [("o", 0, {"event": "Checkout Started"})])
-    assert _entries(f) == [("awareness", "o", False), ("consideration", "o", True),
-                           ("decision", "o", False)]
+    assert _entries(f) == [
+        ("awareness", "o", False),
+        ("consideration", "o", True),
+        ("decision", "o", False),
+    ]
 
 
 def test_4_2_second_purchase_reaches_retention_through_nth(make: Any) -> None:
-    f = _facts(make, [("o1", 0, {"event": "Order Completed"}),
-                      ("p", 10, {"event": "Product Viewed"}),
-                      ("o2", 86400, {"event": "Order Completed"}),
-                      ("o3", 90000, {"event": "Order Completed"})])
-    assert _at(f) == [("o1", "decision", "decision"), ("p", "consideration", "decision"),
-                      ("o2", "retention", "retention"), ("o3", "retention", "retention")]
+    f = _facts(
+        make,
+        [
+            ("o1", 0, {"event": "Order Completed"}),
+            ("p", 10, {"event": "Product Viewed"}),
+            ("o2", 86400, {"event": "Order Completed"}),
+            ("o3", 90000, {"event": "Order Completed"}),
+        ],
+    )
+    assert _at(f) == [
+        ("o1", "decision", "decision"),
+        ("p", "consideration", "decision"),
+        ("o2", "retention", "retention"),
+        ("o3", "retention", "retention"),
+    ]
     assert _entries(f)[-1] == ("retention", "o2", False)
 
 
 def test_4_2_backward_move_decision_to_consideration_is_a_transition(make: Any) -> None:
-    f = _facts(make, [
-        ("p1", 0, {"event": "Product Viewed"}),
-        ("c1", 10, {"event": "Checkout Started"}),
-        ("x", 15, {}),  # no own stage: skipped
-        ("p2", 20, {"event": "Product Viewed"}),
-        ("p3", 25, {"event": "Cart Viewed"}),  # same stage again: no transition
-        ("c2", 30, {"event": "Checkout Started"}),
-    ])
+    f = _facts(
+        make,
+        [
+            ("p1", 0, {"event": "Product Viewed"}),
+            ("c1", 10, {"event": "Checkout Started"}),
+            ("x", 15, {}),  # no own stage: skipped
+            ("p2", 20, {"event": "Product Viewed"}),
+            ("p3", 25, {"event": "Cart Viewed"}),  # same stage again: no transition
+            ("c2", 30, {"event": "Checkout Started"}),
+        ],
+    )
     got = {(t.from_stage, t.to_stage): t.transitions for t in f.transitions}
     assert got == {("consideration", "decision"): 2, ("decision", "consideration"): 1}
     assert [r.stage_at for r in f.event_stages] == ["consideration"] + ["decision"] * 5
@@ -68,31 +86,42 @@ def test_4_2_backward_move_decision_to_consideration_is_a_transition(make: Any) 
 
 def test_4_2_advocacy_from_nps_promoter_only(make: Any) -> None:
     survey = "Survey Responded"
-    f = _facts(make, [
-        ("d", 0, {"event": survey, "properties": {"survey": "nps", "score": 6}}),
-        ("c", 5, {"event": survey, "properties": {"survey": "csat", "score": 5}}),
-        ("p", 10, {"event": survey, "properties": {"survey": "nps", "score": 9}}),
-    ])
-    assert _at(f) == [("d", None, "awareness"), ("c", None, "awareness"),
-                      ("p", "advocacy", "advocacy")]
+    f = _facts(
+        make,
+        [
+            ("d", 0, {"event": survey, "properties": {"survey": "nps", "score": 6}}),
+            ("c", 5, {"event": survey, "properties": {"survey": "csat", "score": 5}}),
+            ("p", 10, {"event": survey, "properties": {"survey": "nps", "score": 9}}),
+        ],
+    )
+    assert _at(f) == [
+        ("d", None, "awareness"),
+        ("c", None, "awareness"),
+        ("p", "advocacy", "advocacy"),
+    ]
     assert [(s.event_id, s.survey, s.score, s.stage_at) for s in f.surveys] == [
-        ("d", "nps", 6.0, "awareness"), ("c", "csat", 5.0, "awareness"),
-        ("p", "nps", 9.0, "advocacy")]
+        ("d", "nps", 6.0, "awareness"),
+        ("c", "csat", 5.0, "awareness"),
+        ("p", "nps", 9.0, "advocacy"),
+    ]
     inferred = [e.stage for e in f.stage_entries if e.inferred]
     assert inferred == ["consideration", "decision", "retention"]
 
 
-@pytest.mark.parametrize(("properties", "kept"), [
-    ({"survey": "nps", "score": 10}, ("nps", 10.0)),
-    ({"survey": "NPS ", "score": "7"}, ("nps", 7.0)),
-    ({"survey": "ces", "score": 7.0}, ("ces", 7.0)),
-    ({"survey": "csat", "score": 0}, None),  # outside 1..5
-    ({"survey": "nps", "score": 11}, None),
-    ({"survey": "nps", "score": True}, None),
-    ({"survey": "nps"}, None),
-    ({"survey": "nps", "score": "high"}, None),
-    ({"survey": "poll", "score": 3}, None),
-])
+@pytest.mark.parametrize(
+    ("properties", "kept"),
+    [
+        ({"survey": "nps", "score": 10}, ("nps", 10.0)),
+        ({"survey": "NPS ", "score": "7"}, ("nps", 7.0)),
+        ({"survey": "ces", "score": 7.0}, ("ces", 7.0)),
+        ({"survey": "csat", "score": 0}, None),  # outside 1..5
+        ({"survey": "nps", "score": 11}, None),
+        ({"survey": "nps", "score": True}, None),
+        ({"survey": "nps"}, None),
+        ({"survey": "nps", "score": "high"}, None),
+        ({"survey": "poll", "score": 3}, None),
+    ],
+)
 def test_5_surveys_need_known_survey_and_score_in_scale(
     make: Any, properties: dict[str, Any], kept: tuple[str, float] | None
 ) -> None:
@@ -140,28 +169,68 @@ def _model(stages: list[dict[str, Any]], conversion: str) -> CoreConfig:
 
 
 def test_4_1_nth_counts_only_events_matching_the_other_conditions(make: Any) -> None:
-    config = _model([
-        {"name": "seen", "rules": [{"any": True}]},
-        {"name": "loyal", "rules": [{"event": "Order Completed", "channel": ["store"],
-                                      "where": {"total": {"gte": 50}}, "nth": 2}]},
-    ], "loyal")
-    f = _facts(make, [
-        ("o1", 0, {"event": "Order Completed", "channel": "store", "properties": {"total": 60}}),
-        ("o2", 1, {"event": "Order Completed", "channel": "web", "properties": {"total": 60}}),
-        ("o3", 2, {"event": "Order Completed", "channel": "store", "properties": {"total": 10}}),
-        ("o4", 3, {"event": "Order Completed", "channel": "store", "properties": {"total": 50}}),
-        ("o5", 4, {"event": "Order Completed", "channel": "store", "properties": {"total": 99}}),
-    ], config)
+    config = _model(
+        [
+            {"name": "seen", "rules": [{"any": True}]},
+            {
+                "name": "loyal",
+                "rules": [
+                    {
+                        "event": "Order Completed",
+                        "channel": ["store"],
+                        "where": {"total": {"gte": 50}},
+                        "nth": 2,
+                    }
+                ],
+            },
+        ],
+        "loyal",
+    )
+    f = _facts(
+        make,
+        [
+            (
+                "o1",
+                0,
+                {"event": "Order Completed", "channel": "store", "properties": {"total": 60}},
+            ),
+            ("o2", 1, {"event": "Order Completed", "channel": "web", "properties": {"total": 60}}),
+            (
+                "o3",
+                2,
+                {"event": "Order Completed", "channel": "store", "properties": {"total": 10}},
+            ),
+            (
+                "o4",
+                3,
+                {"event": "Order Completed", "channel": "store", "properties": {"total": 50}},
+            ),
+            (
+                "o5",
+                4,
+                {"event": "Order Completed", "channel": "store", "properties": {"total": 99}},
+            ),
+        ],
+        config,
+    )
     assert [(r.event_id, r.own_stage) for r in f.event_stages] == [
-        ("o1", None), ("o2", None), ("o3", None), ("o4", "loyal"), ("o5", "loyal")]
+        ("o1", None),
+        ("o2", None),
+        ("o3", None),
+        ("o4", "loyal"),
+        ("o5", "loyal"),
+    ]
     assert f.sessions[3].converted_models == ("m",)
 
 
 def test_4_1_model_without_any_has_no_stage_before_its_first_match(make: Any) -> None:
-    config = _model([
-        {"name": "lead", "rules": [{"event": "Signed Up"}]},
-        {"name": "customer", "rules": [{"event": "Order Completed"}]},
-    ], "customer")
+    config = _model(
+        [
+            {"name": "lead", "rules": [{"event": "Signed Up"}]},
+            {"name": "customer", "rules": [{"event": "Order Completed"}]},
+        ],
+        "customer",
+    )
     f = _facts(make, [("v", 0, {}), ("o", 5, {"event": "Order Completed"})], config)
     assert [(r.stage_at, r.stage_at_index) for r in f.event_stages] == [("", -1), ("customer", 1)]
     assert _entries(f, "m") == [("lead", "o", True), ("customer", "o", False)]
@@ -169,18 +238,30 @@ def test_4_1_model_without_any_has_no_stage_before_its_first_match(make: Any) ->
 
 def test_4_1_several_models_at_once(make: Any) -> None:
     config = CoreConfig(models=(preset("default"), preset("aida"), preset("lifecycle")))
-    f = _facts(make, [
-        ("p", 0, {"event": "Product Viewed"}),
-        ("o", 60, {"event": "Order Completed"}),
-        ("c", 999, {"event": "Call Completed", "channel": "call",
-                    "properties": {"reason": "support"}}),
-    ], config)
+    f = _facts(
+        make,
+        [
+            ("p", 0, {"event": "Product Viewed"}),
+            ("o", 60, {"event": "Order Completed"}),
+            (
+                "c",
+                999,
+                {"event": "Call Completed", "channel": "call", "properties": {"reason": "support"}},
+            ),
+        ],
+        config,
+    )
     stage_at = {(r.model, r.event_id): r.stage_at for r in f.event_stages}
     assert stage_at == {
-        ("default", "p"): "consideration", ("default", "o"): "decision",
+        ("default", "p"): "consideration",
+        ("default", "o"): "decision",
         ("default", "c"): "decision",
-        ("aida", "p"): "interest", ("aida", "o"): "action", ("aida", "c"): "action",
-        ("lifecycle", "p"): "explore", ("lifecycle", "o"): "purchase", ("lifecycle", "c"): "care",
+        ("aida", "p"): "interest",
+        ("aida", "o"): "action",
+        ("aida", "c"): "action",
+        ("lifecycle", "p"): "explore",
+        ("lifecycle", "o"): "purchase",
+        ("lifecycle", "c"): "care",
     }
     assert f.sessions[0].converted_models == ("default", "aida", "lifecycle")
     assert _entries(f, "lifecycle")[-2:] == [("use", "c", True), ("care", "c", False)]
