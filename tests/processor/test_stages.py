@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from processor.derive import CoreConfig, derive
 from processor.facts import CustomerFacts
@@ -265,3 +268,139 @@ def test_4_1_several_models_at_once(make: Any) -> None:
     }
     assert f.sessions[0].converted_models == ("default", "aida", "lifecycle")
     assert _entries(f, "lifecycle")[-2:] == [("use", "c", True), ("care", "c", False)]
+
+
+# A reference of SPEC 4.2 written straight from the definitions, quadratic and obvious, to
+# check the single-pass evaluator against.
+def _rule_matches(rule: Any, events: list[Any], i: int) -> bool:
+    if rule.any:
+        return True
+
+    def other(e: Any) -> bool:
+        conds = [(p, op, v) for p, ops in rule.where.items() for op, v in ops.items()]
+        return (
+            e.event in rule.event
+            and (rule.channel is None or e.channel in rule.channel)
+            and conditions_hold(conds, e.properties)
+        )
+
+    return other(events[i]) and sum(1 for e in events[: i + 1] if other(e)) >= rule.nth
+
+
+def _reference(model: Any, events: list[Any]) -> tuple[list[Any], list[Any], dict[Any, int]]:
+    stages = model.stages
+    matches = [
+        {s for s, st in enumerate(stages) for r in st.rules if _rule_matches(r, events, i)}
+        for i in range(len(events))
+    ]
+    own = [
+        max(
+            (
+                s
+                for s, st in enumerate(stages)
+                for r in st.rules
+                if not r.any and _rule_matches(r, events, i)
+            ),
+            default=None,
+        )
+        for i in range(len(events))
+    ]
+    reached = [max((max(m) for m in matches[: i + 1] if m), default=-1) for i in range(len(events))]
+    entries = []
+    for s in range(len(stages)):
+        first = next((i for i, r in enumerate(reached) if r >= s), None)
+        if first is not None:
+            entries.append((stages[s].name, events[first].event_id, s not in matches[first]))
+    at = [
+        (e.event_id, None if o is None else stages[o].name, stages[r].name if r >= 0 else "")
+        for e, o, r in zip(events, own, reached, strict=True)
+    ]
+    seq = [o for o in own if o is not None]
+    moves: dict[Any, int] = {}
+    for a, b in itertools.pairwise(seq):
+        if a != b:
+            moves[(stages[a].name, stages[b].name)] = (
+                moves.get((stages[a].name, stages[b].name), 0) + 1
+            )
+    return entries, at, moves
+
+
+CUSTOM = validate_model(
+    {
+        "name": "custom",
+        "conversion_stage": "buyer",
+        "stages": [
+            {"name": "visitor", "rules": [{"event": ["Page Viewed", "Product Viewed"]}]},
+            {
+                "name": "lead",
+                "rules": [
+                    {"event": "Signed Up", "channel": ["web", "app"]},
+                    {"event": "Product Viewed", "nth": 3},
+                ],
+            },
+            {
+                "name": "buyer",
+                "rules": [{"event": "Order Completed", "where": {"total": {"gte": 20}}}],
+            },
+            {
+                "name": "fan",
+                "rules": [
+                    {
+                        "event": "Order Completed",
+                        "nth": 2,
+                        "where": {"total": {"gte": 20}},
+                        "channel": ["store"],
+                    },
+                    {
+                        "event": "Survey Responded",
+                        "where": {"survey": {"in": ["nps"]}, "score": {"gt": 8}},
+                    },
+                ],
+            },
+        ],
+    },
+    "custom.toml",
+)
+STEP = st.tuples(
+    st.sampled_from(
+        [
+            "Page Viewed",
+            "Product Viewed",
+            "Signed Up",
+            "Order Completed",
+            "Survey Responded",
+            "Checkout Started",
+            "Subscription Renewed",
+        ]
+    ),
+    st.sampled_from(["web", "app", "store", "email"]),
+    st.integers(0, 40),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=st.lists(STEP, min_size=1, max_size=25))
+def test_4_2_evaluation_equals_the_definition(make: Any, steps: list[tuple[str, str, int]]) -> None:
+    events = [
+        make(
+            f"e{i:02d}",
+            i * 60,
+            name,
+            channel=channel,
+            anon="A",
+            properties={"total": n, "survey": "nps", "score": n % 11},
+        )
+        for i, (name, channel, n) in enumerate(steps)
+    ]
+    config = CoreConfig(models=(preset("default"), CUSTOM))
+    [f] = derive(events, config)
+    for model in config.models:
+        entries, at, moves = _reference(model, events)
+        assert _entries(f, model.name) == entries
+        assert _at(f, model.name) == at
+        got = {
+            (t.from_stage, t.to_stage): t.transitions
+            for t in f.transitions
+            if t.model == model.name
+        }
+        assert got == moves
