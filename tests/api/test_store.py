@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -127,3 +133,31 @@ def test_6_2_a_vanished_snapshot_file_is_a_retryable_503(writer: WarehouseWriter
         path.unlink()  # as the writer's clean-up does once a newer version's grace period ends
     r = client.get("/v1/customers/a/events?limit=5", headers=auth)
     assert r.status_code == 503 and r.json()["error"] == "snapshot_unreadable"
+
+
+def test_6_1_api_only_process_serves_the_warehouse(writer: WarehouseWriter) -> None:
+    commit(writer, [facts("a", 3, 2.0), facts("b", 1, 1.0)], T0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "JOURNEY_DATA_DIR": str(writer.root.parent), "JOURNEY_PORT": str(port),
+           "JOURNEY_API_TOKENS": "t1,t2", "PYTHONPATH": str(Path(__file__).parents[2])}
+    proc = subprocess.Popen([sys.executable, "-m", "api.app"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "API did not start"
+            time.sleep(0.1)
+        kpis = httpx.get(f"{url}/v1/kpis", headers={"Authorization": "Bearer t2"}).json()
+        assert (kpis["customers"], kpis["conversion_rate"]) == (2, 0.5)
+        assert httpx.get(f"{url}/v1/kpis").status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(10)
