@@ -41,8 +41,9 @@ cmd_fetch() {
     # Resolve into a fresh directory and swap it in, so an interrupted fetch never leaves half a classpath.
     local tmp="$CACHE/libs.tmp.$$"
     rm -rf "$tmp"
-    mvn -q -B -Dstyle.color=never -f "$HERE/kafka/pom.xml" dependency:copy-dependencies \
-        -DoutputDirectory="$tmp" -DincludeScope=runtime \
+    # Maven 3.8 prints colour resets even in batch mode; strip them (pipefail keeps mvn's status).
+    mvn -q -B -f "$HERE/kafka/pom.xml" dependency:copy-dependencies \
+        -DoutputDirectory="$tmp" -DincludeScope=runtime 2>&1 | sed 's/\x1b\[[0-9;]*m//g' \
         || { rm -rf "$tmp"; die "mvn could not resolve the Kafka broker (see above)"; }
     rm -rf "$LIBS" "$PROBE"
     mv "$tmp" "$LIBS"
@@ -102,6 +103,12 @@ cmd_start() {
     if is_running "$data"; then
         die "a broker is already running from $data (pid $(cat "$data/kafka.pid"))"
     fi
+    local p
+    for p in "$port" "$cport"; do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            die "127.0.0.1:$p is already in use"
+        fi
+    done
     cmd_fetch
     mkdir -p "$data/logs"
     write_properties "$data" "$port" "$cport"
@@ -140,12 +147,19 @@ wait_ready() {
         fi
         sleep 0.2
     done
-    local left=$((deadline - SECONDS))
+    local left=$((deadline - SECONDS)) answered ours
     ((left > 0)) || left=1
-    if ! java -Dlog4j2.level=OFF -cp "$PROBE:$LIBS/*" Ready "127.0.0.1:$port" "$left"; then
+    if ! answered="$(java -Dlog4j2.level=OFF -cp "$PROBE:$LIBS/*" Ready "127.0.0.1:$port" "$left")"; then
         print_log_tail "$data"
         cmd_stop "$data" >/dev/null 2>&1 || true
         die "the broker did not answer metadata within ${READY_TIMEOUT}s"
+    fi
+    # Whoever answered must be the broker of this DATA_DIR (not another one on the same port).
+    ours="$(sed -n 's/^cluster.id=//p' "$data/kraft/meta.properties")"
+    if [[ "$answered" != "$ours" ]] || ! is_running "$data"; then
+        print_log_tail "$data"
+        cmd_stop "$data" >/dev/null 2>&1 || true
+        die "127.0.0.1:$port answered for cluster '$answered', not this broker's '$ours'"
     fi
 }
 

@@ -1,5 +1,5 @@
-// Exits 0 once the broker at args[0] answers metadata (cluster description and topic list),
-// 1 if it does not within args[1] seconds. Run as a single-file program: java -cp 'libs/*' Ready.java
+// Exits 0 once the broker at args[0] answers metadata (cluster description and topic list) and
+// prints its cluster id; exits 1 if it does not within args[1] seconds. Compiled by kafka.sh fetch.
 import java.util.Properties;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
@@ -16,9 +16,12 @@ public class Ready {
         try (Admin admin = Admin.create(props)) {
             while (System.nanoTime() < deadline) {
                 try {
-                    int brokers = admin.describeCluster().nodes().get(5, TimeUnit.SECONDS).size();
+                    var cluster = admin.describeCluster();
+                    int brokers = cluster.nodes().get(5, TimeUnit.SECONDS).size();
+                    String clusterId = cluster.clusterId().get(5, TimeUnit.SECONDS);
                     admin.listTopics().names().get(5, TimeUnit.SECONDS);
                     if (brokers > 0) {
+                        System.out.println(clusterId);
                         System.exit(0);
                     }
                 } catch (Exception e) {
