@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from journey.errors import ConfigError
 from processor.errors import ModelFileError
-from processor.stages.model import PRESETS, Rule, load_model, load_models, preset
+from processor.stages.model import PRESETS, Rule, load_model, load_models, preset, validate_model
 
 SPEC_DEFAULT = {
     "awareness": [Rule(any=True)],
@@ -242,3 +245,36 @@ def test_4_1_bad_model_files_name_file_stage_and_rule(
 def test_4_1_missing_file_is_a_model_file_error(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="cannot read"):
         load_model(tmp_path / "absent.toml")
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from(["a", "any", "stages", ""]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                ["name", "stages", "rules", "event", "any", "where", "nth", "gte", "x"]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    stages=st.lists(
+        st.fixed_dictionaries({"name": st.sampled_from(["a", "b", ""])}, optional={"rules": _json}),
+        max_size=3,
+    )
+    | _json,
+    conversion=_json,
+)
+def test_4_1_any_malformed_model_gives_a_model_file_error(stages: Any, conversion: Any) -> None:
+    raw = {"name": "m", "conversion_stage": conversion, "stages": stages}
+    try:
+        validate_model(raw, "fuzz.yaml")
+    except ModelFileError as exc:
+        assert str(exc).startswith("fuzz.yaml: ")
