@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -288,6 +289,26 @@ def test_embedded_reopening_with_another_partition_count_keeps_the_stored_one(
         log.close()
 
 
+def test_embedded_append_raises_a_retryable_error_while_another_writer_holds_the_lock(
+    tmp_path: Path,
+) -> None:
+    log = EmbeddedLog(tmp_path, partitions=2, busy_timeout_s=0.2)
+    blocker = sqlite3.connect(log.path, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        with pytest.raises(LogUnavailable) as raised:
+            log.append([(b"k", b"v")])
+        assert time.monotonic() - started < 5.0
+        assert raised.value.context["file"] == str(log.path)
+        blocker.execute("ROLLBACK")
+        log.append([(b"k", b"v")])  # the same call succeeds once the lock is released
+        assert sum(log.end_offsets().values()) == 1
+    finally:
+        blocker.close()
+        log.close()
+
+
 # -- Kafka only: an unreachable broker -----------------------------------------------------
 
 
@@ -342,3 +363,34 @@ def test_ensure_topic_is_idempotent_and_keeps_the_partition_count(kafka_bootstra
     topic = f"test.gone.{time.monotonic_ns()}"
     assert ensure_topic(kafka_bootstrap, topic, 2) == 2
     assert ensure_topic(kafka_bootstrap, topic, 5) == 2  # idempotent, keeps its partitions
+
+
+@pytest.mark.kafka
+@pytest.mark.usefixtures("kafka_python_garbage")
+def test_append_after_the_broker_stopped_raises_a_retryable_error(tmp_path: Path) -> None:
+    """A broker of its own (the session's must stay up): acknowledged, then stopped."""
+    script = str(REPO / "scripts" / "kafka.sh")
+    port = _closed_port()
+    started = subprocess.run(
+        ["bash", script, "start", str(tmp_path), str(port), str(_closed_port())],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert started.returncode == 0, started.stdout + started.stderr
+    stopped = False
+    log = KafkaLog(f"127.0.0.1:{port}", "gone", timeout_s=3.0)
+    try:
+        ensure_topic(f"127.0.0.1:{port}", "gone", 1)
+        log.append([(b"k", b"before")])
+        subprocess.run(["bash", script, "stop", str(tmp_path)], check=True, timeout=90)
+        stopped = True
+        began = time.monotonic()
+        with pytest.raises(LogUnavailable):
+            log.append([(b"k", b"after")])
+        assert time.monotonic() - began < 15.0
+    finally:
+        log.close()
+        if not stopped:
+            subprocess.run(["bash", script, "stop", str(tmp_path)], check=False, timeout=90)
