@@ -1,0 +1,28 @@
+"""STYLE: every setting is documented in README (name and description)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic_settings import BaseSettings
+
+from api.settings import ApiSettings
+from ingest.settings import IngestSettings
+from journey.settings import CommonSettings
+from processor.settings import ProcessorSettings
+from warehouse.settings import WarehouseSettings
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+SERVICES: list[type[BaseSettings]] = [
+    CommonSettings, IngestSettings, ProcessorSettings, WarehouseSettings, ApiSettings,
+]
+
+
+@pytest.mark.parametrize("settings", SERVICES, ids=lambda s: s.__name__)
+def test_every_setting_is_in_readme_with_a_description(settings: type[BaseSettings]) -> None:
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    for name, field in settings.model_fields.items():
+        assert field.description, f"{settings.__name__}.{name} has no description"
+        env = f"`{prefix}{name.upper()}`"
+        assert env in README, f"{env} is not documented in README.md"
