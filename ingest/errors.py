@@ -33,6 +33,16 @@ class TooLargeError(WireError):
     status = 413
 
 
+class RateLimitedError(WireError):
+    """The write key sent more requests than its token bucket allows; retry after a pause."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after_s: float, **context: object) -> None:
+        super().__init__(message, retry_after_s=retry_after_s, **context)
+        self.retry_after_s = retry_after_s
+
+
 class InvalidEventError(BadEventError):
     """One event is rejected; the context names the field (and batch index, when known)."""
 

@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect
 from ingest.deadletter import DeadLetter, DeadLetterStore
 from ingest.errors import EventTooLargeError, InvalidEventError, TooLargeError, WireError
 from ingest.normalize import normalize
+from ingest.ratelimit import RateLimiter, retry_fields, retry_headers
 from ingest.settings import IngestSettings
 from ingest.wire import (
     authenticate,
@@ -68,10 +69,11 @@ class Collector:
     """Turns one decoded request into log records and dead letters (runs off the event loop)."""
 
     def __init__(self, settings: IngestSettings, producer: LogProducer,
-                 dead_letters: DeadLetterStore) -> None:
+                 dead_letters: DeadLetterStore, limiter: RateLimiter | None = None) -> None:
         self.settings = settings
         self.producer = producer
         self.dead_letters = dead_letters
+        self.limiter = limiter
 
     def handle(self, raw: bytes, encoding: str | None, key: str | None, authorization: str | None,
                kind: str | None, received_at: datetime) -> Outcome:
@@ -79,12 +81,19 @@ class Collector:
         s = self.settings
         body = parse_body(decode_body(raw, encoding, s.max_request_bytes))
         key = key or authenticate(authorization, body, s.write_keys)
+        if self.limiter is not None:
+            self.limiter.check(key)
+        return self.store(messages_of(body, kind, s.max_batch_events), key, received_at)
+
+    def store(self, messages: Sequence[tuple[int | None, Any]], key: str | None,
+              received_at: datetime) -> Outcome:
+        """Normalise (size, message) pairs; dead-letter the bad, append the good."""
         outcome = Outcome()
         records: list[tuple[bytes, bytes]] = []
         letters: list[DeadLetter] = []
-        for index, (size, message) in enumerate(messages_of(body, kind, s.max_batch_events)):
+        for index, (size, message) in enumerate(messages):
             try:
-                event = self._event(size, message, received_at)
+                event = self.event(size, message, received_at)
                 record = (partition_key(event), event.to_json())
             except InvalidEventError as exc:
                 reason = str(exc.message)
@@ -105,7 +114,8 @@ class Collector:
         outcome.stored = len(records)
         return outcome
 
-    def _event(self, size: int | None, message: Any, received_at: datetime) -> Event:
+    def event(self, size: int | None, message: Any, received_at: datetime) -> Event:
+        """The canonical event of one message, or InvalidEventError (size limit, SPEC 1.2)."""
         limit = self.settings.max_event_bytes
         if size is None:
             raise InvalidEventError("event is nested too deeply to be stored as JSON")
@@ -148,9 +158,12 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def collector_router(settings: IngestSettings, producer: LogProducer,
-                     clock: Callable[[], datetime]) -> APIRouter:
+                     clock: Callable[[], datetime],
+                     limiter: RateLimiter | None = None) -> APIRouter:
     """POST /v1/{batch,track,identify,page,screen,group,alias} and the short forms /v1/{b,t,...}."""
-    collector = Collector(settings, producer, DeadLetterStore(settings.data_dir / "deadletter"))
+    limiter = limiter or RateLimiter.from_settings(settings)
+    collector = Collector(settings, producer, DeadLetterStore(settings.data_dir / "deadletter"),
+                          limiter)
     router = APIRouter(tags=["collector"])
 
     def endpoint(kind: str | None) -> Callable[[Request], Any]:
@@ -159,6 +172,8 @@ def collector_router(settings: IngestSettings, producer: LogProducer,
             status, payload = await _receive(request, kind)
             if status == 503:
                 headers["Retry-After"] = str(settings.retry_after_s)
+            if status == 429:
+                headers.update(retry_headers(payload))
             REQUESTS.labels(status=str(status)).inc()
             return JSONResponse(payload, status_code=status, headers=headers)
 
@@ -173,7 +188,7 @@ def collector_router(settings: IngestSettings, producer: LogProducer,
                 collector.handle, raw, request.headers.get("content-encoding"), key,
                 authorization, kind, clock())
         except WireError as exc:
-            return exc.status, {"success": False, "error": exc.message}
+            return exc.status, {"success": False, "error": exc.message, **retry_fields(exc)}
         except ClientDisconnect:
             return 400, {"success": False, "error": "client disconnected before the body ended"}
         except RetryableError as exc:

@@ -47,8 +47,30 @@ class IngestSettings(CommonSettings):
         default_factory=lambda: ["*"],
         description="Origins allowed to send events from a browser, comma-separated; * = any.",
     )
+    rate_limit_per_s: float = Field(
+        default=200.0,
+        ge=0,
+        description="Requests per second each write key may send to the collector; 0 = no limit.",
+    )
+    rate_limit_burst: int = Field(
+        default=1000, ge=1, description="Requests a write key may send at once above its rate."
+    )
+    max_bulk_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=1,
+        description="Largest body of a POST /v1/import or email-webhook request, in bytes.",
+    )
+    sendgrid_public_key: SecretStr | None = Field(
+        default=None,
+        description="SendGrid Signed Event Webhook verification key (base64 DER or PEM); "
+        "set = signatures required, unset = a write key (?key= or Basic auth) is required.",
+    )
+    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer tokens (JOURNEY_API_TOKENS) allowed to list and replay dead letters.",
+    )
 
-    @field_validator("write_keys", "cors_origins", mode="before")
+    @field_validator("write_keys", "cors_origins", "api_tokens", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return _split_commas(value)
