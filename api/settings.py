@@ -36,6 +36,16 @@ class ApiSettings(CommonSettings):
         ge=1,
         description="Most events /v1/customers/{key}/events returns in one call (`limit=` max).",
     )
+    query_timeout_s: float = Field(
+        default=10.0,
+        gt=0.0,
+        description="Seconds a POST /v1/query statement may run before it is interrupted.",
+    )
+    query_max_rows: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most rows POST /v1/query returns (`limit` max); more are cut, truncated=true.",
+    )
 
     @field_validator("api_tokens", mode="before")
     @classmethod
