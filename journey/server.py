@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from api.dashboard import dashboard_router
 from api.ops import ops_router
+from api.query import query_router
 from api.routes import api_router
 from api.settings import ApiSettings
 from api.store import SnapshotStore
@@ -42,6 +43,7 @@ def create_app(ingest: IngestSettings, api: ApiSettings, producer: LogProducer) 
     app.include_router(collector_router(ingest, producer, utc_now))
     app.include_router(snippet_router())
     app.include_router(api_router(api, store))
+    app.include_router(query_router(api, store))
     app.include_router(ops_router(store))
     app.include_router(dashboard_router())
     return app
@@ -62,6 +64,7 @@ def create_api_app(api: ApiSettings) -> FastAPI:
     app = FastAPI(title="journey analytics API", version="0.1.0", docs_url="/docs")
     store = api_store(api)
     app.include_router(api_router(api, store))
+    app.include_router(query_router(api, store))
     app.include_router(ops_router(store))
     app.include_router(dashboard_router())
     return app

@@ -1,0 +1,180 @@
+"""Read-only SQL for analysts (SPEC 6.2 `POST /v1/query`), guarded twice: a parse check admits one
+SELECT over the documented views and no table function, and the query then runs on a separate
+DuckDB with file, network, extension and configuration access switched off."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import duckdb
+
+from api.errors import ApiError
+
+# The views of SPEC 6.3 that docs/analysts.md documents; nothing else may be named in a query.
+VIEWS: tuple[str, ...] = (
+    "events", "sessions", "stage_entries", "customers", "identities", "event_stages",
+    "transitions", "surveys", "models", "meta",
+)
+MAX_SQL_CHARS = 100_000
+
+# The JSON tree of json_serialize_sql: query nodes carry "modifiers", expressions "class", table
+# references "sample". Only these kinds of query node and table reference are admitted.
+QUERY_NODES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"})
+TABLE_REFS = frozenset({"BASE_TABLE", "JOIN", "SUBQUERY", "EXPRESSION_LIST", "EMPTY", "PIVOT"})
+# Table functions that only compute from their arguments (which are checked like the rest).
+PURE_TABLE_FUNCTIONS = frozenset({"unnest", "range", "generate_series"})
+
+
+class QueryRefusedError(ApiError):
+    """The SQL is not one read-only SELECT over the documented views. Context: reason, ..."""
+
+    code = "query_refused"
+
+
+class QueryFailedError(ApiError):
+    """DuckDB rejected the (admitted) query: unknown column, bad cast, ... Context: detail."""
+
+    code = "query_error"
+
+
+class QueryTimeoutError(ApiError):
+    """The query ran longer than JOURNEY_QUERY_TIMEOUT_S and was interrupted. Context: timeout_s."""
+
+    code = "query_timeout"
+
+
+def check_query(sql: str, parser: duckdb.DuckDBPyConnection) -> None:
+    """QueryRefusedError unless `sql` is a single SELECT whose tables are documented views (or its
+    own CTEs) and that calls no table function; `parser` is any DuckDB connection."""
+    if not sql.strip():
+        raise QueryRefusedError("the query is empty", reason="empty")
+    if len(sql) > MAX_SQL_CHARS:
+        raise QueryRefusedError(f"the query is longer than {MAX_SQL_CHARS} characters",
+                                reason="too_long", chars=len(sql))
+    try:
+        statements = parser.extract_statements(sql)
+    except duckdb.Error as error:
+        raise QueryRefusedError("the query does not parse", reason="syntax",
+                                detail=str(error)) from None
+    if len(statements) != 1:
+        raise QueryRefusedError("send exactly one statement", reason="statements",
+                                statements=len(statements))
+    kind = statements[0].type
+    if kind != duckdb.StatementType.SELECT:
+        raise QueryRefusedError(f"only SELECT is allowed, not {kind.name}", reason="statement_type",
+                                statement_type=kind.name)
+    row = parser.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
+    tree: dict[str, Any] = json.loads(row[0]) if row else {"error": True}
+    if tree.get("error") or len(tree.get("statements", [])) != 1:
+        # e.g. PRAGMA, which the parser rewrites into a SELECT of a pragma table function.
+        raise QueryRefusedError("only a plain SELECT is allowed", reason="statement_type",
+                                detail=tree.get("error_message"))
+    _walk(tree["statements"][0]["node"], frozenset())
+
+
+def _walk(obj: Any, ctes: frozenset[str]) -> None:
+    """Check every node of the tree; CTE names are visible after their definition."""
+    if isinstance(obj, list):
+        for item in obj:
+            _walk(item, ctes)
+        return
+    if not isinstance(obj, dict):
+        return
+    cte_map = obj.get("cte_map")
+    if isinstance(cte_map, dict):
+        for entry in cte_map.get("map", []):
+            ctes = ctes | {str(entry["key"]).lower()}  # a recursive CTE names itself
+            _walk(entry["value"], ctes)
+    kind = obj.get("type")
+    if "modifiers" in obj and kind not in QUERY_NODES:
+        raise QueryRefusedError(f"{kind} is not allowed", reason="query_node", node=kind)
+    if "sample" in obj and "class" not in obj and "modifiers" not in obj:
+        _check_table_ref(obj, ctes)
+    for key, value in obj.items():
+        if key != "cte_map":
+            _walk(value, ctes)
+
+
+def _check_table_ref(ref: dict[str, Any], ctes: frozenset[str]) -> None:
+    kind = ref.get("type")
+    if kind == "TABLE_FUNCTION":
+        function = ref.get("function") or {}
+        name = function.get("function_name")
+        qualified = function.get("schema") or function.get("catalog")
+        if name in PURE_TABLE_FUNCTIONS and not qualified:
+            return
+        raise QueryRefusedError(f"table functions such as {name}() are not allowed; query the "
+                                "documented views", reason="table_function", function=name)
+    if kind not in TABLE_REFS:
+        raise QueryRefusedError(f"{kind} is not allowed", reason="table_ref", table_ref=kind)
+    if kind != "BASE_TABLE":
+        return
+    name = str(ref.get("table_name", ""))
+    schema, catalog = ref.get("schema_name") or "", ref.get("catalog_name") or ""
+    local = not schema and not catalog and name.lower() in ctes
+    documented = schema.lower() in ("", "main") and not catalog and name.lower() in VIEWS
+    if ref.get("at_clause"):
+        raise QueryRefusedError("AT (time travel) is not allowed", reason="at_clause", table=name)
+    if not (local or documented):
+        shown = ".".join(p for p in (catalog, schema, name) if p)
+        raise QueryRefusedError(f"unknown table {shown!r}; the views are {', '.join(VIEWS)}",
+                                reason="table", table=shown, known=list(VIEWS))
+
+
+def sandbox(source: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A new in-memory DuckDB with the documented views of `source` (a view over Parquet stays a
+    view; a table is copied), which may read only those views' files and change no setting."""
+    con = duckdb.connect(":memory:")
+    con.execute("SET GLOBAL TimeZone = 'UTC'")
+    views = dict(source.execute(
+        "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall())
+    tables = {r[0] for r in source.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    paths: list[str] = []
+    for name in VIEWS:
+        if name in views:
+            con.execute(views[name])
+            paths.extend(view_files(views[name], con))
+        elif name in tables:
+            rows = source.execute(f'SELECT * FROM "{name}"').arrow()
+            con.register("__journey_rows", rows)
+            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM __journey_rows')
+            con.unregister("__journey_rows")
+    # Reading the views' own files stays allowed; the parse check already refuses COPY, which
+    # DuckDB would still let overwrite an allowed path.
+    con.execute(f"SET allowed_paths = [{', '.join(_literal(p) for p in paths)}]")
+    for setting in ("enable_external_access", "autoinstall_known_extensions",
+                    "autoload_known_extensions", "allow_community_extensions",
+                    "python_enable_replacements", "lock_configuration"):
+        value = "true" if setting == "lock_configuration" else "false"
+        con.execute(f"SET {setting} = {value}")
+    return con
+
+
+def view_files(create_view_sql: str, parser: duckdb.DuckDBPyConnection) -> list[str]:
+    """The file paths passed as constants to the table functions of a CREATE VIEW statement."""
+    _, _, select = create_view_sql.partition(" AS ")
+    row = parser.execute("SELECT json_serialize_sql(?)", [select]).fetchone()
+    tree: dict[str, Any] = json.loads(row[0]) if row else {}
+    found: list[str] = []
+
+    def collect(obj: Any, inside: bool) -> None:
+        if isinstance(obj, list):
+            for item in obj:
+                collect(item, inside)
+        elif isinstance(obj, dict):
+            inside = inside or obj.get("type") == "TABLE_FUNCTION"
+            value = obj.get("value")
+            text = value.get("value") if isinstance(value, dict) else None
+            # Only absolute paths: options such as hive_partitioning are string constants too.
+            if inside and isinstance(text, str) and text.startswith("/"):
+                found.append(text)
+            for item in obj.values():
+                collect(item, inside)
+
+    collect(tree.get("statements", []), False)
+    return found
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
