@@ -126,7 +126,8 @@ class Collector:
         return normalize(message, received_at, self.settings.future_tolerance_s)
 
 
-def _answer(outcome: Outcome, single: bool) -> tuple[int, dict[str, Any]]:
+def answer(outcome: Outcome, single: bool) -> tuple[int, dict[str, Any]]:
+    """Status and JSON of a request's outcome: 200 unless every event was rejected (SPEC 1.3)."""
     if not outcome.rejected:
         return 200, {"success": True}
     if outcome.stored:
@@ -147,7 +148,8 @@ def cors_headers(origin: str | None, allowed: Sequence[str]) -> dict[str, str]:
     return {}
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with TooLargeError as soon as it passes `limit` bytes."""
     check_content_length(request.headers.get("content-length"), limit)
     body = bytearray()
     async for chunk in request.stream():
@@ -183,7 +185,7 @@ def collector_router(settings: IngestSettings, producer: LogProducer,
         authorization = request.headers.get("authorization")
         try:
             key = authenticate(authorization, {}, settings.write_keys) if authorization else None
-            raw = await _read_body(request, settings.max_request_bytes)
+            raw = await read_body(request, settings.max_request_bytes)
             outcome = await run_in_threadpool(
                 collector.handle, raw, request.headers.get("content-encoding"), key,
                 authorization, kind, clock())
@@ -200,7 +202,7 @@ def collector_router(settings: IngestSettings, producer: LogProducer,
                                                      "retry"}
         EVENTS.labels(outcome="stored").inc(outcome.stored)
         EVENTS.labels(outcome="rejected").inc(len(outcome.rejected))
-        return _answer(outcome, single=kind is not None)
+        return answer(outcome, single=kind is not None)
 
     async def preflight(request: Request) -> Response:
         headers = cors_headers(request.headers.get("origin"), settings.cors_origins)
