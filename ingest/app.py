@@ -7,8 +7,11 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
+from ingest.import_routes import deadletter_router, import_router
+from ingest.ratelimit import RateLimiter
 from ingest.routes import collector_router
 from ingest.settings import IngestSettings
+from ingest.webhooks import webhook_router
 from journey.log.base import LogProducer
 
 
@@ -21,7 +24,11 @@ def create_app(settings: IngestSettings, producer: LogProducer,
                clock: Callable[[], datetime] = utc_now) -> FastAPI:
     """The collector app; the caller owns (and closes) the producer."""
     app = FastAPI(title="journey collector", docs_url=None, redoc_url=None)
-    app.include_router(collector_router(settings, producer, clock))
+    limiter = RateLimiter.from_settings(settings)  # one bucket per write key across endpoints
+    app.include_router(collector_router(settings, producer, clock, limiter))
+    app.include_router(webhook_router(settings, producer, clock, limiter))
+    app.include_router(import_router(settings, producer, clock, limiter))
+    app.include_router(deadletter_router(settings, producer, clock, settings.api_tokens, limiter))
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

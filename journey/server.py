@@ -23,9 +23,12 @@ from api.query import query_router
 from api.routes import api_router
 from api.settings import ApiSettings
 from api.store import SnapshotStore
+from ingest.import_routes import deadletter_router, import_router
+from ingest.ratelimit import RateLimiter
 from ingest.routes import collector_router
 from ingest.settings import IngestSettings
 from ingest.snippet import snippet_router
+from ingest.webhooks import webhook_router
 from journey.log.base import LogProducer
 from warehouse.reader import WarehouseReader
 
@@ -40,7 +43,11 @@ def create_app(ingest: IngestSettings, api: ApiSettings, producer: LogProducer) 
     """One ASGI app serving the collector, the analytics API and the dashboard."""
     app = FastAPI(title="journey", version="0.1.0", docs_url="/docs")
     store = api_store(api)
-    app.include_router(collector_router(ingest, producer, utc_now))
+    limiter = RateLimiter.from_settings(ingest)  # one bucket per write key across endpoints
+    app.include_router(collector_router(ingest, producer, utc_now, limiter))
+    app.include_router(webhook_router(ingest, producer, utc_now, limiter))
+    app.include_router(import_router(ingest, producer, utc_now, limiter))
+    app.include_router(deadletter_router(ingest, producer, utc_now, api.api_tokens, limiter))
     app.include_router(snippet_router())
     app.include_router(api_router(api, store))
     app.include_router(query_router(api, store))

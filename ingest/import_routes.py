@@ -1,0 +1,120 @@
+"""Bulk and operator routes of the collector: POST /v1/import and the dead-letter endpoints.
+
+/v1/import takes a call-centre, store or Segment export (write-key auth, like every write).
+/v1/deadletters and /v1/deadletters/replay take an API token (`Authorization: Bearer TOKEN`):
+dead letters hold other senders' events and personal data, and write keys ship in web pages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import SecretStr
+
+from ingest import imports
+from ingest.deadletter import DeadLetterStore
+from ingest.errors import AuthError, InvalidEventError, MalformedBodyError
+from ingest.normalize import parse_time
+from ingest.ratelimit import RateLimiter
+from ingest.replay import list_letters, replay
+from ingest.routes import Collector
+from ingest.settings import IngestSettings
+from ingest.webhooks import guarded, store_mapped, write_key
+from ingest.wire import decode_body
+from journey.log.base import LogProducer
+
+_DEFAULT_FORMAT = {"call": "csv", "store": "csv", "events": "jsonl"}
+
+
+def bearer(authorization: str | None, tokens: Sequence[SecretStr]) -> str:
+    """The name of the API token sent as `Bearer TOKEN`; else AuthError."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("send an API token: Authorization: Bearer TOKEN")
+    given = token.strip().encode()
+    for known in tokens:
+        if hmac.compare_digest(given, known.get_secret_value().encode()):
+            return "tok_" + hashlib.sha256(given).hexdigest()[:10]
+    raise AuthError("unknown API token")
+
+
+def import_router(settings: IngestSettings, producer: LogProducer, clock: Callable[[], datetime],
+                  limiter: RateLimiter | None = None) -> APIRouter:
+    """POST /v1/import?kind=call|store|events&format=csv|jsonl&mapping=col=field,..."""
+    limiter = limiter or RateLimiter.from_settings(settings)
+    letters = settings.data_dir / "deadletter"
+    collector = Collector(settings, producer, DeadLetterStore(letters))
+    unmappable = DeadLetterStore(letters, stage="import")
+    router = APIRouter(tags=["collector"])
+
+    @router.post("/v1/import", summary="Import a call-centre, store or Segment export",
+                 response_model=None)
+    async def receive(request: Request, kind: str, format: str | None = None,
+                      mapping: str | None = None) -> JSONResponse:
+        def handle(raw: bytes) -> tuple[int, dict[str, Any]]:
+            key = write_key(request, settings)
+            limiter.check(key)
+            data = decode_body(raw, request.headers.get("content-encoding"),
+                               settings.max_bulk_bytes)
+            fmt = format or _DEFAULT_FORMAT.get(kind, "csv")
+            items = imports.import_items(data, kind, fmt, imports.parse_mapping(mapping))
+            stored, rejected = store_mapped(collector, unmappable, items, key, clock())
+            payload: dict[str, Any] = {
+                "imported": stored, "rejected": [{"line": n, "reason": r} for n, r in rejected]}
+            if rejected and not stored:
+                return 400, {"error": "every row was rejected", **payload}
+            return 200, payload
+
+        return await guarded(request, settings.max_bulk_bytes, handle, settings.retry_after_s)
+
+    return router
+
+
+def deadletter_router(settings: IngestSettings, producer: LogProducer,
+                      clock: Callable[[], datetime], tokens: Sequence[SecretStr],
+                      limiter: RateLimiter | None = None) -> APIRouter:
+    """GET /v1/deadletters and POST /v1/deadletters/replay, behind API tokens."""
+    limiter = limiter or RateLimiter.from_settings(settings)
+    directory = settings.data_dir / "deadletter"
+    collector = Collector(settings, producer, DeadLetterStore(directory))
+    router = APIRouter(tags=["collector"])
+
+    @router.get("/v1/deadletters", summary="Newest dead letters, newest first",
+                response_model=None)
+    async def listed(request: Request, limit: int = 100) -> JSONResponse:
+        def handle(_: bytes) -> tuple[int, dict[str, Any]]:
+            limiter.check(bearer(request.headers.get("authorization"), tokens))
+            rows = [{"id": item.id, "replayed": item.replayed,
+                     **item.letter.model_dump(mode="json")}
+                    for item in list_letters(directory, max(0, min(limit, 10_000)))]
+            return 200, {"dead_letters": rows}
+
+        return await guarded(request, 0, handle, settings.retry_after_s)
+
+    @router.post("/v1/deadletters/replay", summary="Replay the collector's dead letters",
+                 response_model=None)
+    async def replayed(request: Request, since: str | None = None) -> JSONResponse:
+        def handle(_: bytes) -> tuple[int, dict[str, Any]]:
+            limiter.check(bearer(request.headers.get("authorization"), tokens))
+            start = parse_since(since)
+            result = replay(directory, collector, clock(), start)
+            return 200, {"replayed": result.replayed, "already_replayed": result.already,
+                         "still_failing": [{"id": i, "reason": r} for i, r in result.failing]}
+
+        return await guarded(request, 1024 * 1024, handle, settings.retry_after_s)
+
+    return router
+
+
+def parse_since(text: str | None) -> datetime | None:
+    """`since=` as an aware UTC time; junk is a 400."""
+    try:
+        return parse_time(text, "since")
+    except InvalidEventError as exc:
+        raise MalformedBodyError(f"since is not an ISO-8601 time: {text!r}") from exc
