@@ -138,5 +138,65 @@ def rebuild(data_dir: DataDir = None) -> None:
     )
 
 
+@app.command("import")
+def import_file(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or JSONL file.")],
+    kind: Annotated[str, typer.Option("--kind", help="call, store or events.")],
+    mapping: Annotated[
+        str | None, typer.Option("--mapping", help="Column renames: column=field,column=field.")
+    ] = None,
+    url: Annotated[str, typer.Option("--url", help="Collector address.")] = "http://127.0.0.1:8000",
+    write_key: Annotated[
+        str | None, typer.Option("--write-key", help="Write key [JOURNEY_WRITE_KEYS].")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Import a call-centre, store (POS) or Segment export through the collector."""
+    from ingest.settings import IngestSettings
+    from journey.import_cli import default_write_key, print_summary, run_import
+
+    key = write_key or default_write_key(IngestSettings(**overrides(data_dir, None)))
+    summary = run_import(file, kind, mapping, url, key)
+    print_summary(summary, console)
+    if summary.rejected and not summary.imported:
+        raise typer.Exit(1)
+
+
+deadletter = typer.Typer(no_args_is_help=True, help="List and replay rejected events.")
+app.add_typer(deadletter, name="deadletter")
+
+
+@deadletter.command("list")
+def deadletter_list(
+    data_dir: DataDir = None,
+    limit: Annotated[int, typer.Option("--limit", help="Newest dead letters to show.")] = 50,
+) -> None:
+    """Show the newest dead letters of every stage, newest first."""
+    from ingest.settings import IngestSettings
+    from journey.import_cli import print_dead_letters
+
+    print_dead_letters(IngestSettings(**overrides(data_dir, None)), limit, console)
+
+
+@deadletter.command("replay")
+def deadletter_replay(
+    data_dir: DataDir = None,
+    kafka_bootstrap: Kafka = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only letters received at/after (ISO-8601).")
+    ] = None,
+) -> None:
+    """Re-normalise the collector's dead letters and append those that now pass."""
+    from ingest.import_routes import parse_since
+    from ingest.settings import IngestSettings
+    from journey.import_cli import run_replay
+
+    result = run_replay(IngestSettings(**overrides(data_dir, kafka_bootstrap)), parse_since(since))
+    console.print(f"replayed {result.replayed}, still failing {len(result.failing)}, "
+                  f"already replayed {result.already}")
+    for name, reason in result.failing[:50]:
+        console.print(f"  {name}: {reason}")
+
+
 def main() -> None:
     app()
