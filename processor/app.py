@@ -18,6 +18,7 @@ from processor.runner import Processor
 from processor.settings import ProcessorSettings
 from processor.stages.model import load_models
 from processor.state import JourneyState
+from warehouse.errors import WarehouseLockedError
 from warehouse.settings import WarehouseSettings
 from warehouse.writer import WarehouseWriter
 
@@ -33,13 +34,35 @@ def core_config(settings: ProcessorSettings) -> CoreConfig:
     )
 
 
+def take_warehouse(writer: WarehouseWriter, stop: threading.Event) -> bool:
+    """Open the writer, standing by while another processor holds the warehouse.
+
+    One processor writes a warehouse at a time (README, "Scaling out"); a second instance waits
+    here as a hot standby and takes over when the lock frees. False if stopped while waiting.
+    """
+    announced = False
+    while not stop.is_set():
+        try:
+            writer.open()
+            if announced:
+                log.info("warehouse lock taken; this processor is now active")
+            return True
+        except WarehouseLockedError:
+            if not announced:
+                log.info("another processor holds the warehouse; standing by")
+                announced = True
+    return False
+
+
 def build(settings: ProcessorSettings, stop: threading.Event) -> tuple[Processor, WarehouseWriter]:
     """A started processor over the configured log and warehouse."""
     config = core_config(settings)
+    # A short lock timeout: take_warehouse() keeps retrying, and says at once that it waits.
     writer = WarehouseWriter(
-        WarehouseSettings(data_dir=settings.data_dir, buckets=settings.buckets)
+        WarehouseSettings(data_dir=settings.data_dir, buckets=settings.buckets, lock_timeout_s=1.0)
     )
-    writer.open()
+    if not take_warehouse(writer, stop):
+        raise SystemExit(0)
     consumer = open_consumer(settings)
     dead_dir = settings.data_dir / "deadletter"
     dead_dir.mkdir(parents=True, exist_ok=True)
