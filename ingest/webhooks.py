@@ -71,7 +71,8 @@ def store_mapped(collector: Collector, unmappable: DeadLetterStore, items: Seque
            if isinstance(error, InvalidEventError)]
     # Not Segment messages, so not replayable: kept apart from the collector's dead letters.
     unmappable.append([DeadLetter(received_at=received_at, write_key=key, reason=error.message,
-                                  index=label, event=sent) for label, sent, error in bad])
+                                  index=label, event=sent, stage=unmappable.path.stem)
+                       for label, sent, error in bad])
     good = [(label, message) for label, _, message in items if isinstance(message, dict)]
     outcome = collector.store([(event_size(m), m) for _, m in good], key, received_at)
     rejected = [(label, error.message) for label, _, error in bad]
