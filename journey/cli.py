@@ -198,5 +198,34 @@ def deadletter_replay(
         console.print(f"  {name}: {reason}")
 
 
+@app.command()
+def sql(
+    data_dir: DataDir = None,
+    command: Annotated[
+        str | None, typer.Option("-c", "--command", help="Run this one query, print it, exit.")
+    ] = None,
+    print_init: Annotated[
+        bool, typer.Option("--print-init", help="Print the views' SQL (for `duckdb -init`).")
+    ] = False,
+) -> None:
+    """Query the warehouse's views with DuckDB (see docs/analysts.md)."""
+    import duckdb
+
+    from journey.settings import CommonSettings
+    from journey.sql_shell import NoSnapshotError, init_sql, run_one, shell
+
+    warehouse_dir = CommonSettings(**overrides(data_dir, None)).warehouse_dir
+    try:
+        if print_init:
+            typer.echo(init_sql(warehouse_dir), nl=False)
+        elif command is not None:
+            run_one(warehouse_dir, command, console)
+        else:
+            raise typer.Exit(shell(warehouse_dir, console))
+    except (NoSnapshotError, duckdb.Error) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+
+
 def main() -> None:
     app()

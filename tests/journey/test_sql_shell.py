@@ -1,0 +1,85 @@
+"""SPEC 6.3 `journey sql`: the views of the current snapshot in a DuckDB shell, one query with -c,
+and --print-init for `duckdb -init`; run as the real `python -m journey` process."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+from rich.console import Console
+
+from journey.sql_shell import open_views, repl
+from tests.api.test_sql_escape import build_warehouse
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("sql-shell")
+    build_warehouse(d, customers=10)
+    return d
+
+
+def journey_sql(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "journey", "sql", *args], cwd=ROOT, input=stdin,
+                          capture_output=True, text=True, timeout=60, env={"COLUMNS": "200",
+                                                                           "PATH": "/usr/bin"})
+
+
+def customers(data_dir: Path) -> int:
+    con = open_views(data_dir / "warehouse")
+    row = con.execute("SELECT count(*) FROM customers").fetchone()
+    con.close()
+    assert row is not None
+    return int(row[0])
+
+
+def test_6_3_dash_c_runs_one_query_and_prints_it(data_dir: Path) -> None:
+    done = journey_sql("--data-dir", str(data_dir), "-c",
+                       "SELECT count(*) AS n_customers FROM customers")
+    assert done.returncode == 0, done.stderr
+    assert "n_customers" in done.stdout and f" {customers(data_dir)} " in done.stdout
+
+
+def test_6_3_print_init_creates_the_views_in_a_plain_duckdb(data_dir: Path) -> None:
+    done = journey_sql("--data-dir", str(data_dir), "--print-init")
+    assert done.returncode == 0, done.stderr
+    con = duckdb.connect()
+    con.execute(done.stdout)
+    views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal")
+             .fetchall()}
+    assert {"events", "customers", "sessions", "stage_entries", "models", "meta"} <= views
+    assert con.execute("SELECT count(*) FROM customers").fetchone() == (customers(data_dir),)
+
+
+def test_6_3_a_bad_query_or_no_snapshot_exits_1_with_the_reason(data_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    bad = journey_sql("--data-dir", str(data_dir), "-c", "SELECT nope FROM customers")
+    assert bad.returncode == 1 and "nope" in bad.stdout
+    empty = journey_sql("--data-dir", str(tmp_path), "-c", "SELECT 1")
+    assert empty.returncode == 1 and "no warehouse snapshot" in empty.stdout
+
+
+def test_6_3_the_builtin_prompt_runs_statements_across_lines_and_survives_errors(
+    data_dir: Path,
+) -> None:
+    lines = iter([".tables", "SELECT count(*) AS n", "FROM customers;", "SELECT nope;",
+                  "SELECT 41 + 1 AS answer;", ".quit", "SELECT 'never';"])
+    out = io.StringIO()
+    con = open_views(data_dir / "warehouse")
+    repl(con, Console(file=out, width=200), lambda prompt: next(lines))
+    con.close()
+    text = out.getvalue()
+    assert "stage_entries" in text and f" {customers(data_dir)} " in text
+    assert "nope" in text and " 42 " in text and "never" not in text
+
+
+def test_6_3_without_the_duckdb_cli_the_shell_is_the_builtin_prompt(data_dir: Path) -> None:
+    done = journey_sql("--data-dir", str(data_dir), stdin="SELECT 6 * 7 AS answer;\n")
+    assert done.returncode == 0, done.stderr
+    assert "built-in prompt" in done.stdout and " 42 " in done.stdout
