@@ -1,0 +1,75 @@
+"""Helpers shared by the pipeline benchmarks: demo events, ports, peak RSS, a Kafka broker."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # run as a script: the package is not installed
+
+from ingest.normalize import normalize  # noqa: E402
+from journey.demo import generate  # noqa: E402
+from journey.schema import Event  # noqa: E402
+
+RECEIVED_AT = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def demo_events(customers: int, seed: int = 7) -> list[Event]:
+    """The demo's Segment messages for `customers` people, normalised like the collector does."""
+    return [normalize(m, RECEIVED_AT) for m in generate(customers=customers, seed=seed)]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident set size (VmHWM) of a live process, in MiB; 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def tree_peak_rss_mb(pid: int) -> float:
+    """Peak RSS of a process plus its live descendants (each one's own peak), in MiB."""
+    total = peak_rss_mb(pid)
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return total
+    return total + sum(tree_peak_rss_mb(int(c)) for c in children)
+
+
+@contextmanager
+def kafka_broker(data_dir: Path) -> Iterator[str]:
+    """A throw-away broker started with scripts/kafka.sh for the duration of the block."""
+    script = str(REPO / "scripts" / "kafka.sh")
+    port, controller = free_port(), free_port()
+    subprocess.run(["bash", script, "start", str(data_dir), str(port), str(controller)], check=True)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run(["bash", script, "stop", str(data_dir)], check=True)
+
+
+def kafka_pid(data_dir: Path) -> int | None:
+    """The pid of the broker started in data_dir, if it is running."""
+    try:
+        return int((data_dir / "kafka.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
