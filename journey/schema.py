@@ -32,6 +32,10 @@ def key_rank(key_type: str) -> tuple[int, str]:
     return (BUILTIN_KEY_RANK.get(key_type, CUSTOM_KEY_RANK), key_type)
 
 
+def _priority(key: IdentityKey) -> tuple[tuple[int, str], str]:
+    return (key_rank(key.type), key.value)
+
+
 class IdentityKey(BaseModel):
     """One typed identity key (SPEC 2.1), already normalised and never a blocked value."""
 
@@ -75,7 +79,13 @@ class Event(BaseModel):
     @field_validator("keys")
     @classmethod
     def _sorted_by_priority(cls, keys: tuple[IdentityKey, ...]) -> tuple[IdentityKey, ...]:
-        return tuple(sorted(dict.fromkeys(keys), key=lambda k: (key_rank(k.type), k.value)))
+        if len(keys) == 1:
+            return keys
+        # Deduplicate on (type, value) tuples: hashing the frozen models is several times slower.
+        unique: dict[tuple[str, str], IdentityKey] = {}
+        for key in keys:
+            unique.setdefault((key.type, key.value), key)
+        return tuple(sorted(unique.values(), key=_priority))
 
     @property
     def primary_key(self) -> IdentityKey:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import typing
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -11,7 +14,7 @@ import pyarrow as pa
 
 from journey.schema import Event
 from processor.facts import CustomerFacts
-from warehouse.tables import DERIVED_ROWS, EVENTS_SCHEMA, SCHEMAS
+from warehouse.tables import DERIVED_ROWS, EVENTS_SCHEMA, SCHEMAS, ModelRow
 
 StoredEvent = tuple[Event, int, int]  # (event, partition, offset)
 
@@ -85,16 +88,32 @@ def events_from_arrow(batch: pa.RecordBatch | pa.Table) -> list[StoredEvent]:
 def rows_to_arrow(table: str, rows: Sequence[Any]) -> pa.Table:
     """An Arrow table from dataclass rows of a derived or models table (dicts become JSON text)."""
     schema = SCHEMAS[table]
-    cols: dict[str, list[Any]] = {name: [] for name in schema.names}
-    for row in rows:
-        for name, values in cols.items():
-            value = getattr(row, name)
-            if isinstance(value, dict):
-                value = dump_json(value)
-            elif isinstance(value, tuple):
-                value = list(value)
-            values.append(value)
+    json_fields = _JSON_FIELDS[table]
+    # Column by column: one attribute fetch per value, no per-value type tests (this runs over
+    # every row of every rewritten bucket on each commit). Arrow takes tuples for list columns.
+    cols: dict[str, list[Any]] = {}
+    for name in schema.names:
+        values = list(map(attrgetter(name), rows))
+        cols[name] = [_json_or_none(v) for v in values] if name in json_fields else values
     return pa.Table.from_pydict(cols, schema=schema)
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else dump_json(value)
+
+
+def _dict_fields(row_class: type[Any]) -> frozenset[str]:
+    """The fields of a row class that hold dicts (stored as JSON text)."""
+    hints = typing.get_type_hints(row_class)
+    def holds_dict(hint: Any) -> bool:
+        return dict in (typing.get_origin(h) or h for h in (hint, *typing.get_args(hint)))
+
+    return frozenset(f.name for f in dataclasses.fields(row_class) if holds_dict(hints[f.name]))
+
+
+_JSON_FIELDS: dict[str, frozenset[str]] = {
+    name: _dict_fields(row) for name, row in {**DERIVED_ROWS, "models": ModelRow}.items()
+}
 
 
 def facts_to_arrow(facts: Sequence[CustomerFacts]) -> dict[str, pa.Table]:
