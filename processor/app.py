@@ -8,8 +8,7 @@ import signal
 import threading
 from types import FrameType
 
-import orjson
-
+from ingest.deadletter import DeadLetter, DeadLetterStore
 from journey.log.base import Record
 from journey.log.factory import open_consumer
 from processor.derive import CoreConfig
@@ -64,18 +63,14 @@ def build(settings: ProcessorSettings, stop: threading.Event) -> tuple[Processor
     if not take_warehouse(writer, stop):
         raise SystemExit(0)
     consumer = open_consumer(settings)
-    dead_dir = settings.data_dir / "deadletter"
-    dead_dir.mkdir(parents=True, exist_ok=True)
+    letters = DeadLetterStore(settings.data_dir / "deadletter", stage="processor")
 
     def dead_letter(record: Record, exc: Exception) -> None:
-        line = {
-            "partition": record.partition,
-            "offset": record.offset,
-            "reason": str(exc),
-            "value": record.value.decode("utf-8", "replace"),
-        }
-        with (dead_dir / "processor.jsonl").open("ab") as out:
-            out.write(orjson.dumps(line) + b"\n")
+        letter = DeadLetter(
+            received_at=None, reason=str(exc), event=record.value.decode("utf-8", "replace"),
+            stage="processor", partition=record.partition, offset=record.offset,
+        )
+        letters.append([letter])
 
     processor = Processor(
         consumer=consumer,
