@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup kafka browser lint pytest bench clean
+.PHONY: demo test setup kafka browser node-sdks lint pytest bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,11 +25,14 @@ kafka:
 browser: setup
 	scripts/install-browser.sh $(VENV)
 
+node-sdks:
+	scripts/install-node-sdks.sh
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-pytest: setup kafka browser
+pytest: setup kafka browser node-sdks
 	$(PY) -m pytest
 
 ## Everything CI checks: installs what it needs (venv, Kafka jars, Chromium), lints, runs every test.
