@@ -63,6 +63,7 @@ def api_store(api: ApiSettings) -> SnapshotStore:
         utc_now,
         refresh_interval_s=api.refresh_interval_s,
         cache_entries=api.cache_entries,
+        background=True,  # keep answering from the old snapshot while a new one loads
     )
 
 
