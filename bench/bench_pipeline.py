@@ -195,18 +195,31 @@ async def paced(base: str, rate: int, seconds: float, visible: list[tuple[float,
 
     async def poll(http: httpx.AsyncClient) -> None:
         while not done.is_set():
-            r = await http.get(f"{base}/v1/kpis", headers=headers)
+            try:
+                r = await http.get(f"{base}/v1/kpis", headers=headers)
+            except httpx.TransportError:  # a dropped keep-alive under load: just poll again
+                continue
             if r.status_code == 200:
                 visible.append((time.perf_counter(), int(r.json()["events"])))
             await asyncio.sleep(0.05)
 
     async def post(http: httpx.AsyncClient, i: int) -> None:
         began = time.perf_counter()
-        (await http.post(f"{base}/v1/batch", content=bodies[i], auth=auth)).raise_for_status()
+        for attempt in range(3):  # an SDK retries a dropped connection; so do we
+            try:
+                r = await http.post(f"{base}/v1/batch", content=bodies[i], auth=auth)
+                break
+            except httpx.TransportError:
+                if attempt == 2:
+                    raise
+        r.raise_for_status()
         sent.append((began, (i + 1) * 100))
 
-    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=64)) as http:
-        poller = asyncio.create_task(poll(http))
+    async with (
+        httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=64)) as http,
+        httpx.AsyncClient(timeout=60) as poll_http,
+    ):
+        poller = asyncio.create_task(poll(poll_http))
         start, posts = time.perf_counter(), []
         for i in range(total):
             await asyncio.sleep(max(0.0, start + i * interval - time.perf_counter()))
@@ -236,7 +249,8 @@ def freshness(bootstrap: str | None, rate: int, seconds: float) -> Figures:
         port = free_port()
         args = ["-m", "journey", "up", "--data-dir", tmp, "--port", str(port)]
         proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=child_env(Path(tmp),
-                                bootstrap), stdout=subprocess.DEVNULL, start_new_session=True)
+                                bootstrap), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
         try:
             wait_ready(f"http://127.0.0.1:{port}/healthz", proc)
             time.sleep(2)  # the processor child starts after the server

@@ -104,7 +104,7 @@ def measure(quick: bool, rows: list[Row]) -> None:
         pid = kafka_pid(Path(kdir))
         rss["Kafka broker (JVM, 512m heap)"] = peak_rss_mb(pid) if pid else 0.0
     for size in api_sizes:
-        r = timed(f"api {size:,}", partial(api_latency, size, 20, 5.0))
+        r = timed(f"api {size:,}", partial(api_latency, size, 20, 2.0))
         for url in ("/v1/funnel", "/v1/kpis"):
             cold50, cold95, srv50, srv95 = r[url]
             rows.append((f"{url} at {size / 1e6:.0f}M events", f"p50 {srv50:.1f} ms, "
