@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 # kafka-python loads its protocol schemas with importlib.resources.read_text, deprecated on
 # Python 3.11 (and un-deprecated in 3.13); pytest turns warnings into errors, so import it quietly.
@@ -122,3 +123,25 @@ def log_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LogB
         yield backend
     finally:
         backend.close()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless Debian chromium for the whole session (playwright allows one sync driver);
+    a missing browser is a failure, never a skip."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh", pytrace=False)
+    with sync_playwright() as playwright:
+        # launch() gives every run a fresh temporary user-data-dir of its own.
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()

@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 from pydantic import SecretStr
 
 from ingest.app import utc_now
@@ -27,26 +27,7 @@ from journey.log.embedded import EmbeddedLog
 
 from .harness import PAGES, PARTITIONS, WRITE_KEY, Collector, FlakyProducer, Tab
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """One headless chromium for the session; a missing browser is a failure, never a skip."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh", pytrace=False)
-    with sync_playwright() as playwright:
-        # launch() gives every run a fresh temporary user-data-dir of its own.
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
 
 
 def _test_app(settings: IngestSettings, producer: FlakyProducer) -> FastAPI:

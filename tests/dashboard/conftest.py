@@ -17,7 +17,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from playwright.sync_api import Browser, ConsoleMessage, Error, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Error, Page
 from pydantic import SecretStr
 
 from api.dashboard import dashboard_router
@@ -36,11 +36,6 @@ from warehouse.reader import WarehouseReader
 from warehouse.settings import WarehouseSettings
 from warehouse.writer import WarehouseWriter, bucket_of
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
 TOKEN = "dashboard-test-token"
 MODELS = ("default", "aida")
@@ -169,19 +164,6 @@ def growing(tmp_path: Path, all_events: list[Event]) -> Iterator[tuple[Served, l
     cut = len(ordered) * 8 // 10
     with serving(tmp_path, ordered[:cut]) as served:
         yield served, ordered[cut:]
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """One headless chromium for the session; a missing browser is a failure, never a skip."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install-browser.sh", pytrace=False)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
 
 
 @dataclass
