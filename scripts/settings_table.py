@@ -1,18 +1,50 @@
-"""Print the README configuration table from the Settings classes (python scripts/settings_table.py)."""
+"""Print README's configuration table from the Settings classes.
+
+    PYTHONPATH=. .venv/bin/python scripts/settings_table.py
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic_settings import BaseSettings
 
 from api.settings import ApiSettings
 from ingest.settings import IngestSettings
 from journey.settings import CommonSettings
 from processor.settings import ProcessorSettings
 from warehouse.settings import WarehouseSettings
-seen=set()
-print("| variable | role | default | meaning |\n|---|---|---|---|")
-for cls, role in [(CommonSettings,"all"),(IngestSettings,"collector"),(ProcessorSettings,"processor"),(WarehouseSettings,"processor (warehouse)"),(ApiSettings,"api")]:
-    for name, f in cls.model_fields.items():
-        if name in seen: continue
-        seen.add(name)
-        d = f.default if f.default_factory is None else f.default_factory()
-        if hasattr(d, "get_secret_value"): d="(generated)"
-        if d == [] : d = "(none)"
-        if isinstance(d, list): d=",".join(map(str,d))
-        print(f"| `JOURNEY_{name.upper()}` | {role} | `{d}` | {f.description} |")
+
+ROLES: list[tuple[type[BaseSettings], str]] = [
+    (CommonSettings, "all"),
+    (IngestSettings, "collector"),
+    (ProcessorSettings, "processor"),
+    (WarehouseSettings, "processor (warehouse)"),
+    (ApiSettings, "api"),
+]
+
+
+def shown(default: Any) -> str:
+    """A default as README shows it."""
+    if hasattr(default, "get_secret_value"):
+        return "(generated)"
+    if isinstance(default, list):
+        return ",".join(map(str, default)) if default else "(none)"
+    return str(default)
+
+
+def main() -> None:
+    seen: set[str] = set()
+    print("| variable | role | default | meaning |\n|---|---|---|---|")
+    for cls, role in ROLES:
+        for name, field in cls.model_fields.items():
+            if name in seen:
+                continue
+            seen.add(name)
+            factory = field.default_factory
+            default = field.default if factory is None else factory()  # type: ignore[call-arg]
+            print(f"| `JOURNEY_{name.upper()}` | {role} | `{shown(default)}` | {field.description} |")
+
+
+if __name__ == "__main__":
+    main()
