@@ -43,7 +43,8 @@ def main() -> None:
             seen.add(name)
             factory = field.default_factory
             default = field.default if factory is None else factory()  # type: ignore[call-arg]
-            print(f"| `JOURNEY_{name.upper()}` | {role} | `{shown(default)}` | {field.description} |")
+            env = f"JOURNEY_{name.upper()}"
+            print(f"| `{env}` | {role} | `{shown(default)}` | {field.description} |")
 
 
 if __name__ == "__main__":
