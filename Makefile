@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup kafka browser node-sdks lint pytest bench clean
+.PHONY: demo test setup kafka browser node-sdks datasets lint pytest bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,11 +28,15 @@ browser: setup
 node-sdks:
 	scripts/install-node-sdks.sh
 
+## The retentioneering `ecom` clickstream (external check of sessions and funnels), cached in .cache.
+datasets: setup
+	$(PY) -m tests.fixtures.ecom
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-pytest: setup kafka browser node-sdks
+pytest: setup kafka browser node-sdks datasets
 	$(PY) -m pytest
 
 ## Everything CI checks: installs what it needs (venv, Kafka jars, Chromium), lints, runs every test.
