@@ -26,6 +26,8 @@ from warehouse.writer import WarehouseWriter
 
 log = logging.getLogger("journey.processor")
 GC_GEN0_THRESHOLD = 20_000  # allocations between young collections (CPython's default: 700)
+TOP_UP_WAIT_S = 0.05  # Kafka needs a moment to return its next fetch
+TOP_UP_BUDGET_S = 0.5  # most time spent topping a batch up (a commit of a backlog takes longer)
 
 
 @dataclass(slots=True)
@@ -94,10 +96,10 @@ class Processor:
         records = self._consumer.poll(self._batch_max, self._poll_timeout)
         # When behind, top the batch up with what is already available (Kafka hands out about
         # one fetch per poll): a commit rewrites the touched buckets whole, so one big batch is
-        # much cheaper than several small ones. Bounded by batch_max and by the poll timeout.
-        deadline = time.monotonic() + self._poll_timeout
+        # much cheaper than several small ones. Bounded by batch_max and by TOP_UP_BUDGET_S.
+        deadline = time.monotonic() + TOP_UP_BUDGET_S
         while records and len(records) < self._batch_max and time.monotonic() < deadline:
-            more = self._consumer.poll(self._batch_max - len(records), 0.0)
+            more = self._consumer.poll(self._batch_max - len(records), TOP_UP_WAIT_S)
             if not more:
                 break
             records += more
