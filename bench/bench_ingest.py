@@ -1,49 +1,46 @@
-"""Collector benchmark: a real uvicorn + embedded log in a subprocess, real HTTP clients.
+"""Collector benchmark: a real `journey collector` process, real HTTP, the embedded log or Kafka.
 
-Measures events/s through /v1/batch (100-event requests from concurrent clients) and the
-latency of single-event /v1/track requests. Run from the repository root:
+Per log, one collector process, three measurements:
+  * /v1/batch events/s: concurrent clients sending 100-event batches as fast as answered;
+  * /v1/track sequential: one request at a time (the latency floor, no queueing);
+  * /v1/track open loop: requests sent on a fixed schedule of --rate per second for --seconds,
+    latency measured from each request's SCHEDULED send time, so time spent queueing (in the
+    collector, or in a load generator that fell behind) is counted instead of hidden.
+Then the log's record count must equal the events acknowledged.
 
-    .venv/bin/python bench/bench_ingest.py [--clients 8] [--requests 25] [--singles 300]
+    .venv/bin/python bench/bench_ingest.py [--rate 2000] [--seconds 10] [--kafka] [--no-embedded]
+
+The load generator runs on the same machine as the collector (and the broker): say so with the
+figures. The per-write-key rate limit is switched off (JOURNEY_RATE_LIMIT_PER_S=0): 2,000
+requests/s from one key would otherwise be answered 429 by design.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
+import base64
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import orjson
+import uvloop
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # a script, not an installed package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a script, not an installed package
+
+from bench.common import REPO, free_port, kafka_broker
 
 WRITE_KEY = "bench-write-key"
 AUTH = httpx.BasicAuth(WRITE_KEY, "")
-
-
-def serve(port: int, data_dir: Path, partitions: int) -> None:
-    """The collector process: the collector app on uvicorn, appending to an embedded log."""
-    import uvicorn
-    from pydantic import SecretStr
-
-    from ingest.app import create_app
-    from ingest.settings import IngestSettings
-    from journey.log.embedded import EmbeddedLog
-
-    settings = IngestSettings(data_dir=data_dir, write_keys=[SecretStr(WRITE_KEY)],
-                              partitions=partitions)
-    log = EmbeddedLog(settings.log_dir, settings.partitions)
-    try:
-        uvicorn.run(create_app(settings, log), host="127.0.0.1", port=port, log_level="warning")
-    finally:
-        log.close()
+PARTITIONS = 6
 
 
 def event(i: int) -> dict[str, object]:
@@ -58,6 +55,8 @@ def event(i: int) -> dict[str, object]:
         "originalTimestamp": "2024-05-01T11:59:58.000Z", "sentAt": "2024-05-01T11:59:59.000Z",
     }
 
+
+# --- closed-loop measurements (httpx) -------------------------------------------------------
 
 async def batches(base: str, clients: int, requests: int) -> tuple[int, float]:
     """Events stored and seconds taken when `clients` send `requests` 100-event batches each."""
@@ -86,72 +85,253 @@ async def singles(base: str, count: int) -> list[float]:
     return latencies
 
 
-def stored(data_dir: Path, partitions: int) -> int:
-    """Records in the embedded log (the proof that the 200s were real)."""
-    from journey.log.embedded import EmbeddedLog
+# --- open-loop load (raw HTTP/1.1 keep-alive on asyncio streams: cheap enough for 2k/s) -------
 
-    log = EmbeddedLog(data_dir / "log", partitions)
+Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+@dataclass
+class OpenLoop:
+    """What an open-loop run saw; times in seconds on the event loop's clock."""
+
+    latencies: list[float] = field(default_factory=list)  # completion - scheduled, 2xx only
+    lag: list[float] = field(default_factory=list)  # request written - scheduled
+    errors: dict[str, int] = field(default_factory=dict)
+    started: float = 0.0
+    last_due: float = 0.0
+    finished: float = 0.0
+    connections: int = 0
+
+
+class Pool:
+    """Keep-alive connections to 127.0.0.1:port, opened on demand, at most `limit` at once."""
+
+    def __init__(self, port: int, limit: int) -> None:
+        self.port, self.limit, self.opened = port, limit, 0
+        # None is a free slot left by a closed connection: the next taker opens a new one.
+        self.idle: asyncio.LifoQueue[Conn | None] = asyncio.LifoQueue()
+
+    async def acquire(self) -> Conn:
+        if not self.idle.empty():
+            conn = self.idle.get_nowait()
+        elif self.opened < self.limit:
+            self.opened, conn = self.opened + 1, None
+        else:
+            conn = await self.idle.get()
+        if conn is None:
+            try:
+                return await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                self.idle.put_nowait(None)
+                raise
+        return conn
+
+    def release(self, conn: Conn, reusable: bool) -> None:
+        if not reusable:
+            conn[1].close()
+        self.idle.put_nowait(conn if reusable else None)
+
+    def close(self) -> None:
+        while not self.idle.empty():
+            conn = self.idle.get_nowait()
+            if conn is not None:
+                conn[1].close()
+
+
+def track_requests(port: int, count: int, first: int) -> list[bytes]:
+    """Ready-to-send POST /v1/track requests, each with a new messageId."""
+    auth = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
+    head = (f"POST /v1/track HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Basic {auth}"
+            "\r\nContent-Type: application/json\r\nContent-Length: ")
+    out = []
+    for i in range(first, first + count):
+        body = orjson.dumps(event(i))
+        out.append(f"{head}{len(body)}\r\n\r\n".encode() + body)
+    return out
+
+
+async def exchange(conn: Conn, request: bytes) -> tuple[int, bool]:
+    """Send one request, read the whole answer: (status, connection reusable)."""
+    reader, writer = conn
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").lower().split("\r\n")
+    status = int(lines[0].split()[1])
+    length, keep = 0, True
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name == "content-length":
+            length = int(value)
+        elif name == "connection" and "close" in value:
+            keep = False
+    await reader.readexactly(length)
+    return status, keep
+
+
+async def one(pool: Pool, request: bytes, due: float, run: OpenLoop) -> None:
+    loop = asyncio.get_running_loop()
+    try:
+        conn = await pool.acquire()
+    except OSError as exc:
+        run.errors[type(exc).__name__] = run.errors.get(type(exc).__name__, 0) + 1
+        return
+    run.lag.append(loop.time() - due)
+    try:
+        status, keep = await asyncio.wait_for(exchange(conn, request), timeout=30)
+    except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        pool.release(conn, False)
+        run.errors[type(exc).__name__] = run.errors.get(type(exc).__name__, 0) + 1
+        return
+    pool.release(conn, keep)
+    if 200 <= status < 300:
+        run.latencies.append(loop.time() - due)
+    else:
+        run.errors[f"HTTP {status}"] = run.errors.get(f"HTTP {status}", 0) + 1
+
+
+async def open_loop(port: int, requests: list[bytes], rate: float, limit: int) -> OpenLoop:
+    """Send request i at start + i/rate whatever happened to the earlier ones."""
+    loop = asyncio.get_running_loop()
+    pool, run = Pool(port, limit), OpenLoop()
+    run.started = loop.time() + 0.05
+    tasks: list[asyncio.Task[None]] = []
+    i = 0
+    while i < len(requests):
+        now = loop.time()
+        while i < len(requests) and run.started + i / rate <= now:
+            tasks.append(asyncio.create_task(one(pool, requests[i], run.started + i / rate, run)))
+            i += 1
+        if i < len(requests):
+            await asyncio.sleep(max(0.0, run.started + i / rate - loop.time()))
+    run.last_due = run.started + (len(requests) - 1) / rate
+    await asyncio.gather(*tasks)
+    run.finished, run.connections = loop.time(), pool.opened
+    pool.close()
+    return run
+
+
+# --- the collector process and the table ----------------------------------------------------
+
+def collector_env(data_dir: Path, bootstrap: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEY_")}
+    env |= {"JOURNEY_DATA_DIR": str(data_dir), "JOURNEY_WRITE_KEYS": WRITE_KEY,
+            "JOURNEY_PARTITIONS": str(PARTITIONS), "JOURNEY_RATE_LIMIT_PER_S": "0",
+            "JOURNEY_TOPIC": f"bench.{uuid.uuid4().hex[:8]}"}
+    return env | ({"JOURNEY_KAFKA_BOOTSTRAP": bootstrap} if bootstrap else {})
+
+
+def stored(env: dict[str, str]) -> int:
+    """Records in the collector's log (the proof that the 2xx answers were real)."""
+    from journey.log.factory import open_consumer
+    from journey.settings import CommonSettings
+
+    log = open_consumer(CommonSettings(data_dir=Path(env["JOURNEY_DATA_DIR"]),
+                                       kafka_bootstrap=env.get("JOURNEY_KAFKA_BOOTSTRAP"),
+                                       topic=env["JOURNEY_TOPIC"], partitions=PARTITIONS))
     try:
         return sum(log.end_offsets().values())
     finally:
         log.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_ready(base: str, timeout_s: float = 30) -> None:
+def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             time.sleep(0.1)
-    raise SystemExit("collector did not start")
+    raise SystemExit("the collector did not start")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a live process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def measure(name: str, bootstrap: str | None, args: argparse.Namespace) -> list[tuple[str, ...]]:
+    """Every measurement against one `journey collector`: rows (log, measure, value, note)."""
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        env = collector_env(Path(tmp), bootstrap)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        with open(Path(tmp) / "collector.log", "wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "journey", "collector", "--port",
+                                     str(port)], cwd=REPO, env=env, stdout=out, stderr=out)
+        try:
+            wait_ready(base, proc)
+            events, seconds = asyncio.run(batches(base, args.clients, args.requests))
+            latencies = asyncio.run(singles(base, args.singles))
+            n = int(args.rate * args.seconds)
+            warm = track_requests(port, int(args.rate), 10**8)  # 1 s, not counted
+            load = track_requests(port, n, 2 * 10**8)
+            warmed = uvloop.run(open_loop(port, warm, args.rate, args.connections))
+            server_cpu, own_cpu = cpu_s(proc.pid), time.process_time()
+            run = uvloop.run(open_loop(port, load, args.rate, args.connections))
+            server_cpu, own_cpu = cpu_s(proc.pid) - server_cpu, time.process_time() - own_cpu
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+        in_log = stored(env)
+    acked = events + len(latencies) + len(warmed.latencies) + len(run.latencies)
+    seq = statistics.quantiles(latencies, n=100)
+    lat = statistics.quantiles(run.latencies, n=100) if len(run.latencies) > 1 else [0.0] * 99
+    lag = statistics.quantiles(run.lag, n=100) if len(run.lag) > 1 else [0.0] * 99
+    errors = ", ".join(f"{k} x{v}" for k, v in sorted(run.errors.items())) or "none"
+    span = run.finished - run.started
+    return [
+        (name, "/v1/batch throughput", f"{events / seconds:,.0f} events/s",
+         f"{args.clients} clients x {args.requests} x 100 events, {seconds:.2f} s"),
+        (name, "/v1/track sequential p50 / p99", f"{seq[49]:.1f} / {seq[98]:.1f} ms",
+         f"{args.singles} requests, one at a time"),
+        (name, "open loop offered rate", f"{(n - 1) / (run.last_due - run.started):,.0f} req/s",
+         f"{n} requests over {args.seconds:g} s"),
+        (name, "open loop achieved rate", f"{len(run.latencies) / span:,.0f} req/s",
+         f"2xx answers / (last answer - first scheduled send), {span:.2f} s"),
+        (name, "open loop p50 / p99", f"{ms(lat[49])} / {ms(lat[98])}",
+         f"from scheduled send; max {ms(max(run.latencies, default=0))}"),
+        (name, "open loop errors", errors, f"{run.connections} connections at most"),
+        (name, "CPU per request: collector / generator",
+         f"{server_cpu / n * 1000:.2f} / {own_cpu / n * 1000:.2f} ms",
+         f"open loop; one collector process = one core: <= {n / server_cpu:,.0f} req/s per core"),
+        (name, "generator send lag p50 / p99", f"{ms(lag[49])} / {ms(lag[98])}",
+         "written - scheduled (includes waiting for a free connection)"),
+        (name, "records in log", f"{in_log:,}", f"acknowledged {acked:,}"
+         + ("" if in_log == acked else "  MISMATCH")),
+    ]
 
 
 def main() -> None:
-    """Start the collector, measure, print a table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Start the collector on each log, measure, print a table."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=25, help="batches per client")
     parser.add_argument("--singles", type=int, default=300)
-    parser.add_argument("--partitions", type=int, default=6)
-    parser.add_argument("--serve", nargs=2, metavar=("PORT", "DIR"), help=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=float, default=2000.0, help="open-loop requests/s")
+    parser.add_argument("--seconds", type=float, default=10.0, help="open-loop duration")
+    parser.add_argument("--connections", type=int, default=256, help="open-loop connection cap")
+    parser.add_argument("--kafka", action="store_true", help="also run on a throw-away broker")
+    parser.add_argument("--no-embedded", dest="embedded", action="store_false")
     args = parser.parse_args()
-    if args.serve:
-        serve(int(args.serve[0]), Path(args.serve[1]), args.partitions)
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), tmp,
-                                   "--partitions", str(args.partitions)], cwd=REPO)
-        try:
-            wait_ready(base)
-            events, seconds = asyncio.run(batches(base, args.clients, args.requests))
-            latencies = asyncio.run(singles(base, args.singles))
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-        in_log = stored(Path(tmp), args.partitions)
-    cuts = statistics.quantiles(latencies, n=100)
-    rows = [
-        ("batch throughput", f"{events / seconds:,.0f} events/s",
-         f"{events} events, {args.clients} clients x {args.requests} x 100, {seconds:.2f} s"),
-        ("/v1/track p50", f"{cuts[49]:.2f} ms", f"{args.singles} sequential requests"),
-        ("/v1/track p99", f"{cuts[98]:.2f} ms", ""),
-        ("records in log", f"{in_log}", f"expected {events + args.singles}"),
-    ]
-    width = max(len(r[0]) for r in rows)
-    for name, value, note in rows:
-        print(f"{name:<{width}}  {value:>18}  {note}")
-    if in_log != events + args.singles:
+    rows: list[tuple[str, ...]] = []
+    if args.embedded:
+        rows += measure("embedded", None, args)
+    if args.kafka:
+        with tempfile.TemporaryDirectory(prefix="bench-kafka-") as kdir, \
+                kafka_broker(Path(kdir)) as bootstrap:
+            rows += measure("Kafka", bootstrap, args)
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    print(f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} (load generator, "
+          "collector and broker share them)")
+    for row in rows:
+        print("  ".join(f"{c:<{w}}" for c, w in zip(row, widths, strict=False)) + "  " + row[3])
+    if any("MISMATCH" in r[3] for r in rows):
         raise SystemExit("the log does not hold every acknowledged event")
 
 
