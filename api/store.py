@@ -13,6 +13,7 @@ from typing import Any, Protocol, TypeVar
 import duckdb
 
 from api.errors import NotReadyError
+from api.metrics import prepared
 
 # The small derived tables are copied into memory: every metric joins them, and a scan of an
 # in-memory table beats re-reading Parquet per request. events/event_stages stay views (big).
@@ -192,6 +193,8 @@ class SnapshotStore:
         con.execute("SET GLOBAL TimeZone = 'UTC'")
         (self._register or self._reader.register_views)(con, snap)
         materialise(con)
+        # Pre-aggregates for the metrics: built here once, so no request pays for them.
+        prepared.prepare(con)
         row = con.execute("SELECT timezone('UTC', max(watermark)) FROM meta").fetchone()
         watermark = row[0].replace(tzinfo=UTC) if row and row[0] is not None else None
         return Bound(version=snap.version, watermark=watermark, con=con)

@@ -7,7 +7,15 @@ from typing import Any, Literal
 
 import duckdb
 
-from api.metrics.filters import CustomerFilter, StageModel, customer_sql, rows_as_dicts
+from api.metrics import prepared
+from api.metrics.filters import (
+    CustomerFilter,
+    StageModel,
+    class_where,
+    customer_sql,
+    has_window,
+    rows_as_dicts,
+)
 
 Method = Literal["first_touch", "last_touch", "linear", "position_based"]
 By = Literal["channel", "source"]
@@ -53,6 +61,17 @@ HAVING sum(credit) > 0
 ORDER BY credit DESC, key
 """
 
+# The same from the snapshot's per-class pre-aggregate of every method's credit (cr_<method>)
+# and converting customers with credit (cv_<method>; customers add up over classes).
+CLASS_SQL = """
+SELECT key, round(sum(cr_{method}), 9) AS credit, sum(cv_{method}) AS conversions
+FROM __j_attr
+WHERE model = $model AND kind = $by AND {restrict}
+GROUP BY key
+HAVING sum(cr_{method}) > 0
+ORDER BY credit DESC, key
+"""
+
 
 def attribution(
     con: duckdb.DuckDBPyConnection, model: StageModel, f: CustomerFilter, method: Method, by: By
@@ -62,9 +81,16 @@ def attribution(
     `conversions` counts the converting customers that gave the key some credit."""
     if method not in METHODS or by not in BYS:
         raise ValueError(f"method {method!r} / by {by!r}")  # routes validate; this guards SQL
-    customers, params = customer_sql(f)
-    sql = ATTRIBUTION_SQL.format(customers=customers, by=by)
-    params |= {"model": model.name, "conversion": model.conversion_stage, "method": method}
+    prepared.ensure(con)
+    if has_window(f):
+        customers, params = customer_sql(f)
+        sql = ATTRIBUTION_SQL.format(customers=customers, by=by)
+        params |= {"conversion": model.conversion_stage, "method": method}
+    else:
+        where, params = class_where(f)
+        sql = CLASS_SQL.format(method=method, restrict=where)
+        params |= {"by": by}
+    params |= {"model": model.name}
     out = rows_as_dicts(con.execute(sql, params))
     for r in out:
         r["conversions"] = int(r["conversions"])

@@ -8,7 +8,15 @@ from typing import Any
 
 import duckdb
 
-from api.metrics.filters import CustomerFilter, StageModel, customer_sql, iso
+from api.metrics import prepared
+from api.metrics.filters import (
+    CustomerFilter,
+    StageModel,
+    class_where,
+    customer_sql,
+    has_window,
+    iso,
+)
 
 WEEK_S = 7 * 86_400
 
@@ -34,13 +42,37 @@ GROUP BY s.cohort, s.customers
 ORDER BY s.cohort
 """
 
+# The same from the snapshot's per-class pre-aggregates (distinct customers add up over classes).
+CLASS_SQL = f"""
+WITH sizes AS (
+    SELECT cohort, CAST(sum(customers) AS BIGINT) AS customers FROM __j_csize
+    WHERE {{restrict}} GROUP BY cohort
+),
+active AS (
+    SELECT cohort, week, CAST(sum(active) AS BIGINT) AS active FROM __j_cactive
+    WHERE model = $model AND {{restrict}} GROUP BY cohort, week
+)
+SELECT timezone('UTC', s.cohort) AS cohort, s.customers,
+    list(CASE WHEN epoch(s.cohort) + w.week * {WEEK_S} > epoch((SELECT max(watermark) FROM meta))
+              THEN NULL ELSE coalesce(a.active, 0) / s.customers END ORDER BY w.week) AS retention
+FROM sizes s
+CROSS JOIN (SELECT range AS week FROM range($weeks)) w
+LEFT JOIN active a ON a.cohort = s.cohort AND a.week = w.week
+GROUP BY s.cohort, s.customers
+ORDER BY s.cohort
+"""
+
 
 def cohorts(
     con: duckdb.DuckDBPyConnection, model: StageModel, f: CustomerFilter, weeks: int
 ) -> list[dict[str, Any]]:
     """GET /v1/cohorts: [{"cohort" (week start), "customers", "retention": [share week 0..]}]."""
-    customers, params = customer_sql(f)
-    rows = con.execute(
-        COHORTS_SQL.format(customers=customers), {**params, "model": model.name, "weeks": weeks}
-    ).fetchall()
+    prepared.ensure(con)
+    if has_window(f):
+        customers, params = customer_sql(f)
+        sql = COHORTS_SQL.format(customers=customers)
+    else:
+        where, params = class_where(f)
+        sql = CLASS_SQL.format(restrict=where)
+    rows = con.execute(sql, {**params, "model": model.name, "weeks": weeks}).fetchall()
     return [{"cohort": iso(c), "customers": int(n), "retention": r} for c, n, r in rows]

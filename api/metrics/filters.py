@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 
 from api.errors import BadParameterError, UnknownModelError, UnknownTraitError
+from api.metrics import prepared
 from journey.schema import CHANNELS
 
 TRAIT_PREFIX = "trait."
@@ -87,10 +88,6 @@ def parse_filter(params: Mapping[str, str]) -> CustomerFilter:
     return CustomerFilter(since, until, parse_channel(params.get("channel")), traits)
 
 
-def _trait_path(name: str) -> str:
-    return f'$."{name}"'
-
-
 def customer_sql(f: CustomerFilter) -> tuple[str, dict[str, Any]]:
     """`SELECT customer_id, first_seen FROM customers WHERE <f>` and its named parameters."""
     where, params = customer_where(f)
@@ -109,10 +106,65 @@ def customer_where(f: CustomerFilter) -> tuple[str, dict[str, Any]]:
     if f.channel is not None:
         where.append("first_channel = $f_channel")
         params["f_channel"] = f.channel
+    if f.traits:
+        # Traits are parsed once per snapshot (api.metrics.prepared): match the JSON text of the
+        # classes that have them instead of extracting JSON per customer and query.
+        classes, tparams = _trait_classes(f)
+        where.append(f"traits IN (SELECT traits FROM __j_class WHERE k IN ({classes}))")
+        params |= tparams
+    return " AND ".join(where), params
+
+
+def _trait_classes(f: CustomerFilter) -> tuple[str, dict[str, Any]]:
+    """SELECT of the customer classes having every trait value of f (json_extract_string text,
+    so trait.vip=true matches a JSON true), and its parameters."""
+    parts, params = [], dict[str, Any]()
     for i, (name, value) in enumerate(f.traits):
-        # json_extract_string renders numbers and booleans as text, so trait.vip=true matches.
-        where.append(f"json_extract_string(traits, $f_tp{i}) = $f_tv{i}")
-        params[f"f_tp{i}"], params[f"f_tv{i}"] = _trait_path(name), value
+        parts.append(f"SELECT k FROM __j_ktraits WHERE name = $f_tn{i} AND value = $f_tv{i}")
+        params[f"f_tn{i}"], params[f"f_tv{i}"] = name, value
+    return " INTERSECT ".join(parts), params
+
+
+def has_window(f: CustomerFilter) -> bool:
+    """Whether f bounds first_seen (then class-level pre-aggregates cannot answer it)."""
+    return f.since is not None or f.until is not None
+
+
+def class_where(f: CustomerFilter, column: str = "k") -> tuple[str, dict[str, Any]]:
+    """A predicate over a class column selecting f's customers (f without a first_seen window).
+
+    Unfiltered it is TRUE, which keeps class NULL (events of customers without a customer row)."""
+    if f == CustomerFilter():
+        return "TRUE", {}
+    if has_window(f):
+        raise ValueError("a first_seen window cannot be answered per class")
+    where, params = ["TRUE"], dict[str, Any]()
+    if f.channel is not None:
+        where.append("first_channel = $f_channel")
+        params["f_channel"] = f.channel
+    if f.traits:
+        classes, tparams = _trait_classes(f)
+        where.append(f"k IN ({classes})")
+        params |= tparams
+    return f"{column} IN (SELECT k FROM __j_class WHERE {' AND '.join(where)})", params
+
+
+def reach_where(f: CustomerFilter) -> tuple[str, dict[str, Any]]:
+    """The predicate over `__j_reach` (first_seen, first_channel, k) selecting f's customers."""
+    where, params = ["TRUE"], dict[str, Any]()
+    if f.since is not None:
+        where.append("first_seen >= CAST($f_since AS TIMESTAMPTZ)")
+        params["f_since"] = f.since.isoformat()
+    if f.until is not None:
+        where.append("first_seen < CAST($f_until AS TIMESTAMPTZ)")
+        params["f_until"] = f.until.isoformat()
+    if f.channel is not None:
+        where.append("first_channel = $f_channel")
+        params["f_channel"] = f.channel
+    if f.traits:
+        classes, tparams = _trait_classes(f)
+        where.append(f"k IN ({classes})")
+        params |= tparams
     return " AND ".join(where), params
 
 
@@ -129,11 +181,11 @@ def restrict(f: CustomerFilter, column: str) -> tuple[str, dict[str, Any]]:
 
 def check_traits(con: duckdb.DuckDBPyConnection, f: CustomerFilter) -> None:
     """UnknownTraitError when a trait filter names a trait that no customer has."""
+    if f.traits:
+        prepared.ensure(con)
     for name, _ in f.traits:
         row = con.execute(
-            "SELECT 1 FROM customers WHERE json_exists(traits, $p) LIMIT 1",
-            {"p": _trait_path(name)},
-        ).fetchone()
+            "SELECT 1 FROM __j_ktraits WHERE name = $n LIMIT 1", {"n": name}).fetchone()
         if row is None:
             known = [r[0] for r in con.execute(
                 "SELECT DISTINCT unnest(json_keys(traits)) AS k FROM customers ORDER BY k LIMIT 100"

@@ -7,45 +7,34 @@ from typing import Any
 
 import duckdb
 
-from api.metrics.filters import CustomerFilter, StageModel, customer_sql, rows_as_dicts
+from api.metrics import prepared
+from api.metrics.filters import CustomerFilter, StageModel, reach_where
 
-# Ratios are NULL when their denominator is 0; stage 1's conversion_from_previous is
-# customers(1)/customers(1), i.e. 1.0, or NULL when nobody is in the funnel.
-FUNNEL_SQL = """
-WITH fc AS ({customers}),
-reached AS (
-    SELECT se.stage, count(*) AS customers,
-           median(epoch(se.entered_at) - epoch(fc.first_seen)) AS median_time_to_stage_s
-    FROM stage_entries se JOIN fc USING (customer_id)
-    WHERE se.model = $model
-    GROUP BY se.stage
-),
-per_stage AS (
-    SELECT m.stage, m.stage_index, coalesce(r.customers, 0) AS customers, r.median_time_to_stage_s
-    FROM models m LEFT JOIN reached r USING (stage)
-    WHERE m.model = $model
-),
-ratios AS (
-    SELECT *,
-        coalesce(lag(customers) OVER w, customers) AS previous,
-        first_value(customers) OVER w AS first
-    FROM per_stage
-    WINDOW w AS (ORDER BY stage_index)
-)
-SELECT stage, customers,
-    CASE WHEN previous = 0 THEN NULL ELSE customers / previous END AS conversion_from_previous,
-    CASE WHEN first = 0 THEN NULL ELSE customers / first END AS conversion_from_first,
-    median_time_to_stage_s
-FROM ratios
-ORDER BY stage_index
-"""
+# One scan of the per-customer table of the snapshot (api.metrics.prepared): d<i> is the seconds
+# from first_seen to entering stage i, NULL when the customer never reached it.
+FUNNEL_SQL = "SELECT {columns} FROM __j_reach WHERE model = $model AND {where}"
 
 
 def funnel(con: duckdb.DuckDBPyConnection, model: StageModel, f: CustomerFilter) -> dict[str, Any]:
     """GET /v1/funnel: {"model", "stages": [...]} in stage order."""
-    customers, params = customer_sql(f)
-    cur = con.execute(FUNNEL_SQL.format(customers=customers), {**params, "model": model.name})
-    stages = rows_as_dicts(cur)
-    for s in stages:
-        s["customers"] = int(s["customers"])
+    prepared.ensure(con)
+    where, params = reach_where(f)
+    columns = ", ".join(f"count(d{i}), median(d{i})" for i in range(1, len(model.stages) + 1))
+    row = con.execute(FUNNEL_SQL.format(columns=columns, where=where),
+                      {**params, "model": model.name}).fetchone()
+    values: list[Any] = list(row) if row else [0, None] * len(model.stages)
+    stages: list[dict[str, Any]] = []
+    first = int(values[0]) if values else 0
+    previous = first
+    for i, name in enumerate(model.stages):
+        customers, median = int(values[2 * i]), values[2 * i + 1]
+        # Ratios are null when their denominator is 0; stage 1 is compared with itself.
+        stages.append({
+            "stage": name,
+            "customers": customers,
+            "conversion_from_previous": None if previous == 0 else customers / previous,
+            "conversion_from_first": None if first == 0 else customers / first,
+            "median_time_to_stage_s": median,
+        })
+        previous = customers
     return {"model": model.name, "stages": stages}

@@ -7,10 +7,13 @@ from typing import Any
 
 import duckdb
 
+from api.metrics import prepared
 from api.metrics.filters import (
     CustomerFilter,
     StageModel,
-    customer_where,
+    class_where,
+    has_window,
+    reach_where,
     restrict,
     rows_as_dicts,
 )
@@ -20,11 +23,12 @@ from api.metrics.kpis import LAPSED_EXPR, emotion, kpis
 TOP_TOUCHPOINTS = 5
 
 # Touchpoints and channels are attributed to the stage at the event (SPEC 4.2) and ranked by
-# events. No distinct-customer count: over event_stages it costs ~10x the whole scan.
+# events. No distinct-customer count: over event_stages it costs ~10x the whole scan. Without a
+# first_seen window the counts come from the snapshot's per-class pre-aggregate (`n` events).
 TOUCH_SQL = """
 WITH counted AS (
-    SELECT es.stage_at AS stage, es.{column} AS name, count(*) AS events
-    FROM event_stages es
+    SELECT es.stage_at AS stage, es.{column} AS name, {count} AS events
+    FROM {source} es
     WHERE es.model = $model AND {restrict}
     GROUP BY es.stage_at, es.{column}
 )
@@ -37,26 +41,27 @@ ORDER BY stage, rank
 
 # Customers whose current stage (highest reached) is this one, and how many of them lapsed.
 CURRENT_SQL = f"""
-WITH reach AS (
-    SELECT customer_id, arg_max(stage, stage_index) AS stage
-    FROM stage_entries WHERE model = $model AND {{restrict}} GROUP BY customer_id
-)
-SELECT r.stage, count(*) AS current_customers,
+SELECT c.cur_stage AS stage, count(*) AS current_customers,
     count(*) FILTER (WHERE {LAPSED_EXPR.format(
         watermark="(SELECT max(watermark) FROM meta)", last_seen="c.last_seen",
         lapse_after_s="(SELECT max(lapse_after_s) FROM models WHERE model = $model)")})
         AS lapsed_customers
-FROM reach r JOIN customers c USING (customer_id)
-WHERE {{where}}
-GROUP BY r.stage
+FROM __j_reach c
+WHERE c.model = $model AND c.cur_stage IS NOT NULL AND {{where}}
+GROUP BY c.cur_stage
 """
 
 
 def _touches(
     con: duckdb.DuckDBPyConnection, model: StageModel, f: CustomerFilter, column: str, top: int
 ) -> dict[str, list[dict[str, Any]]]:
-    where, params = restrict(f, "es.customer_id")
-    sql = TOUCH_SQL.format(restrict=where, column=column)
+    if has_window(f):
+        where, params = restrict(f, "es.customer_id")
+        sql = TOUCH_SQL.format(restrict=where, column=column, count="count(*)",
+                               source="event_stages")
+    else:
+        where, params = class_where(f, "es.k")
+        sql = TOUCH_SQL.format(restrict=where, column=column, count="sum(es.n)", source="__j_touch")
     out: dict[str, list[dict[str, Any]]] = {}
     key = "event" if column == "event" else "channel"
     for stage, name, events in con.execute(sql, {**params, "model": model.name, "top": top})\
@@ -69,12 +74,13 @@ def journey_map(
     con: duckdb.DuckDBPyConnection, model: StageModel, f: CustomerFilter
 ) -> dict[str, Any]:
     """GET /v1/journey-map: {"model", "segment", "kpis", "stages": [...]} in stage order."""
+    prepared.ensure(con)
     timeline = funnel(con, model, f)["stages"]
     moods = {e["stage"]: e for e in emotion(con, model, f)}
     touchpoints = _touches(con, model, f, "event", TOP_TOUCHPOINTS)
     channels = _touches(con, model, f, "channel", 1_000)
-    where, params = customer_where(f)
-    sql = CURRENT_SQL.format(where=where, restrict=restrict(f, "customer_id")[0])
+    where, params = reach_where(f)
+    sql = CURRENT_SQL.format(where=where)
     rows = rows_as_dicts(con.execute(sql, {**params, "model": model.name}))
     current = {r["stage"]: r for r in rows}
     stages = []

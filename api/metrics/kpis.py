@@ -7,11 +7,12 @@ from typing import Any
 
 import duckdb
 
+from api.metrics import prepared
 from api.metrics.filters import (
     CustomerFilter,
     StageModel,
-    customer_where,
     iso,
+    reach_where,
     restrict,
     rows_as_dicts,
 )
@@ -37,7 +38,8 @@ responses AS (
 # SPEC 4.2 lapsed: the last event is more than lapse_after before the watermark (none: not lapsed).
 LAPSED_EXPR = "coalesce(epoch({watermark}) - epoch({last_seen}) > {lapse_after_s}, FALSE)"
 
-# A customer's stage is its highest stage_index; lapsed = last event more than lapse_after_s
+# A customer's stage is its highest stage_index (`si` of the per-customer table of the snapshot,
+# api.metrics.prepared); lapsed = last event more than lapse_after_s
 # before the watermark; churned = lapsed and at or past conversion.
 KPI_SQL = """
 WITH mi AS (
@@ -50,15 +52,11 @@ nx AS (
     WHERE m.model = $model AND m.stage_index > mi.conv_idx
 ),
 wm AS (SELECT max(watermark) AS watermark FROM meta),
-reach AS (
-    SELECT customer_id, max(stage_index) AS si
-    FROM stage_entries WHERE model = $model AND {restrict} GROUP BY customer_id
-),
 per AS (
-    SELECT c.event_count, r.si,
+    SELECT c.event_count, c.si,
            {lapsed} AS lapsed
-    FROM customers c LEFT JOIN reach r USING (customer_id), wm, mi
-    WHERE {where}
+    FROM __j_reach c, wm, mi
+    WHERE c.model = $model AND {where}
 ),
 agg AS (
     SELECT count(*) AS customers, coalesce(sum(event_count), 0) AS events,
@@ -104,13 +102,13 @@ ORDER BY m.stage_index
 
 def kpis(con: duckdb.DuckDBPyConnection, model: StageModel, f: CustomerFilter) -> dict[str, Any]:
     """GET /v1/kpis: the SPEC 6.2 KPI object (ratios null when their denominator is 0)."""
-    where, params = customer_where(f)
-    restricted, _ = restrict(f, "customer_id")
+    prepared.ensure(con)
+    where, params = reach_where(f)
     lapsed = LAPSED_EXPR.format(
         watermark="wm.watermark", last_seen="c.last_seen", lapse_after_s="mi.lapse_after_s"
     )
     responses = RESPONSES_CTE.format(restrict=restrict(f, "s.customer_id")[0])
-    sql = KPI_SQL.format(where=where, restrict=restricted, responses=responses, lapsed=lapsed)
+    sql = KPI_SQL.format(where=where, responses=responses, lapsed=lapsed)
     cur = con.execute(sql, {**params, "model": model.name, "conversion": model.conversion_stage})
     row = rows_as_dicts(cur)[0]
 
@@ -135,6 +133,7 @@ def emotion(
     con: duckdb.DuckDBPyConnection, model: StageModel, f: CustomerFilter
 ) -> list[dict[str, Any]]:
     """Emotion per stage: [{"stage", "emotion" (mean in [-1, 1] or null), "responses"}]."""
+    prepared.ensure(con)
     restricted, params = restrict(f, "s.customer_id")
     sql = EMOTION_SQL.format(responses=RESPONSES_CTE.format(restrict=restricted))
     out = rows_as_dicts(con.execute(sql, {**params, "model": model.name}))

@@ -9,7 +9,8 @@ from typing import Any, Literal
 
 import duckdb
 
-from api.metrics.filters import CustomerFilter, StageModel, restrict
+from api.metrics import prepared
+from api.metrics.filters import CustomerFilter, StageModel, class_where, has_window, restrict
 
 PathBy = Literal["stage", "event"]
 COLUMNS: dict[str, str] = {"stage": "own_stage", "event": "event"}
@@ -37,6 +38,17 @@ ORDER BY customers DESC, path
 LIMIT $top
 """
 
+# The same from the snapshot's per-class counts of each customer's first 20 collapsed steps.
+CLASS_SQL = """
+SELECT path[1:$steps] AS p, CAST(sum(customers) AS BIGINT) AS n,
+       sum(customers) / sum(sum(customers)) OVER () AS share
+FROM __j_paths
+WHERE model = $model AND kind = $by AND {restrict}
+GROUP BY p
+ORDER BY n DESC, p
+LIMIT $top
+"""
+
 
 def paths(
     con: duckdb.DuckDBPyConnection,
@@ -47,7 +59,13 @@ def paths(
     top: int,
 ) -> list[dict[str, Any]]:
     """GET /v1/paths: [{"path": [...], "customers", "share"}], customers descending then path."""
-    where, params = restrict(f, "es.customer_id")
-    sql = PATHS_SQL.format(restrict=where, column=COLUMNS[by])
+    prepared.ensure(con)
+    if has_window(f) or steps > prepared.MAX_PATH_STEPS:
+        where, params = restrict(f, "es.customer_id")
+        sql = PATHS_SQL.format(restrict=where, column=COLUMNS[by])
+    else:
+        where, params = class_where(f)
+        sql = CLASS_SQL.format(restrict=where)
+        params |= {"by": by}
     rows = con.execute(sql, {**params, "model": model.name, "steps": steps, "top": top}).fetchall()
     return [{"path": p, "customers": int(n), "share": s} for p, n, s in rows]

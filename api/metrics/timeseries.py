@@ -3,12 +3,13 @@ distinct customers with an event, for events in [from, to) of the filtered custo
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, time
 from typing import Any
 
 import duckdb
 
-from api.metrics.filters import CustomerFilter, StageModel, restrict
+from api.metrics import prepared
+from api.metrics.filters import CustomerFilter, StageModel, class_where, has_window, restrict
 
 # Events come from event_stages of one model (every event is there once per model, with its
 # customer); the customer filter's first_seen window is not used here, `since/until` is.
@@ -24,6 +25,24 @@ GROUP BY ALL
 ORDER BY date, es.channel
 """
 
+# The snapshot's per-class daily pre-aggregate: exact when from/to fall on UTC midnights (a day
+# is then wholly in or out) and distinct customers add up over classes (disjoint).
+DAILY_SQL = """
+SELECT strftime(d.day, '%Y-%m-%d') AS date, d.channel,
+       sum(d.events) AS events, sum(d.customers) AS customers
+FROM __j_daily d
+WHERE d.model = $model AND {restrict}
+  AND ($since IS NULL OR d.day >= CAST($since AS TIMESTAMPTZ))
+  AND ($until IS NULL OR d.day < CAST($until AS TIMESTAMPTZ))
+  AND ($channel IS NULL OR d.channel = $channel)
+GROUP BY d.day, d.channel
+ORDER BY date, d.channel
+"""
+
+
+def _midnight(value: datetime | None) -> bool:
+    return value is None or value.astimezone(UTC).time() == time(0)
+
 
 def timeseries(
     con: duckdb.DuckDBPyConnection,
@@ -34,12 +53,18 @@ def timeseries(
     channel: str | None,
 ) -> list[dict[str, Any]]:
     """GET /v1/timeseries: [{"date", "channel", "events", "customers"}] by date, then channel."""
-    where, params = restrict(f, "es.customer_id")
+    prepared.ensure(con)
+    if _midnight(since) and _midnight(until) and not has_window(f):
+        where, params = class_where(f, "d.k")
+        sql = DAILY_SQL.format(restrict=where)
+    else:
+        where, params = restrict(f, "es.customer_id")
+        sql = TIMESERIES_SQL.format(restrict=where)
     params |= {
         "model": model.name,
         "since": since.isoformat() if since else None,
         "until": until.isoformat() if until else None,
         "channel": channel,
     }
-    rows = con.execute(TIMESERIES_SQL.format(restrict=where), params).fetchall()
+    rows = con.execute(sql, params).fetchall()
     return [{"date": d, "channel": c, "events": int(e), "customers": int(n)} for d, c, e, n in rows]
