@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import REPO, demo_events, free_port, peak_rss_mb, tree_peak_rss_mb
 
 WRITE_KEY, TOKEN, PARTITIONS = "bench-wk", "bench-token", 6
+DRAIN_S = 30.0  # how long freshness waits for the last batches to become visible
 Figures = dict[str, Any]
 
 
@@ -226,7 +227,7 @@ async def paced(base: str, rate: int, seconds: float, visible: list[tuple[float,
             posts.append(asyncio.create_task(post(http, i)))
         await asyncio.gather(*posts)
         offered_s = time.perf_counter() - start
-        deadline = time.perf_counter() + 60
+        deadline = time.perf_counter() + DRAIN_S
         while (not visible or visible[-1][1] < total * 100) and time.perf_counter() < deadline:
             await asyncio.sleep(0.1)
         done.set()
