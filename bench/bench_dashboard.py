@@ -109,7 +109,8 @@ def start_api(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, float]:
 
 def loaded(page: Page, timeout_s: float) -> tuple[float, list[tuple[str, float]]]:
     """Wait for every panel to show numbers: (ms from navigation start, API request times)."""
-    page.wait_for_function("window.__readyAt !== null", timeout=timeout_s * 1000)
+    # Interval polling: requestAnimationFrame (the default) may not fire in headless mode.
+    page.wait_for_function("window.__readyAt !== null", polling=100, timeout=timeout_s * 1000)
     at: float = page.evaluate("window.__readyAt")
     return at, [(str(p), float(t)) for p, t in page.evaluate(API_TIMES)]
 
@@ -128,7 +129,8 @@ def one_run(browser: Browser, data_dir: Path, reloads: int, timeout_s: float) ->
     """Start the API, load the dashboard cold in a fresh context, reload it, stop the API."""
     proc, base, started_s = start_api(data_dir)
     try:
-        context = browser.new_context()
+        # The page's CSP forbids eval, which playwright's waits and evaluations use.
+        context = browser.new_context(bypass_csp=True)
         context.add_init_script(READY_PROBE)
         page = context.new_page()
         page.goto(f"{base}/#token={TOKEN}")
