@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -246,7 +248,7 @@ async def paced(base: str, rate: int, seconds: float, visible: list[tuple[float,
 
 def freshness(bootstrap: str | None, rate: int, seconds: float) -> Figures:
     """`journey up` (collector + API + processor child) under a steady offered load."""
-    with tempfile.TemporaryDirectory(prefix="bench-fresh-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-fresh-", ignore_cleanup_errors=True) as tmp:
         port = free_port()
         args = ["-m", "journey", "up", "--data-dir", tmp, "--port", str(port)]
         proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=child_env(Path(tmp),
@@ -261,6 +263,11 @@ def freshness(bootstrap: str | None, rate: int, seconds: float) -> Figures:
             figures["processor_child_rss_mb"] = tree_peak_rss_mb(proc.pid) - peak_rss_mb(proc.pid)
         finally:
             stop(proc)
+            # The processor child may outlive its parent for a moment: end the whole session we
+            # started before its data directory is removed.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            time.sleep(0.5)
     return figures
 
 
