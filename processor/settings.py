@@ -30,7 +30,7 @@ class ProcessorSettings(CommonSettings):
         description="Active stage models: preset names or paths to TOML/YAML model files.",
     )
     buckets: int = Field(
-        default=64, ge=1, le=4096, description="Buckets the derived tables are split into."
+        default=16, ge=1, le=4096, description="Buckets the derived tables are split into."
     )
     retry_backoff_s: float = Field(
         default=1.0, gt=0, description="First wait before retrying a retryable failure (s)."

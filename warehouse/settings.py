@@ -11,7 +11,7 @@ class WarehouseSettings(CommonSettings):
     """Where and how the warehouse stores its Parquet files."""
 
     buckets: int = Field(
-        default=64,
+        default=16,
         ge=1,
         le=4096,
         description="Customer buckets of the derived tables; a commit rewrites the touched ones.",
