@@ -204,14 +204,16 @@ def timed(client: TestClient, url: str, repeat: int, budget_s: float) -> list[fl
 
 def p50_p95(times: list[float]) -> str:
     q = statistics.quantiles(times, n=20, method="inclusive")
-    return f"{statistics.median(times):9.1f} {q[18]:9.1f}"
+    return f"{statistics.median(times):11.1f} {q[18]:11.1f}"
 
 
-def bench(root: Path, repeat: int, budget_s: float) -> None:
+def bench(root: Path, repeat: int, budget_s: float, modes: list[str]) -> None:
     """Per endpoint: p50/p95 with no result cache (cold SQL every time) and as served (results
     cached per snapshot version; funnel/KPIs/journey map computed when the snapshot loads)."""
     clients = {}
     for mode, cache in (("cold", False), ("served", True)):
+        if mode not in modes:
+            continue
         started = time.perf_counter()
         store = SnapshotStore(ParquetWarehouse(root), lambda: datetime.now(UTC),
                               cache_entries=1024 if cache else 0)
@@ -220,12 +222,15 @@ def bench(root: Path, repeat: int, budget_s: float) -> None:
         store.refresh(force=True)
         print(f"{mode}: snapshot loaded in {time.perf_counter() - started:.1f}s "
               "(views, in-memory derived tables" + (", warm-up)" if cache else ")"), flush=True)
-    print(f"{'endpoint':46} {'cold p50':>9} {'cold p95':>9} {'srv p50':>9} {'srv p95':>9}  n")
+    print(f"{'endpoint':46}" + "".join(f" {m + ' p50':>11} {m + ' p95':>11}" for m in clients)
+          + "  n")
     for url in ENDPOINTS:
-        cold = timed(clients["cold"], url, repeat, budget_s)
-        served = timed(clients["served"], url, repeat, budget_s)
-        print(f"{url:46} {p50_p95(cold)} {p50_p95(served)}  {len(cold)}", flush=True)
-    client = clients["served"]
+        times = {m: timed(c, url, repeat, budget_s) for m, c in clients.items()}
+        print(f"{url:46} " + " ".join(p50_p95(t) for t in times.values())
+              + f"  {min(len(t) for t in times.values())}", flush=True)
+    client = clients.get("served")
+    if client is None:
+        return
     etag = client.get("/v1/journey-map", headers=AUTH).headers["etag"]
     t = time.perf_counter()
     for _ in range(repeat):
@@ -240,12 +245,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--budget", type=float, default=20.0, help="seconds per endpoint and mode")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/journey-bench"))
+    parser.add_argument("--modes", nargs="+", default=["cold", "served"],
+                        choices=["cold", "served"], help="cold: no result cache; served: cache")
     args = parser.parse_args()
     for n in args.events:
         root = args.dir / f"{n}"
         generate(root, n)
         print(f"== {n:,} events ({root})")
-        bench(root, args.repeat, args.budget)
+        bench(root, args.repeat, args.budget, args.modes)
 
 
 if __name__ == "__main__":

@@ -8,26 +8,63 @@ from typing import Any
 import duckdb
 
 from api.metrics import prepared
-from api.metrics.filters import CustomerFilter, StageModel, reach_where
+from api.metrics.filters import CustomerFilter, StageModel, class_where, has_window, reach_where
 
-# One scan of the per-customer table of the snapshot (api.metrics.prepared): d<i> is the seconds
-# from first_seen to entering stage i, NULL when the customer never reached it.
+# With a first_seen window: one scan of the per-customer table of the snapshot
+# (api.metrics.prepared), d<i> = seconds from first_seen to entering stage i, NULL if never.
 FUNNEL_SQL = "SELECT {columns} FROM __j_reach WHERE model = $model AND {where}"
 
+# Otherwise: customers per stage add up over classes, and the median is the middle row (or two)
+# of the stage's times in __j_dsorted (sorted by time; a scan keeps that insertion order).
+COUNT_SQL = """
+SELECT pos, CAST(sum(customers) AS BIGINT) FROM __j_dcount
+WHERE model = $model AND {restrict} GROUP BY pos
+"""
+MIDDLE_SQL = """
+SELECT d FROM __j_dsorted WHERE model = $model AND pos = $pos AND {restrict}
+LIMIT $n OFFSET $skip
+"""
 
-def funnel(con: duckdb.DuckDBPyConnection, model: StageModel, f: CustomerFilter) -> dict[str, Any]:
-    """GET /v1/funnel: {"model", "stages": [...]} in stage order."""
-    prepared.ensure(con)
+
+def _by_class(con: duckdb.DuckDBPyConnection, model: StageModel,
+              f: CustomerFilter) -> list[tuple[int, float | None]]:
+    """(customers, median time to stage) per stage, from the class-level tables."""
+    restrict, params = class_where(f)
+    params["model"] = model.name
+    counts = dict(con.execute(COUNT_SQL.format(restrict=restrict), params).fetchall())
+    out: list[tuple[int, float | None]] = []
+    for pos in range(1, len(model.stages) + 1):
+        n = int(counts.get(pos, 0))
+        median: float | None = None
+        if n:
+            rows = con.execute(MIDDLE_SQL.format(restrict=restrict), {
+                **params, "pos": pos, "n": 2 - n % 2, "skip": (n - 1) // 2}).fetchall()
+            low, high = float(rows[0][0]), float(rows[-1][0])
+            # DuckDB's interpolated median: lo + 0.5 * (hi - lo)
+            median = low if n % 2 else low + 0.5 * (high - low)
+        out.append((n, median))
+    return out
+
+
+def _by_customer(con: duckdb.DuckDBPyConnection, model: StageModel,
+                 f: CustomerFilter) -> list[tuple[int, float | None]]:
+    """(customers, median time to stage) per stage, from the per-customer table."""
     where, params = reach_where(f)
     columns = ", ".join(f"count(d{i}), median(d{i})" for i in range(1, len(model.stages) + 1))
     row = con.execute(FUNNEL_SQL.format(columns=columns, where=where),
                       {**params, "model": model.name}).fetchone()
     values: list[Any] = list(row) if row else [0, None] * len(model.stages)
-    stages: list[dict[str, Any]] = []
-    first = int(values[0]) if values else 0
+    return [(int(values[2 * i]), values[2 * i + 1]) for i in range(len(model.stages))]
+
+
+def funnel(con: duckdb.DuckDBPyConnection, model: StageModel, f: CustomerFilter) -> dict[str, Any]:
+    """GET /v1/funnel: {"model", "stages": [...]} in stage order."""
+    prepared.ensure(con)
+    reached = _by_customer(con, model, f) if has_window(f) else _by_class(con, model, f)
+    first = reached[0][0] if reached else 0
     previous = first
-    for i, name in enumerate(model.stages):
-        customers, median = int(values[2 * i]), values[2 * i + 1]
+    stages: list[dict[str, Any]] = []
+    for name, (customers, median) in zip(model.stages, reached, strict=True):
         # Ratios are null when their denominator is 0; stage 1 is compared with itself.
         stages.append({
             "stage": name,

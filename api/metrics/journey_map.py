@@ -51,6 +51,15 @@ WHERE c.model = $model AND c.cur_stage IS NOT NULL AND {{where}}
 GROUP BY c.cur_stage
 """
 
+# The same from the snapshot's counts per (class, current stage, lapsed).
+CURRENT_CLASS_SQL = """
+SELECT c.cur_stage AS stage, sum(c.customers) AS current_customers,
+    coalesce(sum(c.customers) FILTER (WHERE c.lapsed), 0) AS lapsed_customers
+FROM __j_kpi c
+WHERE c.model = $model AND c.cur_stage IS NOT NULL AND {where}
+GROUP BY c.cur_stage
+"""
+
 
 def _touches(
     con: duckdb.DuckDBPyConnection, model: StageModel, f: CustomerFilter, column: str, top: int
@@ -79,8 +88,12 @@ def journey_map(
     moods = {e["stage"]: e for e in emotion(con, model, f)}
     touchpoints = _touches(con, model, f, "event", TOP_TOUCHPOINTS)
     channels = _touches(con, model, f, "channel", 1_000)
-    where, params = reach_where(f)
-    sql = CURRENT_SQL.format(where=where)
+    if has_window(f):
+        where, params = reach_where(f)
+        sql = CURRENT_SQL.format(where=where)
+    else:
+        where, params = class_where(f, "c.k")
+        sql = CURRENT_CLASS_SQL.format(where=where)
     rows = rows_as_dicts(con.execute(sql, {**params, "model": model.name}))
     current = {r["stage"]: r for r in rows}
     stages = []

@@ -11,6 +11,8 @@ from api.metrics import prepared
 from api.metrics.filters import (
     CustomerFilter,
     StageModel,
+    class_where,
+    has_window,
     iso,
     reach_where,
     restrict,
@@ -27,7 +29,7 @@ responses AS (
     FROM (
         SELECT s.event_id, lower(any_value(s.survey)) AS survey, any_value(s.score) AS score,
                any_value(s.stage_at) AS stage_at
-        FROM surveys s
+        FROM {surveys} s
         WHERE s.model = $model AND {restrict}
         GROUP BY s.event_id
     )
@@ -52,20 +54,7 @@ nx AS (
     WHERE m.model = $model AND m.stage_index > mi.conv_idx
 ),
 wm AS (SELECT max(watermark) AS watermark FROM meta),
-per AS (
-    SELECT c.event_count, c.si,
-           {lapsed} AS lapsed
-    FROM __j_reach c, wm, mi
-    WHERE c.model = $model AND {where}
-),
-agg AS (
-    SELECT count(*) AS customers, coalesce(sum(event_count), 0) AS events,
-        count(*) FILTER (WHERE si >= (SELECT conv_idx FROM mi)) AS converted,
-        count(*) FILTER (WHERE si >= (SELECT next_idx FROM nx)) AS retained,
-        count(*) FILTER (WHERE si >= (SELECT conv_idx FROM mi) AND lapsed) AS churned,
-        count(*) FILTER (WHERE lapsed) AS lapsed
-    FROM per
-),
+{agg},
 {responses},
 surveys_agg AS (
     SELECT
@@ -90,6 +79,38 @@ SELECT agg.*,
 FROM agg, surveys_agg
 """
 
+# agg with a first_seen window: one scan of the per-customer table.
+AGG_CUSTOMERS = """
+per AS (
+    SELECT c.event_count, c.si,
+           {lapsed} AS lapsed
+    FROM __j_reach c, wm, mi
+    WHERE c.model = $model AND {where}
+),
+agg AS (
+    SELECT count(*) AS customers, coalesce(sum(event_count), 0) AS events,
+        count(*) FILTER (WHERE si >= (SELECT conv_idx FROM mi)) AS converted,
+        count(*) FILTER (WHERE si >= (SELECT next_idx FROM nx)) AS retained,
+        count(*) FILTER (WHERE si >= (SELECT conv_idx FROM mi) AND lapsed) AS churned,
+        count(*) FILTER (WHERE lapsed) AS lapsed
+    FROM per
+)"""
+
+# agg otherwise: customer counts per (class, stage reached, lapsed) add up.
+AGG_CLASSES = """
+agg AS (
+    SELECT CAST(coalesce(sum(customers), 0) AS BIGINT) AS customers,
+        coalesce(sum(events), 0) AS events,
+        CAST(coalesce(sum(customers) FILTER (WHERE si >= (SELECT conv_idx FROM mi)), 0) AS BIGINT)
+            AS converted,
+        CAST(coalesce(sum(customers) FILTER (WHERE si >= (SELECT next_idx FROM nx)), 0) AS BIGINT)
+            AS retained,
+        CAST(coalesce(sum(customers) FILTER (WHERE si >= (SELECT conv_idx FROM mi) AND lapsed), 0)
+            AS BIGINT) AS churned,
+        CAST(coalesce(sum(customers) FILTER (WHERE lapsed), 0) AS BIGINT) AS lapsed
+    FROM __j_kpi c WHERE c.model = $model AND {where}
+)"""
+
 EMOTION_SQL = """
 WITH {responses}
 SELECT m.stage, avg(r.norm) AS emotion, count(r.norm) AS responses
@@ -100,15 +121,26 @@ ORDER BY m.stage_index
 """
 
 
+def _responses(f: CustomerFilter) -> str:
+    """RESPONSES_CTE for f: the snapshot's surveys with their class, unless f has a window."""
+    if has_window(f):
+        return RESPONSES_CTE.format(surveys="surveys", restrict=restrict(f, "s.customer_id")[0])
+    return RESPONSES_CTE.format(surveys="__j_surveys", restrict=class_where(f, "s.k")[0])
+
+
 def kpis(con: duckdb.DuckDBPyConnection, model: StageModel, f: CustomerFilter) -> dict[str, Any]:
     """GET /v1/kpis: the SPEC 6.2 KPI object (ratios null when their denominator is 0)."""
     prepared.ensure(con)
-    where, params = reach_where(f)
-    lapsed = LAPSED_EXPR.format(
-        watermark="wm.watermark", last_seen="c.last_seen", lapse_after_s="mi.lapse_after_s"
-    )
-    responses = RESPONSES_CTE.format(restrict=restrict(f, "s.customer_id")[0])
-    sql = KPI_SQL.format(where=where, responses=responses, lapsed=lapsed)
+    if has_window(f):
+        where, params = reach_where(f)
+        lapsed = LAPSED_EXPR.format(
+            watermark="wm.watermark", last_seen="c.last_seen", lapse_after_s="mi.lapse_after_s"
+        )
+        agg = AGG_CUSTOMERS.format(where=where, lapsed=lapsed)
+    else:
+        where, params = class_where(f, "c.k")
+        agg = AGG_CLASSES.format(where=where)
+    sql = KPI_SQL.format(agg=agg, responses=_responses(f))
     cur = con.execute(sql, {**params, "model": model.name, "conversion": model.conversion_stage})
     row = rows_as_dicts(cur)[0]
 
@@ -134,8 +166,8 @@ def emotion(
 ) -> list[dict[str, Any]]:
     """Emotion per stage: [{"stage", "emotion" (mean in [-1, 1] or null), "responses"}]."""
     prepared.ensure(con)
-    restricted, params = restrict(f, "s.customer_id")
-    sql = EMOTION_SQL.format(responses=RESPONSES_CTE.format(restrict=restricted))
+    params = (restrict(f, "s.customer_id") if has_window(f) else class_where(f, "s.k"))[1]
+    sql = EMOTION_SQL.format(responses=_responses(f))
     out = rows_as_dicts(con.execute(sql, {**params, "model": model.name}))
     for r in out:
         r["responses"] = int(r["responses"])

@@ -38,12 +38,13 @@ ORDER BY customers DESC, path
 LIMIT $top
 """
 
-# The same from the snapshot's per-class counts of each customer's first 20 collapsed steps.
+# The same from the snapshot's per-class counts of each customer's first 20 collapsed steps
+# (or, for short paths, of exactly that many).
 CLASS_SQL = """
 SELECT path[1:$steps] AS p, CAST(sum(customers) AS BIGINT) AS n,
        sum(customers) / sum(sum(customers)) OVER () AS share
 FROM __j_paths
-WHERE model = $model AND kind = $by AND {restrict}
+WHERE model = $model AND kind = $by AND steps = $stored AND {restrict}
 GROUP BY p
 ORDER BY n DESC, p
 LIMIT $top
@@ -66,6 +67,7 @@ def paths(
     else:
         where, params = class_where(f)
         sql = CLASS_SQL.format(restrict=where)
-        params |= {"by": by}
+        stored = steps if steps <= prepared.PREFIX_STEPS else prepared.MAX_PATH_STEPS
+        params |= {"by": by, "stored": stored}
     rows = con.execute(sql, {**params, "model": model.name, "steps": steps, "top": top}).fetchall()
     return [{"path": p, "customers": int(n), "share": s} for p, n, s in rows]

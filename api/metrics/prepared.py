@@ -15,6 +15,7 @@ import duckdb
 
 DONE = "__j_done"
 MAX_PATH_STEPS = 20  # the largest `steps=` /v1/paths accepts
+PREFIX_STEPS = 5  # paths of up to this many steps are counted per length
 
 _CLASSES = """
 CREATE TABLE __j_class AS
@@ -55,6 +56,28 @@ SELECT m.model, c.customer_id, c.k, c.first_seen, c.last_seen, c.event_count, c.
 FROM __j_cust c CROSS JOIN (SELECT DISTINCT model FROM models) m
 LEFT JOIN e ON e.model = m.model AND e.customer_id = c.customer_id
 ORDER BY m.model, c.k
+"""
+
+# Customer counts that add up over classes: for KPIs and current stages (lapsed is fixed per
+# snapshot: the watermark and lapse_after_s are), and per stage for the funnel; __j_dsorted holds
+# every customer's time to each stage sorted, so a median is a row at an offset, not a sort.
+_COUNTS = """
+CREATE TABLE __j_kpi AS
+SELECT r.model, r.k, r.si, r.cur_stage,
+       coalesce(epoch((SELECT max(watermark) FROM meta)) - epoch(r.last_seen) > m.lapse_after_s,
+                FALSE) AS lapsed,
+       count(*) AS customers, sum(r.event_count) AS events
+FROM __j_reach r JOIN (SELECT model, max(lapse_after_s) AS lapse_after_s FROM models
+                       GROUP BY model) m USING (model)
+GROUP BY ALL;
+CREATE TABLE __j_surveys AS
+SELECT s.*, c.k FROM surveys s LEFT JOIN __j_cust c USING (customer_id);
+CREATE TABLE __j_dsorted AS
+SELECT model, pos, k, d FROM (
+    {stages}
+) ORDER BY model, pos, d;
+CREATE TABLE __j_dcount AS
+SELECT model, k, pos, count(*) AS customers FROM __j_dsorted GROUP BY ALL;
 """
 
 _EVENTS = """
@@ -103,7 +126,7 @@ per_customer AS (
     SELECT model, customer_id, list(step ORDER BY n) AS path FROM numbered
     WHERE n <= {steps} GROUP BY model, customer_id
 )
-SELECT p.model, '{by}' AS kind, c.k, p.path, count(*) AS customers
+SELECT p.model, '{by}' AS kind, {steps} AS steps, c.k, p.path, count(*) AS customers
 FROM per_customer p LEFT JOIN __j_cust c USING (customer_id)
 GROUP BY ALL
 """
@@ -168,11 +191,19 @@ def prepare(con: duckdb.DuckDBPyConnection) -> None:
                        for i in range(1, stages + 1))
     deltas = ", ".join(f"e.e{i} - epoch(c.first_seen) AS d{i}" for i in range(1, stages + 1))
     con.execute(_REACH.format(firsts=firsts, deltas=deltas))
+    con.execute(_COUNTS.format(stages=" UNION ALL ".join(
+        f"SELECT model, {i} AS pos, k, d{i} AS d FROM __j_reach WHERE d{i} IS NOT NULL"
+        for i in range(1, stages + 1))))
     con.execute(_EVENTS)
-    con.execute("CREATE TABLE __j_paths (model VARCHAR, kind VARCHAR, k INTEGER, path VARCHAR[], "
-                "customers BIGINT)")
+    con.execute("CREATE TABLE __j_paths (model VARCHAR, kind VARCHAR, steps INTEGER, k INTEGER, "
+                "path VARCHAR[], customers BIGINT)")
     for by, column in (("stage", "own_stage"), ("event", "event")):
         con.execute(_PATHS.format(column=column, by=by, steps=MAX_PATH_STEPS))
+    # The shortest prefixes (the dashboard's default is 4 steps) pre-counted too: counting
+    # sliced lists over every distinct 20-step path costs far more than the rest of a query.
+    for steps in range(1, PREFIX_STEPS + 1):
+        con.execute(f"INSERT INTO __j_paths SELECT model, kind, {steps}, k, path[1:{steps}], "
+                    f"sum(customers) FROM __j_paths WHERE steps = {MAX_PATH_STEPS} GROUP BY ALL")
     sums = ", ".join(f"sum({m}) AS cr_{m}, count(DISTINCT customer_id) FILTER (WHERE {m} > 0) "
                      f"AS cv_{m}" for m in METHODS)
     con.execute(_ATTRIBUTION.format(sums=sums))
