@@ -36,6 +36,7 @@ def overrides(data_dir: Path | None, kafka_bootstrap: str | None) -> dict[str, A
 
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per demo request is noise
 
 
 @app.command()
