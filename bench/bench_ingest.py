@@ -95,6 +95,7 @@ class OpenLoop:
     """What an open-loop run saw; times in seconds on the event loop's clock."""
 
     latencies: list[float] = field(default_factory=list)  # completion - scheduled, 2xx only
+    late: list[float] = field(default_factory=list)  # dispatched - scheduled (generator behind)
     lag: list[float] = field(default_factory=list)  # request written - scheduled
     errors: dict[str, int] = field(default_factory=dict)
     started: float = 0.0
@@ -199,6 +200,7 @@ async def open_loop(port: int, requests: list[bytes], rate: float, limit: int) -
     while i < len(requests):
         now = loop.time()
         while i < len(requests) and run.started + i / rate <= now:
+            run.late.append(now - (run.started + i / rate))
             tasks.append(asyncio.create_task(one(pool, requests[i], run.started + i / rate, run)))
             i += 1
         if i < len(requests):
@@ -266,44 +268,66 @@ def measure(name: str, bootstrap: str | None, args: argparse.Namespace) -> list[
                                      str(port)], cwd=REPO, env=env, stdout=out, stderr=out)
         try:
             wait_ready(base, proc)
+            batch_cpu = cpu_s(proc.pid)
             events, seconds = asyncio.run(batches(base, args.clients, args.requests))
+            batch_cpu = cpu_s(proc.pid) - batch_cpu
             latencies = asyncio.run(singles(base, args.singles))
-            n = int(args.rate * args.seconds)
-            warm = track_requests(port, int(args.rate), 10**8)  # 1 s, not counted
-            load = track_requests(port, n, 2 * 10**8)
-            warmed = uvloop.run(open_loop(port, warm, args.rate, args.connections))
-            server_cpu, own_cpu = cpu_s(proc.pid), time.process_time()
-            run = uvloop.run(open_loop(port, load, args.rate, args.connections))
-            server_cpu, own_cpu = cpu_s(proc.pid) - server_cpu, time.process_time() - own_cpu
+            warm = track_requests(port, 200, 10**9)  # 1 s at 200/s, not counted
+            warmed = uvloop.run(open_loop(port, warm, 200, args.connections))
+            runs: list[tuple[float, OpenLoop, float, float]] = []
+            for k, rate in enumerate(args.rate):
+                load = track_requests(port, int(rate * args.seconds), (k + 1) * 10**8)
+                server_cpu, own_cpu = cpu_s(proc.pid), time.process_time()
+                run = uvloop.run(open_loop(port, load, rate, args.connections))
+                runs.append((rate, run, cpu_s(proc.pid) - server_cpu,
+                             time.process_time() - own_cpu))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
         in_log = stored(env)
-    acked = events + len(latencies) + len(warmed.latencies) + len(run.latencies)
+    acked = events + len(latencies) + len(warmed.latencies)
+    acked += sum(len(run.latencies) for _, run, _, _ in runs)
     seq = statistics.quantiles(latencies, n=100)
-    lat = statistics.quantiles(run.latencies, n=100) if len(run.latencies) > 1 else [0.0] * 99
-    lag = statistics.quantiles(run.lag, n=100) if len(run.lag) > 1 else [0.0] * 99
-    errors = ", ".join(f"{k} x{v}" for k, v in sorted(run.errors.items())) or "none"
-    span = run.finished - run.started
-    return [
+    rows: list[tuple[str, ...]] = [
         (name, "/v1/batch throughput", f"{events / seconds:,.0f} events/s",
          f"{args.clients} clients x {args.requests} x 100 events, {seconds:.2f} s"),
+        (name, "/v1/batch collector CPU per event", f"{batch_cpu / events * 1e6:.0f} us",
+         f"one collector process (one core) <= {events / batch_cpu:,.0f} events/s"),
         (name, "/v1/track sequential p50 / p99", f"{seq[49]:.1f} / {seq[98]:.1f} ms",
          f"{args.singles} requests, one at a time"),
-        (name, "open loop offered rate", f"{(n - 1) / (run.last_due - run.started):,.0f} req/s",
-         f"{n} requests over {args.seconds:g} s"),
-        (name, "open loop achieved rate", f"{len(run.latencies) / span:,.0f} req/s",
-         f"2xx answers / (last answer - first scheduled send), {span:.2f} s"),
-        (name, "open loop p50 / p99", f"{ms(lat[49])} / {ms(lat[98])}",
-         f"from scheduled send; max {ms(max(run.latencies, default=0))}"),
-        (name, "open loop errors", errors, f"{run.connections} connections at most"),
-        (name, "CPU per request: collector / generator",
+    ]
+    for rate, run, server_cpu, own_cpu in runs:
+        rows += open_loop_rows(name, rate, run, server_cpu, own_cpu, args)
+    rows.append((name, "records in log", f"{in_log:,}",
+                 f"acknowledged {acked:,}" + ("" if in_log == acked else "  MISMATCH")))
+    return rows
+
+
+def p50_p99(values: list[float]) -> str:
+    cuts = statistics.quantiles(values, n=100) if len(values) > 1 else [0.0] * 99
+    return f"{ms(cuts[49])} / {ms(cuts[98])}"
+
+
+def open_loop_rows(name: str, rate: float, run: OpenLoop, server_cpu: float, own_cpu: float,
+                   args: argparse.Namespace) -> list[tuple[str, ...]]:
+    """The table rows of one open-loop run."""
+    n = len(run.late)
+    span = run.finished - run.started
+    errors = ", ".join(f"{k} x{v}" for k, v in sorted(run.errors.items())) or "none"
+    at = f"@{rate:,.0f}/s"
+    return [
+        (name, f"{at} offered / achieved", f"{(n - 1) / (run.last_due - run.started):,.0f} / "
+         f"{len(run.latencies) / span:,.0f} req/s",
+         f"{n} requests scheduled over {args.seconds:g} s; achieved = 2xx / {span:.1f} s"),
+        (name, f"{at} latency p50 / p99", p50_p99(run.latencies),
+         f"from scheduled send; max {ms(max(run.latencies, default=0))}; errors: {errors}"),
+        (name, f"{at} generator late p99 / max", f"{ms(statistics.quantiles(run.late, n=100)[98])}"
+         f" / {ms(max(run.late))}", "dispatch - schedule: > a few ms = generator-bound"),
+        (name, f"{at} waited for connection p50 / p99", p50_p99(run.lag),
+         f"write - schedule; {run.connections} connections at most"),
+        (name, f"{at} CPU per request collector / gen.",
          f"{server_cpu / n * 1000:.2f} / {own_cpu / n * 1000:.2f} ms",
-         f"open loop; one collector process = one core: <= {n / server_cpu:,.0f} req/s per core"),
-        (name, "generator send lag p50 / p99", f"{ms(lag[49])} / {ms(lag[98])}",
-         "written - scheduled (includes waiting for a free connection)"),
-        (name, "records in log", f"{in_log:,}", f"acknowledged {acked:,}"
-         + ("" if in_log == acked else "  MISMATCH")),
+         f"one collector process (one core) <= {n / server_cpu:,.0f} req/s"),
     ]
 
 
@@ -313,7 +337,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=25, help="batches per client")
     parser.add_argument("--singles", type=int, default=300)
-    parser.add_argument("--rate", type=float, default=2000.0, help="open-loop requests/s")
+    parser.add_argument("--rate", type=float, nargs="+", default=[2000.0],
+                        help="open-loop requests/s (one run per rate, after a 1 s warm-up)")
     parser.add_argument("--seconds", type=float, default=10.0, help="open-loop duration")
     parser.add_argument("--connections", type=int, default=256, help="open-loop connection cap")
     parser.add_argument("--kafka", action="store_true", help="also run on a throw-away broker")
