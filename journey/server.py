@@ -6,8 +6,11 @@ are common), and a supervisor restarts it if it dies.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -33,6 +36,7 @@ from journey.log.base import LogProducer
 from warehouse.reader import WarehouseReader
 
 log = logging.getLogger("journey.server")
+PR_SET_PDEATHSIG = 1
 
 
 def utc_now() -> datetime:
@@ -78,6 +82,16 @@ def create_api_app(api: ApiSettings) -> FastAPI:
     return app
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the parent dies, even by SIGKILL (Linux), so no processor
+    outlives the `journey up` that started it."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: the supervisor's stop() still ends the child on a clean exit
+
+
 class ProcessorSupervisor:
     """Keeps one `journey processor` child running until stopped."""
 
@@ -99,7 +113,9 @@ class ProcessorSupervisor:
 
     def _spawn(self) -> None:
         cmd = [sys.executable, "-m", "journey", "processor"]
-        self._child = subprocess.Popen(cmd, env={**os.environ, **self._env})
+        self._child = subprocess.Popen(
+            cmd, env={**os.environ, **self._env}, preexec_fn=_die_with_parent
+        )
 
     def _watch(self) -> None:
         while not self._stopping.wait(0.5):
