@@ -79,3 +79,17 @@ def test_6_2_customer_events_of_every_identity_by_time(
     assert events[0]["properties"] == {}
     assert [e["event_id"] for e in customer_events(loaded, "u1", limit=1, offset=1)] == ["e2"]
     assert [e["event_id"] for e in customer_events(loaded, "email:u1", limit=10)] == ["x1"]
+
+
+@pytest.mark.parametrize(
+    ("last_seen_day", "lapsed"), [(110, False), (109.99999, True)],
+    ids=["exactly lapse_after before the watermark", "a moment more"],
+)
+def test_4_2_lapse_at_exactly_lapse_after_is_not_lapsed(
+    con: duckdb.DuckDBPyConnection, data: Dataset, last_seen_day: float, lapsed: bool
+) -> None:
+    data.watermark = at(200)  # lapse_after 90 days: lapsed when MORE than 90 days before it
+    data.customer("c1", at(0), at(last_seen_day), keys=(("user_id", "u1"),))
+    data.stages("c1", [at(0)])
+    data.load(con)
+    assert customer(con, load_model(con, "default"), "u1")["lapsed"] is lapsed
