@@ -24,6 +24,11 @@ MIDDLE_SQL = """
 SELECT d FROM __j_dsorted WHERE model = $model AND pos = $pos AND {restrict}
 LIMIT $n OFFSET $skip
 """
+# Unfiltered, the middle rows are known by their rank (`rn`, in the table's order).
+RANKED_SQL = """
+SELECT d FROM __j_dsorted
+WHERE model = $model AND pos = $pos AND rn BETWEEN $skip + 1 AND $skip + $n ORDER BY rn
+"""
 
 
 def _by_class(con: duckdb.DuckDBPyConnection, model: StageModel,
@@ -37,7 +42,8 @@ def _by_class(con: duckdb.DuckDBPyConnection, model: StageModel,
         n = int(counts.get(pos, 0))
         median: float | None = None
         if n:
-            rows = con.execute(MIDDLE_SQL.format(restrict=restrict), {
+            sql = RANKED_SQL if f == CustomerFilter() else MIDDLE_SQL.format(restrict=restrict)
+            rows = con.execute(sql, {
                 **params, "pos": pos, "n": 2 - n % 2, "skip": (n - 1) // 2}).fetchall()
             low, high = float(rows[0][0]), float(rows[-1][0])
             # DuckDB's interpolated median: lo + 0.5 * (hi - lo)

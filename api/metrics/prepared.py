@@ -71,9 +71,12 @@ FROM __j_reach r JOIN (SELECT model, max(lapse_after_s) AS lapse_after_s FROM mo
                        GROUP BY model) m USING (model)
 GROUP BY ALL;
 CREATE TABLE __j_surveys AS
-SELECT s.*, c.k FROM surveys s LEFT JOIN __j_cust c USING (customer_id);
+SELECT s.model, s.event_id, any_value(s.customer_id) AS customer_id, any_value(s.survey) AS survey,
+       any_value(s.score) AS score, any_value(s.stage_at) AS stage_at, c.k
+FROM surveys s LEFT JOIN __j_cust c USING (customer_id)
+GROUP BY s.model, s.event_id, c.k;
 CREATE TABLE __j_dsorted AS
-SELECT model, pos, k, d FROM (
+SELECT model, pos, k, d, row_number() OVER (PARTITION BY model, pos ORDER BY d) AS rn FROM (
     {stages}
 ) ORDER BY model, pos, d;
 CREATE TABLE __j_dcount AS
