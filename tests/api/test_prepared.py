@@ -4,6 +4,7 @@ datasets, a window that holds every customer must give the same answers as no wi
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import timedelta
 from typing import Any
@@ -51,7 +52,7 @@ def random_dataset(data: Dataset, seed: int) -> None:
         if rng.random() < 0.4:
             data.survey(f"{cid}-q", cid, rng.choice(["nps", "csat", "ces"]),
                         float(rng.randrange(0, 11)), DEFAULT_STAGES[reached - 1])
-        for a, b in zip(DEFAULT_STAGES[:reached - 1], DEFAULT_STAGES[1:reached], strict=False):
+        for a, b in itertools.pairwise(DEFAULT_STAGES[:reached]):
             data.transition(cid, a, b, rng.randrange(1, 3))
     data.watermark = at(days=200)
 
