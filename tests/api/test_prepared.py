@@ -74,7 +74,7 @@ def rounded(value: Any) -> Any:
     return value
 
 
-def answers(con: duckdb.DuckDBPyConnection, m: StageModel, f: CustomerFilter) -> dict[str, Any]:
+def answers(con: duckdb.DuckDBPyConnection, m: StageModel, f: CustomerFilter) -> Any:
     return rounded({
         "funnel": funnel.funnel(con, m, f),
         "kpis": kpis.kpis(con, m, f),
