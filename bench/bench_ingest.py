@@ -281,6 +281,9 @@ def measure(name: str, bootstrap: str | None, args: argparse.Namespace) -> list[
                 run = uvloop.run(open_loop(port, load, rate, args.connections))
                 runs.append((rate, run, cpu_s(proc.pid) - server_cpu,
                              time.process_time() - own_cpu))
+            if proc.poll() is not None:
+                raise SystemExit(f"the collector exited with {proc.returncode}:\n"
+                                 + (Path(tmp) / "collector.log").read_text()[-3000:])
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -292,7 +295,7 @@ def measure(name: str, bootstrap: str | None, args: argparse.Namespace) -> list[
         (name, "/v1/batch throughput", f"{events / seconds:,.0f} events/s",
          f"{args.clients} clients x {args.requests} x 100 events, {seconds:.2f} s"),
         (name, "/v1/batch collector CPU per event", f"{batch_cpu / events * 1e6:.0f} us",
-         f"one collector process (one core) <= {events / batch_cpu:,.0f} events/s"),
+         f"one collector process (one core) <= {events / max(batch_cpu, 1e-9):,.0f} events/s"),
         (name, "/v1/track sequential p50 / p99", f"{seq[49]:.1f} / {seq[98]:.1f} ms",
          f"{args.singles} requests, one at a time"),
     ]
@@ -327,7 +330,7 @@ def open_loop_rows(name: str, rate: float, run: OpenLoop, server_cpu: float, own
          f"write - schedule; {run.connections} connections at most"),
         (name, f"{at} CPU per request collector / gen.",
          f"{server_cpu / n * 1000:.2f} / {own_cpu / n * 1000:.2f} ms",
-         f"one collector process (one core) <= {n / server_cpu:,.0f} req/s"),
+         f"one collector process (one core) <= {n / max(server_cpu, 1e-9):,.0f} req/s"),
     ]
 
 
