@@ -92,7 +92,8 @@ Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 @dataclass
 class OpenLoop:
-    """What an open-loop run saw; times in seconds on the event loop's clock."""
+    """What an open-loop run saw; times in seconds of time.perf_counter (uvloop's loop.time()
+    has millisecond steps and is cached per loop iteration)."""
 
     latencies: list[float] = field(default_factory=list)  # completion - scheduled, 2xx only
     late: list[float] = field(default_factory=list)  # dispatched - scheduled (generator behind)
@@ -170,13 +171,12 @@ async def exchange(conn: Conn, request: bytes) -> tuple[int, bool]:
 
 
 async def one(pool: Pool, request: bytes, due: float, run: OpenLoop) -> None:
-    loop = asyncio.get_running_loop()
     try:
         conn = await pool.acquire()
     except OSError as exc:
         run.errors[type(exc).__name__] = run.errors.get(type(exc).__name__, 0) + 1
         return
-    run.lag.append(loop.time() - due)
+    run.lag.append(time.perf_counter() - due)
     try:
         status, keep = await asyncio.wait_for(exchange(conn, request), timeout=30)
     except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
@@ -185,29 +185,28 @@ async def one(pool: Pool, request: bytes, due: float, run: OpenLoop) -> None:
         return
     pool.release(conn, keep)
     if 200 <= status < 300:
-        run.latencies.append(loop.time() - due)
+        run.latencies.append(time.perf_counter() - due)
     else:
         run.errors[f"HTTP {status}"] = run.errors.get(f"HTTP {status}", 0) + 1
 
 
 async def open_loop(port: int, requests: list[bytes], rate: float, limit: int) -> OpenLoop:
     """Send request i at start + i/rate whatever happened to the earlier ones."""
-    loop = asyncio.get_running_loop()
     pool, run = Pool(port, limit), OpenLoop()
-    run.started = loop.time() + 0.05
+    run.started = time.perf_counter() + 0.05
     tasks: list[asyncio.Task[None]] = []
     i = 0
     while i < len(requests):
-        now = loop.time()
+        now = time.perf_counter()
         while i < len(requests) and run.started + i / rate <= now:
             run.late.append(now - (run.started + i / rate))
             tasks.append(asyncio.create_task(one(pool, requests[i], run.started + i / rate, run)))
             i += 1
         if i < len(requests):
-            await asyncio.sleep(max(0.0, run.started + i / rate - loop.time()))
+            await asyncio.sleep(max(0.0, run.started + i / rate - time.perf_counter()))
     run.last_due = run.started + (len(requests) - 1) / rate
     await asyncio.gather(*tasks)
-    run.finished, run.connections = loop.time(), pool.opened
+    run.finished, run.connections = time.perf_counter(), pool.opened
     pool.close()
     return run
 
