@@ -24,16 +24,17 @@ MIDDLE_SQL = """
 SELECT d FROM __j_dsorted WHERE model = $model AND pos = $pos AND {restrict}
 LIMIT $n OFFSET $skip
 """
-# Unfiltered, the middle rows are known by their rank (`rn`, in the table's order).
-RANKED_SQL = """
-SELECT d FROM __j_dsorted
-WHERE model = $model AND pos = $pos AND rn BETWEEN $skip + 1 AND $skip + $n ORDER BY rn
-"""
+# Unfiltered, the whole answer is one of the snapshot's pre-aggregates.
+WHOLE_SQL = "SELECT pos, customers, median FROM __j_funnel WHERE model = $model"
 
 
 def _by_class(con: duckdb.DuckDBPyConnection, model: StageModel,
               f: CustomerFilter) -> list[tuple[int, float | None]]:
     """(customers, median time to stage) per stage, from the class-level tables."""
+    if f == CustomerFilter():
+        whole = {p: (int(n), m) for p, n, m in
+                 con.execute(WHOLE_SQL, {"model": model.name}).fetchall()}
+        return [whole.get(pos, (0, None)) for pos in range(1, len(model.stages) + 1)]
     restrict, params = class_where(f)
     params["model"] = model.name
     counts = dict(con.execute(COUNT_SQL.format(restrict=restrict), params).fetchall())
@@ -42,8 +43,7 @@ def _by_class(con: duckdb.DuckDBPyConnection, model: StageModel,
         n = int(counts.get(pos, 0))
         median: float | None = None
         if n:
-            sql = RANKED_SQL if f == CustomerFilter() else MIDDLE_SQL.format(restrict=restrict)
-            rows = con.execute(sql, {
+            rows = con.execute(MIDDLE_SQL.format(restrict=restrict), {
                 **params, "pos": pos, "n": 2 - n % 2, "skip": (n - 1) // 2}).fetchall()
             low, high = float(rows[0][0]), float(rows[-1][0])
             # DuckDB's interpolated median: lo + 0.5 * (hi - lo)

@@ -76,11 +76,13 @@ SELECT s.model, s.event_id, any_value(s.customer_id) AS customer_id, any_value(s
 FROM surveys s LEFT JOIN __j_cust c USING (customer_id)
 GROUP BY s.model, s.event_id, c.k;
 CREATE TABLE __j_dsorted AS
-SELECT model, pos, k, d, row_number() OVER (PARTITION BY model, pos ORDER BY d) AS rn FROM (
+SELECT model, pos, k, d FROM (
     {stages}
 ) ORDER BY model, pos, d;
 CREATE TABLE __j_dcount AS
 SELECT model, k, pos, count(*) AS customers FROM __j_dsorted GROUP BY ALL;
+CREATE TABLE __j_funnel AS
+SELECT model, pos, count(d) AS customers, median(d) AS median FROM __j_dsorted GROUP BY ALL;
 """
 
 _EVENTS = """
