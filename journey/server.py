@@ -61,14 +61,17 @@ def create_app(ingest: IngestSettings, api: ApiSettings, producer: LogProducer) 
 
 
 def api_store(api: ApiSettings) -> SnapshotStore:
-    """The API's view of the warehouse under api.data_dir."""
-    return SnapshotStore(
+    """The API's view of the warehouse under api.data_dir, loading its first snapshot now (in the
+    background) rather than inside the first request."""
+    store = SnapshotStore(
         WarehouseReader(api.warehouse_dir),
         utc_now,
         refresh_interval_s=api.refresh_interval_s,
         cache_entries=api.cache_entries,
         background=True,  # keep answering from the old snapshot while a new one loads
     )
+    threading.Thread(target=store.refresh, name="snapshot-preload", daemon=True).start()
+    return store
 
 
 def create_api_app(api: ApiSettings) -> FastAPI:

@@ -264,7 +264,8 @@ async function start(token) {
   try {
     const paths = await discover();
     await loadModels(paths);
-    await loadPersonas(paths);
+    // Suggestions only (any persona can be typed): never hold the first render for them.
+    loadPersonas(paths).catch(() => {});
   } catch (e) {
     handleError(e);
     return;
