@@ -21,37 +21,24 @@ from api.metrics.filters import (
 
 # Survey responses of one model, once per event, scores outside the survey's scale dropped
 # (nps 0..10, csat 1..5, ces 1..7). `norm` is the SPEC 5 emotion in [-1, 1].
-RESPONSES_CTE = """
+RESPONSES_CTE = f"""
 responses AS (
-    SELECT survey, score, stage_at,
-        CASE survey WHEN 'nps' THEN (score - 5) / 5 WHEN 'csat' THEN (score - 3) / 2
-                    ELSE (score - 4) / 3 END AS norm
+    SELECT survey, score, stage_at, {prepared.NORM} AS norm
     FROM (
         SELECT s.event_id, lower(any_value(s.survey)) AS survey, any_value(s.score) AS score,
                any_value(s.stage_at) AS stage_at
         FROM surveys s
-        WHERE s.model = $model AND {restrict}
+        WHERE s.model = $model AND {{restrict}}
         GROUP BY s.event_id
-    ){scale}
+    ){prepared.SCALE}
 )"""
 
-# The same from the snapshot's surveys, already once per event and with the customer's class.
+# The same from the snapshot's responses, already once per event, checked, with their class.
 RESPONSES_CLASS_CTE = """
 responses AS (
-    SELECT survey, score, stage_at,
-        CASE survey WHEN 'nps' THEN (score - 5) / 5 WHEN 'csat' THEN (score - 3) / 2
-                    ELSE (score - 4) / 3 END AS norm
-    FROM (
-        SELECT lower(s.survey) AS survey, s.score, s.stage_at
-        FROM __j_surveys s
-        WHERE s.model = $model AND {restrict}
-    ){scale}
+    SELECT survey, score, stage_at, norm FROM __j_responses s
+    WHERE s.model = $model AND {restrict}
 )"""
-
-# Scores outside the survey's scale are dropped.
-SCALE = """
-    WHERE (survey = 'nps' AND score BETWEEN 0 AND 10) OR (survey = 'csat' AND score BETWEEN 1 AND 5)
-       OR (survey = 'ces' AND score BETWEEN 1 AND 7)"""
 
 # SPEC 4.2 lapsed: the last event is more than lapse_after before the watermark (none: not lapsed).
 LAPSED_EXPR = "coalesce(epoch({watermark}) - epoch({last_seen}) > {lapse_after_s}, FALSE)"
@@ -140,8 +127,8 @@ ORDER BY m.stage_index
 def _responses(f: CustomerFilter) -> str:
     """RESPONSES_CTE for f: the snapshot's surveys with their class, unless f has a window."""
     if has_window(f):
-        return RESPONSES_CTE.format(restrict=restrict(f, "s.customer_id")[0], scale=SCALE)
-    return RESPONSES_CLASS_CTE.format(restrict=class_where(f, "s.k")[0], scale=SCALE)
+        return RESPONSES_CTE.format(restrict=restrict(f, "s.customer_id")[0])
+    return RESPONSES_CLASS_CTE.format(restrict=class_where(f, "s.k")[0])
 
 
 def kpis(con: duckdb.DuckDBPyConnection, model: StageModel, f: CustomerFilter) -> dict[str, Any]:

@@ -70,11 +70,14 @@ SELECT r.model, r.k, r.si, r.cur_stage,
 FROM __j_reach r JOIN (SELECT model, max(lapse_after_s) AS lapse_after_s FROM models
                        GROUP BY model) m USING (model)
 GROUP BY ALL;
-CREATE TABLE __j_surveys AS
-SELECT s.model, s.event_id, any_value(s.customer_id) AS customer_id, any_value(s.survey) AS survey,
-       any_value(s.score) AS score, any_value(s.stage_at) AS stage_at, c.k
-FROM surveys s LEFT JOIN __j_cust c USING (customer_id)
-GROUP BY s.model, s.event_id, c.k;
+CREATE TABLE __j_responses AS
+SELECT model, k, survey, score, stage_at, {norm} AS norm
+FROM (
+    SELECT s.model, c.k, lower(any_value(s.survey)) AS survey, any_value(s.score) AS score,
+           any_value(s.stage_at) AS stage_at
+    FROM surveys s LEFT JOIN __j_cust c USING (customer_id)
+    GROUP BY s.model, s.event_id, c.k
+){scale};
 CREATE TABLE __j_dsorted AS
 SELECT model, pos, k, d FROM (
     {stages}
@@ -84,6 +87,13 @@ SELECT model, k, pos, count(*) AS customers FROM __j_dsorted GROUP BY ALL;
 CREATE TABLE __j_funnel AS
 SELECT model, pos, count(d) AS customers, median(d) AS median FROM __j_dsorted GROUP BY ALL;
 """
+
+# SPEC 5 survey scales (scores outside are dropped) and the emotion of a score in [-1, 1].
+SCALE = """
+    WHERE (survey = 'nps' AND score BETWEEN 0 AND 10) OR (survey = 'csat' AND score BETWEEN 1 AND 5)
+       OR (survey = 'ces' AND score BETWEEN 1 AND 7)"""
+NORM = """CASE survey WHEN 'nps' THEN (score - 5) / 5 WHEN 'csat' THEN (score - 3) / 2
+                    ELSE (score - 4) / 3 END"""
 
 _EVENTS = """
 CREATE TABLE __j_touch AS
@@ -196,7 +206,7 @@ def prepare(con: duckdb.DuckDBPyConnection) -> None:
                        for i in range(1, stages + 1))
     deltas = ", ".join(f"e.e{i} - epoch(c.first_seen) AS d{i}" for i in range(1, stages + 1))
     con.execute(_REACH.format(firsts=firsts, deltas=deltas))
-    con.execute(_COUNTS.format(stages=" UNION ALL ".join(
+    con.execute(_COUNTS.format(norm=NORM, scale=SCALE, stages=" UNION ALL ".join(
         f"SELECT model, {i} AS pos, k, d{i} AS d FROM __j_reach WHERE d{i} IS NOT NULL"
         for i in range(1, stages + 1))))
     con.execute(_EVENTS)
