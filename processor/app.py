@@ -81,11 +81,10 @@ def build(settings: ProcessorSettings, stop: threading.Event) -> tuple[Processor
         poll_timeout_s=settings.poll_timeout_s,
         dead_letter=dead_letter,
     )
-    # The state is millions of long-lived objects: keep the cyclic GC from rescanning them.
+    # Loading the state creates millions of long-lived objects: collect rarely while it loads
+    # (start() then freezes them out of the collector's way).
     gc.set_threshold(50_000, 50, 100)
     processor.start()
-    gc.collect()
-    gc.freeze()
     return processor, writer
 
 
