@@ -96,6 +96,14 @@ def customer_sql(f: CustomerFilter) -> tuple[str, dict[str, Any]]:
 
 def customer_where(f: CustomerFilter) -> tuple[str, dict[str, Any]]:
     """The predicate over the `customers` columns that selects f's customers, and parameters."""
+    # Traits are parsed once per snapshot (api.metrics.prepared): match the JSON text of the
+    # classes that have them instead of extracting JSON per customer and query.
+    return _where(f, "traits IN (SELECT traits FROM __j_class WHERE k IN ({classes}))")
+
+
+def _where(f: CustomerFilter, traits_in: str) -> tuple[str, dict[str, Any]]:
+    """f as a predicate over first_seen and first_channel, with traits_in (a template over the
+    matching classes' SELECT) for the trait filter."""
     where, params = ["TRUE"], dict[str, Any]()
     if f.since is not None:
         where.append("first_seen >= CAST($f_since AS TIMESTAMPTZ)")
@@ -107,10 +115,8 @@ def customer_where(f: CustomerFilter) -> tuple[str, dict[str, Any]]:
         where.append("first_channel = $f_channel")
         params["f_channel"] = f.channel
     if f.traits:
-        # Traits are parsed once per snapshot (api.metrics.prepared): match the JSON text of the
-        # classes that have them instead of extracting JSON per customer and query.
         classes, tparams = _trait_classes(f)
-        where.append(f"traits IN (SELECT traits FROM __j_class WHERE k IN ({classes}))")
+        where.append(traits_in.format(classes=classes))
         params |= tparams
     return " AND ".join(where), params
 
@@ -151,21 +157,7 @@ def class_where(f: CustomerFilter, column: str = "k") -> tuple[str, dict[str, An
 
 def reach_where(f: CustomerFilter) -> tuple[str, dict[str, Any]]:
     """The predicate over `__j_reach` (first_seen, first_channel, k) selecting f's customers."""
-    where, params = ["TRUE"], dict[str, Any]()
-    if f.since is not None:
-        where.append("first_seen >= CAST($f_since AS TIMESTAMPTZ)")
-        params["f_since"] = f.since.isoformat()
-    if f.until is not None:
-        where.append("first_seen < CAST($f_until AS TIMESTAMPTZ)")
-        params["f_until"] = f.until.isoformat()
-    if f.channel is not None:
-        where.append("first_channel = $f_channel")
-        params["f_channel"] = f.channel
-    if f.traits:
-        classes, tparams = _trait_classes(f)
-        where.append(f"k IN ({classes})")
-        params |= tparams
-    return " AND ".join(where), params
+    return _where(f, "k IN ({classes})")
 
 
 def restrict(f: CustomerFilter, column: str) -> tuple[str, dict[str, Any]]:
