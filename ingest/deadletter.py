@@ -52,16 +52,20 @@ class DeadLetterStore:
         try:
             with self._lock:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                # O_APPEND keeps each write whole even with several collector processes.
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                try:
-                    os.write(fd, data)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                append_durably(self.path, data)
         except OSError as exc:
             raise DeadLetterWriteError(f"cannot write dead letters: {exc}",
                                        file=str(self.path)) from exc
+
+
+def append_durably(path: Path, data: bytes) -> None:
+    """Append data to path and fsync it; O_APPEND keeps each write whole across processes."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _encode(letter: DeadLetter) -> bytes:

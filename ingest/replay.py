@@ -9,7 +9,6 @@ crash between append and record repeats the same event ids and is deduplicated d
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,7 +17,7 @@ from pathlib import Path
 import orjson
 from pydantic import ValidationError
 
-from ingest.deadletter import DeadLetter, list_dead_letters
+from ingest.deadletter import DeadLetter, append_durably, list_dead_letters
 from ingest.errors import DeadLetterWriteError, InvalidEventError
 from ingest.routes import Collector, partition_key
 from ingest.wire import event_size
@@ -88,12 +87,7 @@ def _record(directory: Path, entries: list[dict[str, str]]) -> None:
     data = b"".join(orjson.dumps(entry) + b"\n" for entry in entries)
     path = directory / LEDGER
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_durably(path, data)
     except OSError as exc:
         raise DeadLetterWriteError(f"cannot record replayed letters: {exc}",
                                    file=str(path)) from exc

@@ -22,6 +22,7 @@ Kafka = Annotated[
     ),
 ]
 Host = Annotated[str, typer.Option("--host", help="Address to listen on.")]
+AllInOnePort = Annotated[int, typer.Option("--port", help="Port of collector, API and dashboard.")]
 
 
 def overrides(data_dir: Path | None, kafka_bootstrap: str | None) -> dict[str, Any]:
@@ -43,9 +44,7 @@ def _logging() -> None:
 def up(
     data_dir: DataDir = None,
     kafka_bootstrap: Kafka = None,
-    port: Annotated[
-        int, typer.Option("--port", help="Port of collector, API and dashboard.")
-    ] = 8000,
+    port: AllInOnePort = 8000,
     host: Host = "127.0.0.1",
 ) -> None:
     """Start collector, processor and API (embedded log unless a Kafka address is given)."""
@@ -59,9 +58,7 @@ def up(
 def demo(
     data_dir: DataDir = None,
     kafka_bootstrap: Kafka = None,
-    port: Annotated[
-        int, typer.Option("--port", help="Port of collector, API and dashboard.")
-    ] = 8000,
+    port: AllInOnePort = 8000,
     host: Host = "127.0.0.1",
     customers: Annotated[int, typer.Option(help="Demo customers to generate.")] = 400,
     serve_after: Annotated[
