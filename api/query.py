@@ -19,8 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import check_bearer
 from api.errors import BadParameterError, UnknownTraitError
-from api.etag import make_etag, matches
-from api.routes import ApiRoute, int_param
+from api.routes import ApiRoute, cached_answer, int_param
 from api.settings import ApiSettings
 from api.sqlguard import (
     QueryFailedError,
@@ -158,15 +157,7 @@ def query_router(settings: ApiSettings, store: SnapshotStore) -> APIRouter:
     runner = QueryRunner(store, settings.query_timeout_s, settings.query_max_rows)
 
     def answer(request: Request, compute: Callable[[duckdb.DuckDBPyConnection], Any]) -> Response:
-        with store.cursor() as (bound, cur):
-            params = request.query_params.multi_items()
-            etag = make_etag(bound.version, request.url.path, params)
-            headers = {"ETag": etag, "Cache-Control": "no-cache"}
-            if matches(request.headers.get("if-none-match"), etag):
-                return Response(status_code=304, headers=headers)
-            key = ("query", request.url.path, tuple(sorted(params)))
-            body = store.cached(bound.version, key, lambda: orjson.dumps(compute(cur)))
-            return Response(body, media_type="application/json", headers=headers)
+        return cached_answer(store, request, compute)
 
     @router.post("/v1/query", openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": QueryRequest.model_json_schema()}}}})

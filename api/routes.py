@@ -165,6 +165,21 @@ def cache_key(path: str, params: list[tuple[str, str]]) -> tuple[str, tuple[tupl
     return (path, tuple(sorted(params)))
 
 
+def cached_answer(
+    store: SnapshotStore, request: Request, compute: Callable[[duckdb.DuckDBPyConnection], Any]
+) -> Response:
+    """compute's JSON on the current snapshot, cached per version, with ETag and 304."""
+    with store.cursor() as (bound, cur):
+        params = request.query_params.multi_items()
+        etag = make_etag(bound.version, request.url.path, params)
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        if matches(request.headers.get("if-none-match"), etag):
+            return Response(status_code=304, headers=headers)
+        key = cache_key(request.url.path, params)
+        body = store.cached(bound.version, key, lambda: orjson.dumps(compute(cur)))
+        return Response(body, media_type="application/json", headers=headers)
+
+
 def api_router(settings: ApiSettings, store: SnapshotStore) -> APIRouter:
     """GET /v1/* analytics endpoints, behind bearer tokens, with ETag/304."""
 
@@ -174,15 +189,7 @@ def api_router(settings: ApiSettings, store: SnapshotStore) -> APIRouter:
     router = APIRouter(route_class=ApiRoute, dependencies=[Depends(auth)])
 
     def answer(request: Request, compute: Callable[[duckdb.DuckDBPyConnection], Any]) -> Response:
-        with store.cursor() as (bound, cur):
-            params = request.query_params.multi_items()
-            etag = make_etag(bound.version, request.url.path, params)
-            headers = {"ETag": etag, "Cache-Control": "no-cache"}
-            if matches(request.headers.get("if-none-match"), etag):
-                return Response(status_code=304, headers=headers)
-            key = cache_key(request.url.path, params)
-            body = store.cached(bound.version, key, lambda: orjson.dumps(compute(cur)))
-            return Response(body, media_type="application/json", headers=headers)
+        return cached_answer(store, request, compute)
 
     def warm(bound: Bound) -> None:
         cur = bound.con.cursor()
