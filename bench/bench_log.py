@@ -8,15 +8,12 @@ Without --bootstrap it starts a throw-away Kafka broker with scripts/kafka.sh (a
 from __future__ import annotations
 
 import argparse
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -27,29 +24,10 @@ sys.path.insert(0, str(REPO))  # run as a script from anywhere: the package is n
 
 with warnings.catch_warnings():  # kafka-python's schema loading warns on Python 3.11
     warnings.simplefilter("ignore", DeprecationWarning)
+    from bench.common import kafka_broker
     from journey.log.base import LogConsumer, LogProducer
     from journey.log.embedded import EmbeddedLog
     from journey.log.kafka import KafkaLog, ensure_topic
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def kafka_broker(data_dir: Path) -> Iterator[str]:
-    """Start a broker with scripts/kafka.sh for the duration of the block."""
-    script = str(REPO / "scripts" / "kafka.sh")
-    port, controller = free_port(), free_port()
-    subprocess.run(["bash", script, "start", str(data_dir), str(port), str(controller)], check=True)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        subprocess.run(["bash", script, "stop", str(data_dir)], check=True)
 
 
 def measure(
