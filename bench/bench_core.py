@@ -16,7 +16,7 @@ from typing import Any
 from journey.schema import Event, IdentityKey
 from processor.components import ComponentIndex
 from processor.derive import CoreConfig, derive
-from processor.facts import CustomerFacts
+from journey.facts import CustomerFacts
 from processor.stages.model import preset
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

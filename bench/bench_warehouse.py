@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import duckdb
 
 from journey.schema import Event, IdentityKey
-from processor.facts import CustomerFacts, CustomerRow, SessionRow, StageEntryRow
+from journey.facts import CustomerFacts, CustomerRow, SessionRow, StageEntryRow
 from warehouse.manifest import DataFile, Manifest
 from warehouse.reader import Snapshot, register_views
 from warehouse.settings import WarehouseSettings

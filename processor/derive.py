@@ -15,7 +15,7 @@ from typing import Any
 from journey.errors import ConfigError
 from journey.schema import Event
 from processor import ids
-from processor.facts import (
+from journey.facts import (
     CustomerFacts,
     CustomerRow,
     EventStageRow,

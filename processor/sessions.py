@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from journey.schema import SESSION_CHANNELS, Event
-from processor.facts import SessionRow
+from journey.facts import SessionRow
 
 Campaign = tuple[str, str, str]
 PAGE_TYPES = frozenset({"page", "screen"})

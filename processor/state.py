@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from journey.schema import Event
 from processor.components import ComponentIndex
 from processor.derive import CoreConfig, derive
-from processor.facts import CustomerFacts
+from journey.facts import CustomerFacts
 from warehouse.tables import bucket_of
 
 

@@ -13,7 +13,7 @@ import orjson
 import pyarrow as pa
 
 from journey.schema import Event
-from processor.facts import CustomerFacts
+from journey.facts import CustomerFacts
 from warehouse.tables import DERIVED_ROWS, EVENTS_SCHEMA, SCHEMAS, ModelRow
 
 StoredEvent = tuple[Event, int, int]  # (event, partition, offset)

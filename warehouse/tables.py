@@ -1,6 +1,6 @@
 """The warehouse tables: their Arrow schemas, DuckDB column types and customer buckets.
 
-The derived tables take their columns from the row classes of processor/facts.py, field for field,
+The derived tables take their columns from the row classes of journey/facts.py, field for field,
 so the contract between the journey core and the warehouse has a single source.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from processor.facts import (
+from journey.facts import (
     CustomerRow,
     EventStageRow,
     IdentityRow,

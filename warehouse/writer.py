@@ -20,7 +20,7 @@ from types import TracebackType
 
 import pyarrow as pa
 
-from processor.facts import CustomerFacts
+from journey.facts import CustomerFacts
 from warehouse.compact import compaction
 from warehouse.convert import StoredEvent, events_to_arrow, facts_to_arrow, rows_to_arrow
 from warehouse.errors import CommitError, WarehouseIOError, WarehouseLockedError, WriterStateError

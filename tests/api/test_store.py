@@ -21,7 +21,7 @@ from api.metrics.funnel import funnel
 from api.settings import ApiSettings
 from api.store import INDEXES, MATERIALISED, SnapshotStore
 from journey.schema import Event, IdentityKey
-from processor.facts import (
+from journey.facts import (
     CustomerFacts,
     CustomerRow,
     EventStageRow,

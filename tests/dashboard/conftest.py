@@ -29,7 +29,7 @@ from ingest.normalize import normalize
 from journey.demo import generate
 from journey.schema import Event
 from processor.derive import CoreConfig, derive
-from processor.facts import CustomerFacts
+from journey.facts import CustomerFacts
 from processor.models_table import model_rows
 from processor.stages.model import load_models
 from warehouse.reader import WarehouseReader

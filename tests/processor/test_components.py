@@ -7,7 +7,7 @@ from typing import Any
 from journey.schema import Event
 from processor.components import ComponentIndex
 from processor.derive import CoreConfig, derive
-from processor.facts import CustomerFacts
+from journey.facts import CustomerFacts
 
 
 def _ids(index: ComponentIndex, component: int) -> set[str]:

@@ -12,7 +12,7 @@ import pytest
 from journey.errors import ConfigError
 from journey.schema import Event
 from processor.derive import CoreConfig, derive
-from processor.facts import CustomerRow, IdentityRow, StageEntryRow, TransitionRow
+from journey.facts import CustomerRow, IdentityRow, StageEntryRow, TransitionRow
 from processor.stages.model import preset
 
 

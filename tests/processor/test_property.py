@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from journey.schema import Event
 from processor.components import ComponentIndex
 from processor.derive import CoreConfig, derive
-from processor.facts import CustomerFacts
+from journey.facts import CustomerFacts
 from processor.stages.model import preset
 
 CONFIG = CoreConfig(models=(preset("default"), preset("lifecycle")))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from processor.derive import CoreConfig, derive
-from processor.facts import SessionRow
+from journey.facts import SessionRow
 
 G = ("google", "cpc", "spring")
 F = ("facebook", "social", "spring")

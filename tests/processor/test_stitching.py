@@ -9,7 +9,7 @@ import pytest
 
 from journey.schema import Event
 from processor.derive import CoreConfig, derive
-from processor.facts import CustomerFacts
+from journey.facts import CustomerFacts
 from processor.stitching import stitch
 
 CONFIG = CoreConfig()

@@ -18,7 +18,7 @@ if __name__ == "__main__":  # a child process: make the project importable
 import duckdb
 
 from journey.schema import Event, IdentityKey
-from processor.facts import (
+from journey.facts import (
     CustomerFacts,
     CustomerRow,
     EventStageRow,

@@ -122,3 +122,47 @@ class CustomerFacts:
     event_stages: list[EventStageRow] = field(default_factory=list)
     transitions: list[TransitionRow] = field(default_factory=list)
     surveys: list[SurveyRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class StateRow:
+    """Table `customer_state` (internal): the processor's running state of one customer, encoded
+    by the processor, with `component` the hash of a key of its identity component (customers
+    joined by a refused link share it). Committed with the rows it produced."""
+
+    customer_id: str
+    component: int
+    state: bytes
+
+
+@dataclass(slots=True)
+class Changes:
+    """What one warehouse commit changes besides raw events: rows deleted, then rows inserted.
+
+    `deletes` holds (table, column, values): every row of `table` whose `column` is in `values`
+    goes. `rows` maps a derived table (or `customer_state`) to the rows to insert. Deletes run
+    before inserts, so replacing a customer is a delete by customer_id plus its new rows.
+    """
+
+    deletes: list[tuple[str, str, frozenset[str]]] = field(default_factory=list)
+    rows: dict[str, list[Any]] = field(default_factory=dict)
+
+    def add(self, table: str, rows: list[Any]) -> None:
+        """Queue rows for insertion into a table."""
+        if rows:
+            self.rows.setdefault(table, []).extend(rows)
+
+    def delete(self, table: str, column: str, values: frozenset[str]) -> None:
+        """Queue the deletion of a table's rows whose column is in values."""
+        if values:
+            self.deletes.append((table, column, values))
+
+    def add_facts(self, facts: CustomerFacts) -> None:
+        """Queue every row of one customer's facts."""
+        self.add("customers", [facts.customer])
+        for name in ("identities", "sessions", "stage_entries", "event_stages", "transitions",
+                     "surveys"):
+            self.add(name, getattr(facts, name))
+
+    def __bool__(self) -> bool:
+        return bool(self.deletes or self.rows)
