@@ -63,7 +63,7 @@ def _event(
         "medium": medium,
         **extra,
     }
-    return Event.model_validate(fields)
+    return Event.build(fields)
 
 
 def generate(customers: int, events: int, seed: int = 1) -> list[Event]:

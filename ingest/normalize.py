@@ -11,11 +11,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import ValidationError
 
 from ingest.errors import InvalidEventError
 from ingest.identity import extract_keys, id_text, is_blocked, mapping_at
-from journey.schema import CHANNELS, Channel, Event
+from journey.schema import CHANNELS, Channel, Event, InvalidCanonicalEvent
 
 EVENT_NAMES: dict[str, str] = {
     "page": "Page Viewed", "screen": "Screen Viewed", "identify": "Identified",
@@ -54,18 +53,16 @@ def normalize(message: Mapping[str, Any], received_at: datetime,
     campaign = _campaign(context)
     source, medium = _source_medium(campaign, channel, context, page_url)
     try:
-        return Event(
+        return Event.build(dict(
             event_id=event_id, type=kind, event=_event_name(message, kind), channel=channel,
             timestamp=timestamp, received_at=received_at, timestamp_flagged=flagged, keys=keys,
             previous_id=_previous_id(message) if kind == "alias" else None,
             properties=properties, traits=traits, context=context,
             campaign_source=campaign[0], campaign_medium=campaign[1], campaign_name=campaign[2],
             source=source, medium=medium, page_url=page_url,
-        )
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidEventError(f"{where}: {first['msg']}", event_id=event_id, field=where) from exc
+        ))
+    except InvalidCanonicalEvent as exc:
+        raise InvalidEventError(f"{exc.field}: {exc}", event_id=event_id, field=exc.field) from exc
 
 
 def _event_id(value: Any) -> str:

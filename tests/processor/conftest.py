@@ -70,7 +70,7 @@ def make_event(
         medium=medium,
         page_url=page_url,
     )
-    return Event.model_validate(fields)
+    return Event.build(fields)
 
 
 @pytest.fixture(scope="session")
