@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
-
 from ingest.errors import InvalidEventError
 from ingest.identity import extract_keys, id_text, is_blocked, mapping_at
 from journey.schema import CHANNELS, Channel, Event, InvalidCanonicalEvent

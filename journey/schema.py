@@ -139,7 +139,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 
 def _path(message: str) -> str:
     """`a.b` from msgspec's "... - at `$.a.b`" (empty when the message names no path)."""
-    head, found, where = message.rpartition(" - at `$")
+    _, found, where = message.rpartition(" - at `$")
     return where.rstrip("`").lstrip(".") if found else ""
 
 
