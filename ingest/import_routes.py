@@ -1,14 +1,12 @@
-"""Bulk and operator routes of the collector: POST /v1/import and the dead-letter endpoints.
+"""Bulk and operator routes of the collector: POST /v1/imports and the dead-letter endpoints.
 
-/v1/import takes a call-centre, store or Segment export (write-key auth, like every write).
-/v1/deadletters and /v1/deadletters/replay take an API token (`Authorization: Bearer TOKEN`):
+/v1/imports takes a call-centre, store or Segment export (write-key auth, like every write).
+/v1/deadletters and /v1/deadletters/replay take an admin API token (`Authorization: Bearer TOKEN`):
 dead letters hold other senders' events and personal data, and write keys ship in web pages.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -19,7 +17,7 @@ from pydantic import SecretStr
 
 from ingest import imports
 from ingest.deadletter import DeadLetterStore
-from ingest.errors import AuthError, InvalidEventError, MalformedBodyError
+from ingest.errors import AuthError, InvalidEventError, MalformedBodyError, ScopeError
 from ingest.normalize import parse_time
 from ingest.ratelimit import RateLimiter
 from ingest.replay import list_letters, replay
@@ -28,32 +26,34 @@ from ingest.settings import IngestSettings
 from ingest.webhooks import guarded, store_mapped, write_key
 from ingest.wire import decode_body
 from journey.log.base import LogProducer
+from journey.tokens import TokenSet
 
 _DEFAULT_FORMAT = {"call": "csv", "store": "csv", "events": "jsonl"}
 
 
-def bearer(authorization: str | None, tokens: Sequence[SecretStr]) -> str:
-    """The name of the API token sent as `Bearer TOKEN`; else AuthError."""
+def bearer(authorization: str | None, tokens: TokenSet) -> str:
+    """The name of an admin API token sent as `Bearer TOKEN`; else AuthError or ScopeError."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthError("send an API token: Authorization: Bearer TOKEN")
-    given = token.strip().encode()
-    for known in tokens:
-        if hmac.compare_digest(given, known.get_secret_value().encode()):
-            return "tok_" + hashlib.sha256(given).hexdigest()[:10]
-    raise AuthError("unknown API token")
+    grant = tokens.grant(token.strip())
+    if grant is None:
+        raise AuthError("unknown API token")
+    if "admin" not in grant.scopes:  # SPEC 6.1: dead letters hold other senders' personal data
+        raise ScopeError("this token lacks the 'admin' scope dead letters need", scope="admin")
+    return grant.name
 
 
 def import_router(settings: IngestSettings, producer: LogProducer, clock: Callable[[], datetime],
                   limiter: RateLimiter | None = None) -> APIRouter:
-    """POST /v1/import?kind=call|store|events&format=csv|jsonl&mapping=col=field,..."""
+    """POST /v1/imports?kind=call|store|events&format=csv|jsonl&mapping=col=field,..."""
     limiter = limiter or RateLimiter.from_settings(settings)
     letters = settings.data_dir / "deadletter"
     collector = Collector(settings, producer, DeadLetterStore(letters))
     unmappable = DeadLetterStore(letters, stage="import")
     router = APIRouter(tags=["collector"])
 
-    @router.post("/v1/import", summary="Import a call-centre, store or Segment export",
+    @router.post("/v1/imports", summary="Import a call-centre, store or Segment export",
                  response_model=None)
     async def receive(request: Request, kind: str, format: str | None = None,
                       mapping: str | None = None) -> JSONResponse:
@@ -83,13 +83,14 @@ def deadletter_router(settings: IngestSettings, producer: LogProducer,
     limiter = limiter or RateLimiter.from_settings(settings)
     directory = settings.data_dir / "deadletter"
     collector = Collector(settings, producer, DeadLetterStore(directory))
+    admins = TokenSet(tokens)
     router = APIRouter(tags=["collector"])
 
     @router.get("/v1/deadletters", summary="Newest dead letters, newest first",
                 response_model=None)
     async def listed(request: Request, limit: int = 100) -> JSONResponse:
         def handle(_: bytes) -> tuple[int, dict[str, Any]]:
-            limiter.check(bearer(request.headers.get("authorization"), tokens))
+            limiter.check(bearer(request.headers.get("authorization"), admins))
             rows = [{"id": item.id, "replayed": item.replayed,
                      **item.letter.model_dump(mode="json")}
                     for item in list_letters(directory, max(0, min(limit, 10_000)))]
@@ -101,7 +102,7 @@ def deadletter_router(settings: IngestSettings, producer: LogProducer,
                  response_model=None)
     async def replayed(request: Request, since: str | None = None) -> JSONResponse:
         def handle(_: bytes) -> tuple[int, dict[str, Any]]:
-            limiter.check(bearer(request.headers.get("authorization"), tokens))
+            limiter.check(bearer(request.headers.get("authorization"), admins))
             start = parse_since(since)
             result = replay(directory, collector, clock(), start)
             return 200, {"replayed": result.replayed, "already_replayed": result.already,

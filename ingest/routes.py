@@ -1,4 +1,4 @@
-"""The collector's HTTP routes: Segment's /v1/* endpoints (SPEC 1.1, 1.3) as a FastAPI router.
+"""The collector's HTTP routes: Segment's /v1/* endpoints, /v1/import included (SPEC 1.1, 1.3).
 
 The router is self-contained (it answers every failure itself, as JSON) so that `journey up` can
 mount it next to the API's routes. A 200 is sent only after the log durably accepted the events.
@@ -38,9 +38,9 @@ log = logging.getLogger(__name__)
 
 # Endpoint name -> the message type it implies (None: a batch of typed messages).
 ENDPOINTS: dict[str, str | None] = {
-    "batch": None, "track": "track", "identify": "identify", "page": "page", "screen": "screen",
-    "group": "group", "alias": "alias", "b": None, "t": "track", "i": "identify", "p": "page",
-    "s": "screen", "g": "group", "a": "alias",
+    "batch": None, "import": None, "track": "track", "identify": "identify", "page": "page",
+    "screen": "screen", "group": "group", "alias": "alias", "b": None, "t": "track",
+    "i": "identify", "p": "page", "s": "screen", "g": "group", "a": "alias",
 }
 _ALLOW_HEADERS = "Authorization, Content-Type, Content-Encoding"
 

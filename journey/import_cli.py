@@ -1,7 +1,7 @@
 """The logic of `journey import` and `journey deadletter list|replay`.
 
-`journey import` maps the file's rows locally (ingest.imports, the same code as POST /v1/import),
-reports unusable rows by line, and posts the rest as JSON Lines to /v1/import in chunks, retrying
+`journey import` maps the file's rows locally (ingest.imports, the same code as POST /v1/imports),
+reports unusable rows by line, and posts the rest as JSON Lines to /v1/imports in chunks, retrying
 429/503 answers after their Retry-After. Line numbers in the server's answer are mapped back to
 the file's.
 """
@@ -55,7 +55,7 @@ def default_write_key(settings: IngestSettings) -> str:
 def _post(client: httpx.Client, lines: list[bytes], attempts: int = 8) -> dict[str, Any]:
     answer: httpx.Response | None = None
     for _ in range(attempts):
-        answer = client.post("/v1/import", params={"kind": "events", "format": "jsonl"},
+        answer = client.post("/v1/imports", params={"kind": "events", "format": "jsonl"},
                              content=b"\n".join(lines))
         if answer.status_code not in (429, 503):
             break

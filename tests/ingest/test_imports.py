@@ -33,7 +33,7 @@ def events(log: EmbeddedLog, read_log: ReadLog) -> dict[str, Event]:
 
 
 def post(client: TestClient, basic: Basic, name: str, kind: str, **params: str) -> Any:
-    response = client.post("/v1/import", params={"kind": kind, **params}, headers=basic(),
+    response = client.post("/v1/imports", params={"kind": kind, **params}, headers=basic(),
                            content=(FIXTURES / name).read_bytes())
     assert response.status_code == 200, response.text
     return response.json()
@@ -123,7 +123,7 @@ def test_1_1_segment_jsonl_import_defaults_type_and_messageid(
 
 
 def test_1_3_an_import_whose_rows_are_all_bad_is_400(client: TestClient, basic: Basic) -> None:
-    response = client.post("/v1/import", params={"kind": "call"}, headers=basic(),
+    response = client.post("/v1/imports", params={"kind": "call"}, headers=basic(),
                            content=b"call_id,agent\nX-1,joe\n")
     assert response.status_code == 400
     assert response.json()["rejected"][0]["line"] == 2
@@ -136,7 +136,7 @@ def test_1_3_an_import_whose_rows_are_all_bad_is_400(client: TestClient, basic: 
 ])
 def test_1_3_bad_import_parameters_are_400(client: TestClient, basic: Basic,
                                            params: dict[str, str], status: int) -> None:
-    response = client.post("/v1/import", params=params, headers=basic(), content=b"a\n1\n")
+    response = client.post("/v1/imports", params=params, headers=basic(), content=b"a\n1\n")
     assert response.status_code == status
     assert response.json()["success"] is False
 
@@ -145,10 +145,10 @@ def test_1_1_import_needs_a_write_key_by_basic_auth_or_query(
     client: TestClient, write_key: str,
 ) -> None:
     data = (FIXTURES / "calls.jsonl").read_bytes()
-    assert client.post("/v1/import?kind=call&format=jsonl", content=data).status_code == 401
-    assert client.post("/v1/import?kind=call&format=jsonl&key=wrong",
+    assert client.post("/v1/imports?kind=call&format=jsonl", content=data).status_code == 401
+    assert client.post("/v1/imports?kind=call&format=jsonl&key=wrong",
                        content=data).status_code == 401
-    ok = client.post(f"/v1/import?kind=call&format=jsonl&key={write_key}", content=data)
+    ok = client.post(f"/v1/imports?kind=call&format=jsonl&key={write_key}", content=data)
     assert ok.json() == {"imported": 1, "rejected": []}
 
 

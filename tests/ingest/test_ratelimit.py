@@ -85,13 +85,13 @@ def test_the_bucket_is_shared_by_every_collector_endpoint(
 ) -> None:
     assert limited.post("/v1/batch", json={"batch": [{**TRACK, "type": "track"}]},
                         headers=basic()).status_code == 200
-    assert limited.post("/v1/import?kind=call&format=jsonl", headers=basic(),
+    assert limited.post("/v1/imports?kind=call&format=jsonl", headers=basic(),
                         content=b'{"email": "a@b.c", "started_at": "2024-01-01T00:00:00Z"}'
                         ).status_code == 200
     webhook = limited.post(f"/v1/webhooks/sendgrid?key={write_key}",
                            json=[{"email": "a@b.c", "event": "open", "timestamp": 1}])
     assert webhook.status_code == 429 and "Retry-After" in webhook.headers
-    assert limited.post("/v1/import?kind=call", headers=basic(),
+    assert limited.post("/v1/imports?kind=call", headers=basic(),
                         content=b"email\na@b.c\n").status_code == 429
 
 
