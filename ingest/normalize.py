@@ -25,8 +25,11 @@ _MAX_MESSAGE_ID = 100
 
 
 def normalize(message: Mapping[str, Any], received_at: datetime,
-              future_tolerance_s: float = 86400.0) -> Event:
-    """The canonical event of one Segment message received at `received_at` (aware, UTC)."""
+              future_tolerance_s: float = 86400.0, key_channel: str | None = None) -> Event:
+    """The canonical event of one Segment message received at `received_at` (aware, UTC).
+
+    `key_channel` is the default channel of the write key the message came with (SPEC 6.1).
+    """
     kind = message.get("type")
     if kind not in ("track", *EVENT_NAMES):
         raise InvalidEventError("type must be one of track, page, screen, identify, alias, group",
@@ -47,7 +50,7 @@ def normalize(message: Mapping[str, Any], received_at: datetime,
         raise InvalidEventError("no identity key: userId, anonymousId, email, phone and "
                                 "context.externalIds are all missing or blocked", event_id=event_id)
     timestamp, flagged = event_time(message, received_at, future_tolerance_s)
-    channel = _channel(message, properties, context, kind)
+    channel = _channel(message, properties, context, kind, key_channel)
     page_url = _page_url(context, properties, kind)
     campaign = _campaign(context)
     source, medium = _source_medium(campaign, channel, context, page_url)
@@ -135,18 +138,20 @@ def _valid_channel(value: Any) -> str | None:
 
 
 def _channel(message: Mapping[str, Any], properties: Mapping[str, Any],
-             context: Mapping[str, Any], kind: str) -> Channel:
-    return cast(Channel, _channel_name(message, properties, context, kind))
+             context: Mapping[str, Any], kind: str, key_channel: str | None) -> Channel:
+    return cast(Channel, _channel_name(message, properties, context, kind, key_channel))
 
 
 def _channel_name(message: Mapping[str, Any], properties: Mapping[str, Any],
-                  context: Mapping[str, Any], kind: str) -> str:
+                  context: Mapping[str, Any], kind: str, key_channel: str | None) -> str:
     for value in (properties.get("channel"), context.get("channel"), message.get("channel")):
         if (channel := _valid_channel(value)) is not None:
             return channel
     top = message.get("channel")
     if isinstance(top, str) and top.strip().lower() in _SEGMENT_CHANNELS:
         return _SEGMENT_CHANNELS[top.strip().lower()]
+    if key_channel is not None:
+        return key_channel
     return _TYPE_CHANNELS.get(kind, "other")
 
 

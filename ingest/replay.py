@@ -113,7 +113,8 @@ def replay(directory: Path, collector: Collector, now: datetime,
         if isinstance(message, dict) and not message.get("messageId"):
             message = {**message, "messageId": f"dl-{name}"}
         try:
-            event = collector.event(event_size(message), message, received)
+            event = collector.event(event_size(message), message, received,
+                                    collector.key_channels.get(letter.write_key or ""))
         except InvalidEventError as exc:
             result.failing.append((name, exc.message))
             continue

@@ -29,6 +29,7 @@ from ingest.wire import (
     decode_body,
     messages_of,
     parse_body,
+    write_key_channels,
 )
 from journey.errors import RetryableError
 from journey.log.base import LogProducer
@@ -74,6 +75,7 @@ class Collector:
         self.producer = producer
         self.dead_letters = dead_letters
         self.limiter = limiter
+        self.key_channels = write_key_channels(settings.write_keys)
 
     def handle(self, raw: bytes, encoding: str | None, key: str | None, authorization: str | None,
                kind: str | None, received_at: datetime) -> Outcome:
@@ -93,7 +95,7 @@ class Collector:
         letters: list[DeadLetter] = []
         for index, (size, message) in enumerate(messages):
             try:
-                event = self.event(size, message, received_at)
+                event = self.event(size, message, received_at, self.key_channels.get(key or ""))
                 record = (partition_key(event), event.to_json())
             except InvalidEventError as exc:
                 reason = str(exc.message)
@@ -114,7 +116,8 @@ class Collector:
         outcome.stored = len(records)
         return outcome
 
-    def event(self, size: int | None, message: Any, received_at: datetime) -> Event:
+    def event(self, size: int | None, message: Any, received_at: datetime,
+              key_channel: str | None = None) -> Event:
         """The canonical event of one message, or InvalidEventError (size limit, SPEC 1.2)."""
         limit = self.settings.max_event_bytes
         if size is None:
@@ -123,7 +126,7 @@ class Collector:
             raise EventTooLargeError(f"event is {size} bytes; the limit is {limit}")
         if not isinstance(message, dict):
             raise InvalidEventError("each batch item must be a JSON object")
-        return normalize(message, received_at, self.settings.future_tolerance_s)
+        return normalize(message, received_at, self.settings.future_tolerance_s, key_channel)
 
 
 def answer(outcome: Outcome, single: bool) -> tuple[int, dict[str, Any]]:

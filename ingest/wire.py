@@ -23,6 +23,8 @@ from ingest.errors import (
     TooLargeError,
     UnsupportedEncodingError,
 )
+from journey.errors import ConfigError
+from journey.schema import CHANNELS
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _WBITS = {"gzip": 31, "x-gzip": 31, "deflate": 15}
@@ -80,6 +82,28 @@ def key_name(key: str) -> str:
     return "wk_" + hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
+def split_write_key(entry: str) -> tuple[str, str | None]:
+    """`KEY` or `KEY:CHANNEL` (SPEC 6.1): the key and the default channel of its events."""
+    key, colon, channel = entry.rpartition(":")
+    if not colon:
+        return entry, None
+    name = channel.strip().lower()
+    if not key or name not in CHANNELS:
+        raise ConfigError(f"write key entry ends in :{channel!r}, which is not a channel; "
+                          f"use KEY or KEY:CHANNEL with CHANNEL one of {', '.join(CHANNELS)}")
+    return key, name
+
+
+def write_key_channels(write_keys: Sequence[SecretStr]) -> dict[str, str]:
+    """Key name -> default channel of every `KEY:CHANNEL` entry; ConfigError on a bad entry."""
+    found: dict[str, str] = {}
+    for entry in write_keys:
+        key, channel = split_write_key(entry.get_secret_value())
+        if channel is not None:
+            found[key_name(key)] = channel
+    return found
+
+
 def _basic_user(authorization: str) -> str:
     scheme, _, credentials = authorization.strip().partition(" ")
     if scheme.lower() != "basic":
@@ -106,8 +130,8 @@ def authenticate(authorization: str | None, body: Mapping[str, Any],
         candidate = given
     if not write_keys:
         raise AuthError("the collector has no write keys configured (set JOURNEY_WRITE_KEYS)")
-    for key in write_keys:
-        secret = key.get_secret_value()
+    for entry in write_keys:
+        secret = split_write_key(entry.get_secret_value())[0]
         if hmac.compare_digest(candidate.encode(), secret.encode()):
             return key_name(secret)
     raise AuthError("unknown write key")

@@ -26,6 +26,7 @@ from ingest.errors import InvalidEventError
 from ingest.replay import ReplayResult, list_letters, replay
 from ingest.routes import Collector
 from ingest.settings import IngestSettings
+from ingest.wire import split_write_key
 from journey.errors import ConfigError
 from journey.log.factory import open_producer
 
@@ -43,12 +44,12 @@ class ImportSummary:
 def default_write_key(settings: IngestSettings) -> str:
     """JOURNEY_WRITE_KEYS' first key, else the one `journey up` generated under the data dir."""
     if settings.write_keys:
-        return settings.write_keys[0].get_secret_value()
+        return split_write_key(settings.write_keys[0].get_secret_value())[0]
     stored = settings.data_dir / "credentials.json"
     if stored.exists():
         keys = orjson.loads(stored.read_bytes()).get("write_keys") or []
         if keys:
-            return str(keys[0])
+            return split_write_key(str(keys[0]))[0]
     raise ConfigError("no write key: pass --write-key or set JOURNEY_WRITE_KEYS")
 
 
