@@ -1,26 +1,46 @@
-"""Bearer-token check (SPEC 6.1: `Authorization: Bearer TOKEN`, tokens from JOURNEY_API_TOKENS)."""
+"""Bearer tokens and their scopes (SPEC 6.1: `Authorization: Bearer TOKEN`; scopes read, pii,
+admin from JOURNEY_API_TOKENS entries `TOKEN:SCOPE+SCOPE`)."""
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from fastapi import Request
 from pydantic import SecretStr
 
-from api.errors import UnauthorizedError
+from api.errors import ApiError, UnauthorizedError
+from journey.tokens import Grant, Scope, TokenSet
 
 
-def check_bearer(authorization: str | None, tokens: Sequence[SecretStr]) -> None:
-    """Raise UnauthorizedError unless the header carries one of the tokens."""
+class ForbiddenError(ApiError):
+    """The token is known but lacks the scope the route needs. Context: scope."""
+
+    status = 403
+    code = "forbidden"
+
+
+def check_bearer(authorization: str | None, tokens: TokenSet, scope: Scope) -> Grant:
+    """The caller's grant; UnauthorizedError without a known token, ForbiddenError without scope."""
     if not authorization:
         raise UnauthorizedError("missing Authorization header; send 'Authorization: Bearer TOKEN'")
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise UnauthorizedError("Authorization must be 'Bearer TOKEN'")
-    # compare_digest against every token, so timing does not reveal which prefix matched.
-    ok = False
-    for known in tokens:
-        ok |= hmac.compare_digest(token.encode(), known.get_secret_value().encode())
-    if not ok:
+    grant = tokens.grant(token)
+    if grant is None:
         raise UnauthorizedError("unknown API token")
+    if scope not in grant.scopes:
+        raise ForbiddenError(f"this token lacks the {scope!r} scope this route needs",
+                             scope=scope, token_scopes=sorted(grant.scopes))
+    return grant
+
+
+def requires(entries: Sequence[SecretStr], scope: Scope) -> Callable[[Request], None]:
+    """A FastAPI dependency admitting only tokens that hold `scope`."""
+    tokens = TokenSet(entries)
+
+    def dependency(request: Request) -> None:
+        check_bearer(request.headers.get("authorization"), tokens, scope)
+
+    return dependency

@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import check_bearer
+from api.auth import requires
 from api.errors import BadParameterError, UnknownTraitError
 from api.routes import ApiRoute, cached_answer, int_param
 from api.settings import ApiSettings
@@ -150,17 +150,19 @@ def trait_values(cur: duckdb.DuckDBPyConnection, name: str, top: int) -> dict[st
 def query_router(settings: ApiSettings, store: SnapshotStore) -> APIRouter:
     """POST /v1/query, GET /v1/models and GET /v1/traits/{name}/values, behind bearer tokens."""
 
-    def auth(request: Request) -> None:
-        check_bearer(request.headers.get("authorization"), settings.api_tokens)
-
-    router = APIRouter(route_class=ApiRoute, dependencies=[Depends(auth)])
+    # SPEC 6.1: free SQL reaches every profile, so it needs `pii`; the selectors need `read`.
+    read = [Depends(requires(settings.api_tokens, "read"))]
+    pii = [Depends(requires(settings.api_tokens, "pii"))]
+    router = APIRouter(route_class=ApiRoute)
     runner = QueryRunner(store, settings.query_timeout_s, settings.query_max_rows)
 
     def answer(request: Request, compute: Callable[[duckdb.DuckDBPyConnection], Any]) -> Response:
         return cached_answer(store, request, compute)
 
-    @router.post("/v1/query", openapi_extra={"requestBody": {"required": True, "content": {
-        "application/json": {"schema": QueryRequest.model_json_schema()}}}})
+    body_schema = {"application/json": {"schema": QueryRequest.model_json_schema()}}
+
+    @router.post("/v1/query", dependencies=pii,
+                 openapi_extra={"requestBody": {"required": True, "content": body_schema}})
     async def post_query(request: Request) -> Response:
         """Run one read-only SELECT over the documented views."""
         body = parse_request(await request.body(), runner.max_rows)
@@ -168,12 +170,12 @@ def query_router(settings: ApiSettings, store: SnapshotStore) -> APIRouter:
         return Response(orjson.dumps(result, default=_json_default, option=JSON_OPTIONS),
                         media_type="application/json")
 
-    @router.get("/v1/models")
+    @router.get("/v1/models", dependencies=read)
     def get_models(request: Request) -> Response:
         """The active stage models and their stages in order."""
         return answer(request, models)
 
-    @router.get("/v1/traits/{name}/values")
+    @router.get("/v1/traits/{name}/values", dependencies=read)
     def get_trait_values(request: Request, name: str) -> Response:
         """The most common values of a customer trait (for persona filters)."""
         top = int_param(request.query_params, "top", 20, 1, 1000)

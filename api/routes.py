@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
-from api.auth import check_bearer
+from api.auth import requires
 from api.errors import (
     ApiError,
     BadParameterError,
@@ -181,12 +181,12 @@ def cached_answer(
 
 
 def api_router(settings: ApiSettings, store: SnapshotStore) -> APIRouter:
-    """GET /v1/* analytics endpoints, behind bearer tokens, with ETag/304."""
+    """GET /v1/* analytics endpoints, behind scoped bearer tokens, with ETag/304."""
 
-    def auth(request: Request) -> None:
-        check_bearer(request.headers.get("authorization"), settings.api_tokens)
-
-    router = APIRouter(route_class=ApiRoute, dependencies=[Depends(auth)])
+    # SPEC 6.1: aggregates need `read`; one customer's profile and events need `pii`.
+    read = [Depends(requires(settings.api_tokens, "read"))]
+    pii = [Depends(requires(settings.api_tokens, "pii"))]
+    router = APIRouter(route_class=ApiRoute)
 
     def answer(request: Request, compute: Callable[[duckdb.DuckDBPyConnection], Any]) -> Response:
         return cached_answer(store, request, compute)
@@ -211,16 +211,16 @@ def api_router(settings: ApiSettings, store: SnapshotStore) -> APIRouter:
         return get
 
     for path, compute in COMPUTES.items():
-        router.add_api_route(path, endpoint(compute), methods=["GET"])
+        router.add_api_route(path, endpoint(compute), methods=["GET"], dependencies=read)
 
-    @router.get("/v1/customers/{key}/events")
+    @router.get("/v1/customers/{key}/events", dependencies=pii)
     def get_customer_events(request: Request, key: str) -> Response:
         q = request.query_params
         limit = int_param(q, "limit", min(1000, settings.events_limit), 1, settings.events_limit)
         offset = int_param(q, "offset", 0, 0, 2**62)
         return answer(request, lambda cur: customers.customer_events(cur, key, limit, offset))
 
-    @router.get("/v1/customers/{key}")
+    @router.get("/v1/customers/{key}", dependencies=pii)
     def get_customer(request: Request, key: str) -> Response:
         model = request.query_params.get("model") or "default"
         return answer(request, lambda cur: customers.customer(cur, load_model(cur, model), key))

@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from journey.settings import CommonSettings
+from journey.tokens import check_entries
 
 
 class ApiSettings(CommonSettings):
@@ -15,7 +16,8 @@ class ApiSettings(CommonSettings):
 
     api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
-        description="Bearer tokens accepted by the API (comma-separated); none = all 401.",
+        description="Bearer tokens accepted by the API, comma-separated; each TOKEN (all scopes) "
+        "or TOKEN:SCOPE+SCOPE with scopes read, pii, admin; none = all 401.",
     )
     host: str = Field(default="127.0.0.1", description="Address the API-only process listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port of the API-only process.")
@@ -54,3 +56,8 @@ class ApiSettings(CommonSettings):
         if isinstance(value, str):
             return [token.strip() for token in value.split(",") if token.strip()]
         return value
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _known_scopes(cls, value: list[SecretStr]) -> list[SecretStr]:
+        return check_entries(value)  # a typo in a scope fails at start-up, not per request

@@ -27,6 +27,12 @@ class AuthError(WireError):
     status = 401
 
 
+class ScopeError(WireError):
+    """The API token is known but lacks the scope the route needs (SPEC 6.1)."""
+
+    status = 403
+
+
 class TooLargeError(WireError):
     """The request body or the batch is over a limit (SPEC 1.1)."""
 

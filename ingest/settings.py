@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from journey.settings import CommonSettings
+from journey.tokens import check_entries
 
 
 def _split_commas(value: Any) -> Any:
@@ -67,10 +68,16 @@ class IngestSettings(CommonSettings):
     )
     api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
-        description="Bearer tokens (JOURNEY_API_TOKENS) allowed to list and replay dead letters.",
+        description="Bearer tokens (JOURNEY_API_TOKENS); those with the admin scope may list "
+        "and replay dead letters.",
     )
 
     @field_validator("write_keys", "cors_origins", "api_tokens", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return _split_commas(value)
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _known_scopes(cls, value: list[SecretStr]) -> list[SecretStr]:
+        return check_entries(value)
