@@ -18,9 +18,16 @@ from api.metrics.filters import (
 )
 
 Method = Literal["first_touch", "last_touch", "linear", "position_based"]
-By = Literal["channel", "source"]
+By = Literal["channel", "source", "source_medium"]
 METHODS: tuple[str, ...] = ("first_touch", "last_touch", "linear", "position_based")
-BYS: tuple[str, ...] = ("channel", "source")
+BYS: tuple[str, ...] = ("channel", "source", "source_medium")
+# `source_medium` keys "source / medium" (GA4's wording), so that a reader can group sources
+# into channel groups, which need the medium (google / cpc is paid search, google / organic not).
+KEYS: dict[str, str] = {
+    "channel": "s.channel",
+    "source": "s.source",
+    "source_medium": "s.source || ' / ' || coalesce(s.medium, '(none)')",
+}
 
 # Touches are ordered by start, except that the session holding the converting event comes last:
 # a single-touch session (an email, a call) starting inside a long web session that then converts
@@ -34,7 +41,7 @@ conv AS (
     GROUP BY se.customer_id
 ),
 touches AS (
-    SELECT s.customer_id, s.{by} AS key,
+    SELECT s.customer_id, {key} AS key,
         row_number() OVER (PARTITION BY s.customer_id ORDER BY
             coalesce(list_contains(s.converted_models, $model), FALSE), s.start, s.session_id
         ) AS pos,
@@ -84,7 +91,7 @@ def attribution(
     prepared.ensure(con)
     if has_window(f):
         customers, params = customer_sql(f)
-        sql = ATTRIBUTION_SQL.format(customers=customers, by=by)
+        sql = ATTRIBUTION_SQL.format(customers=customers, key=KEYS[by])
         params |= {"conversion": model.conversion_stage, "method": method}
     else:
         where, params = class_where(f)

@@ -156,7 +156,7 @@ WITH conv AS (
     GROUP BY se.model, se.customer_id, c.k
 ),
 touches AS (
-    SELECT conv.model, conv.k, s.customer_id, s.channel, s.source,
+    SELECT conv.model, conv.k, s.customer_id, s.channel, s.source, s.medium,
         row_number() OVER (PARTITION BY conv.model, s.customer_id ORDER BY
             coalesce(list_contains(s.converted_models, conv.model), FALSE), s.start, s.session_id
         ) AS pos,
@@ -165,7 +165,7 @@ touches AS (
     WHERE s.start <= conv.entered_at
 ),
 credited AS (
-    SELECT model, k, customer_id, channel, source,
+    SELECT model, k, customer_id, channel, source, medium,
         CAST(CASE WHEN pos = 1 THEN 1.0 ELSE 0.0 END AS DOUBLE) AS first_touch,
         CAST(CASE WHEN pos = n THEN 1.0 ELSE 0.0 END AS DOUBLE) AS last_touch,
         CAST(1.0 / n AS DOUBLE) AS linear,
@@ -176,6 +176,8 @@ credited AS (
 keyed AS (
     SELECT *, 'channel' AS kind, channel AS key FROM credited
     UNION ALL SELECT *, 'source' AS kind, source AS key FROM credited
+    UNION ALL SELECT *, 'source_medium' AS kind,
+        source || ' / ' || coalesce(medium, '(none)') AS key FROM credited
 )
 SELECT model, k, kind, key, {sums}
 FROM keyed GROUP BY model, k, kind, key
