@@ -13,8 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from journey.errors import ConfigError
-from journey.schema import Event
-from processor import ids
 from journey.facts import (
     CustomerFacts,
     CustomerRow,
@@ -24,7 +22,9 @@ from journey.facts import (
     SurveyRow,
     TransitionRow,
 )
-from processor.sessions import session_row, split_sessions
+from journey.schema import Event
+from processor import ids
+from processor.sessions import session_row, split_sessions, timeout_micros
 from processor.stages.evaluate import (
     CompiledModel,
     Evaluation,
@@ -69,6 +69,7 @@ class CoreConfig:
     split_on_campaign_change: bool = True
     models: tuple[StageModel, ...] = field(default_factory=_default_models)
     compiled: tuple[CompiledModel, ...] = field(init=False, repr=False, compare=False)
+    session_timeout_us: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.session_timeout_s <= 0:
@@ -78,6 +79,7 @@ class CoreConfig:
             raise ConfigError("two active stage models have the same name", models=names)
         # Frozen, so set through object; compiling once per config keeps derive() cheap.
         object.__setattr__(self, "compiled", tuple(compile_model(m) for m in self.models))
+        object.__setattr__(self, "session_timeout_us", timeout_micros(self.session_timeout_s))
 
 
 def unique_sorted(events: Iterable[Event]) -> list[Event]:
@@ -154,9 +156,7 @@ def _model_facts(
     responses: Sequence[tuple[int, str, float]],
 ) -> None:
     name, names = model.model.name, model.names
-    # Index NO_STAGE (-1) picks the appended item: "" for stage_at, None for own_stage.
-    at_names: tuple[str, ...] = (*names, "")
-    own_names: tuple[str | None, ...] = (*names, None)
+    at_names, own_names = model.at_names, model.own_names
     for stage, index, inferred in ev.entries:
         event = events[index]
         facts.stage_entries.append(

@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from journey.schema import Event
 from processor.stages.model import StageModel
 
@@ -27,7 +29,7 @@ Cond = tuple[str, str, Any]
 
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
-    """A non-`any` rule ready for matching; `index` numbers its nth counter."""
+    """A non-`any` rule ready for matching; `index` numbers its nth counter (-1 when nth is 1)."""
 
     index: int
     stage: int
@@ -45,7 +47,10 @@ class CompiledModel:
     conversion: int
     any_first: bool
     by_event: Mapping[str, tuple[CompiledRule, ...]]
-    rule_count: int
+    counter_count: int  # rules with nth > 1: only they need a running count
+    # Indexed by a stage index, NO_STAGE (-1) included: "" for stage_at, None for own_stage.
+    at_names: tuple[str, ...]
+    own_names: tuple[str | None, ...]
 
 
 @dataclass(slots=True)
@@ -72,8 +77,9 @@ def compile_model(model: StageModel) -> CompiledModel:
                 (prop, op, value) for prop, ops in rule.where.items() for op, value in ops.items()
             )
             channels = frozenset(rule.channel) if rule.channel is not None else None
-            compiled = CompiledRule(count, stage_index, channels, conds, rule.nth)
-            count += 1
+            index = count if rule.nth > 1 else -1
+            count += rule.nth > 1
+            compiled = CompiledRule(index, stage_index, channels, conds, rule.nth)
             for name in dict.fromkeys(rule.event):
                 by_event.setdefault(name, []).append(compiled)
     return CompiledModel(
@@ -83,6 +89,8 @@ def compile_model(model: StageModel) -> CompiledModel:
         any_first,
         {k: tuple(v) for k, v in by_event.items()},
         count,
+        (*model.stage_names, ""),
+        (*model.stage_names, None),
     )
 
 
@@ -157,37 +165,82 @@ def conditions_hold(conds: Sequence[Cond], properties: Mapping[str, Any]) -> boo
     return True
 
 
+class Progress(msgspec.Struct, array_like=True, gc=False):
+    """One customer's running place in one model: all that evaluating its next event needs."""
+
+    reached: int = NO_STAGE
+    last_own: int = NO_STAGE
+    counts: tuple[int, ...] = ()  # per counter rule, matches so far, capped at its nth
+    transitions: tuple[int, ...] = ()  # flat (from, to, count) triples sorted by (from, to)
+
+
+def start(model: CompiledModel) -> Progress:
+    """The progress of a customer before its first event."""
+    return Progress(counts=(0,) * model.counter_count)
+
+
+def _count_transition(flat: tuple[int, ...], src: int, dst: int) -> tuple[int, ...]:
+    # At most stages * (stages - 1) pairs, so a linear scan of a flat tuple stays cheap.
+    for i in range(0, len(flat), 3):
+        if flat[i] == src and flat[i + 1] == dst:
+            return (*flat[: i + 2], flat[i + 2] + 1, *flat[i + 3 :])
+        if (flat[i], flat[i + 1]) > (src, dst):
+            return (*flat[:i], src, dst, 1, *flat[i:])
+    return (*flat, src, dst, 1)
+
+
+def transition_counts(progress: Progress) -> list[tuple[int, int, int]]:
+    """(from, to, count) of each own-stage change so far, by (from, to)."""
+    flat = progress.transitions
+    return [(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
+
+
+def advance(model: CompiledModel, progress: Progress, event: Event) -> tuple[int, int, int]:
+    """Apply the customer's next event; (own stage, stage before it, bits of stages it matched).
+
+    Afterwards `progress.reached` is the stage at the event; stages between the two are entered.
+    """
+    own = NO_STAGE
+    matched = 1 if model.any_first else 0  # bit s set: the event matches a rule of stage s
+    for rule in model.by_event.get(event.event, ()):
+        if rule.channels is not None and event.channel not in rule.channels:
+            continue
+        if rule.conds and not conditions_hold(rule.conds, event.properties):
+            continue
+        if rule.index >= 0:  # nth counts every match of the other conditions
+            count = progress.counts[rule.index]
+            if count < rule.nth:  # capped: past nth the rule always matches
+                count += 1
+                counts = progress.counts
+                progress.counts = (*counts[: rule.index], count, *counts[rule.index + 1 :])
+            if count < rule.nth:
+                continue
+        matched |= 1 << rule.stage
+        own = max(own, rule.stage)
+    before = progress.reached
+    top = max(own, 0 if model.any_first else NO_STAGE)
+    if top > before:
+        progress.reached = top
+    if own != NO_STAGE:
+        last = progress.last_own
+        if last != NO_STAGE and own != last:
+            progress.transitions = _count_transition(progress.transitions, last, own)
+        progress.last_own = own
+    return own, before, matched
+
+
 def evaluate(model: CompiledModel, events: Sequence[Event]) -> Evaluation:
     """Evaluate one customer's events, in (timestamp, event_id) order, against one model."""
-    counts = [0] * model.rule_count
-    by_event = model.by_event
-    base = 0 if model.any_first else NO_STAGE
-    reached = NO_STAGE
-    last_own = NO_STAGE
+    progress = start(model)
     own_list: list[int] = []
     at_list: list[int] = []
     entries: list[tuple[int, int, bool]] = []
-    transitions: dict[tuple[int, int], int] = {}
     for i, event in enumerate(events):
-        own = NO_STAGE
-        matched = 1 if model.any_first else 0  # bit s set: the event matches a rule of stage s
-        for rule in by_event.get(event.event, ()):
-            if rule.channels is not None and event.channel not in rule.channels:
-                continue
-            if rule.conds and not conditions_hold(rule.conds, event.properties):
-                continue
-            counts[rule.index] += 1  # nth counts every match of the other conditions
-            if counts[rule.index] >= rule.nth:
-                matched |= 1 << rule.stage
-                own = max(own, rule.stage)
-        top = max(own, base)
-        if top > reached:
-            entries.extend((s, i, not (matched >> s) & 1) for s in range(reached + 1, top + 1))
-            reached = top
+        own, before, matched = advance(model, progress, event)
+        reached = progress.reached
+        if reached > before:
+            entries.extend((s, i, not (matched >> s) & 1) for s in range(before + 1, reached + 1))
         own_list.append(own)
         at_list.append(reached)
-        if own != NO_STAGE:
-            if last_own != NO_STAGE and own != last_own:
-                transitions[(last_own, own)] = transitions.get((last_own, own), 0) + 1
-            last_own = own
+    transitions = {(src, dst): n for src, dst, n in transition_counts(progress)}
     return Evaluation(own_list, at_list, entries, transitions)
