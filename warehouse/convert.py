@@ -12,9 +12,10 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from journey.schema import Event
 from journey.facts import CustomerFacts
-from warehouse.tables import DERIVED_ROWS, EVENTS_SCHEMA, SCHEMAS, ModelRow
+from journey.hashing import event_hash, key_hash
+from journey.schema import Event, IdentityKey
+from warehouse.tables import DERIVED_ROWS, EVENTS_SCHEMA, ROW_CLASSES, ROW_SCHEMAS
 
 StoredEvent = tuple[Event, int, int]  # (event, partition, offset)
 
@@ -37,7 +38,7 @@ def load_json(text: str) -> Any:
 
 
 def events_to_arrow(items: Sequence[StoredEvent]) -> pa.Table:
-    """The `events` rows of stored events, one per event, in the given order."""
+    """The `events` rows of stored events, one per event, in the given order (with hashes)."""
     cols: dict[str, list[Any]] = {name: [] for name in EVENTS_SCHEMA.names}
     for event, partition, offset in items:
         primary = event.keys[0]
@@ -48,6 +49,7 @@ def events_to_arrow(items: Sequence[StoredEvent]) -> pa.Table:
             event.previous_id, dump_json(event.properties), dump_json(event.traits),
             dump_json(event.context), event.campaign_source, event.campaign_medium,
             event.campaign_name, event.source, event.medium, event.page_url, partition, offset,
+            event_hash(event.event_id), key_hash(primary.type, primary.value),
         )
         for values, value in zip(cols.values(), row, strict=True):
             values.append(value)
@@ -56,41 +58,43 @@ def events_to_arrow(items: Sequence[StoredEvent]) -> pa.Table:
 
 def events_from_arrow(batch: pa.RecordBatch | pa.Table) -> list[StoredEvent]:
     """Canonical events back from `events` rows (columns by name; extra columns are ignored)."""
-    col = {name: batch.column(name).to_pylist() for name in EVENTS_SCHEMA.names}
+    names = [n for n in EVENTS_SCHEMA.names if n not in ("event_hash", "key_hash")]
+    col = {name: batch.column(name).to_pylist() for name in names}
     out: list[StoredEvent] = []
     for i in range(batch.num_rows):
-        event = Event.model_validate(
-            {
-                "event_id": col["event_id"][i],
-                "type": col["type"][i],
-                "event": col["event"][i],
-                "channel": col["channel"][i],
-                "timestamp": col["timestamp"][i],
-                "received_at": col["received_at"][i],
-                "timestamp_flagged": col["timestamp_flagged"][i],
-                "keys": load_json(col["keys"][i]),
-                "previous_id": col["previous_id"][i],
-                "properties": load_json(col["properties"][i]),
-                "traits": load_json(col["traits"][i]),
-                "context": load_json(col["context"][i]),
-                "campaign_source": col["campaign_source"][i],
-                "campaign_medium": col["campaign_medium"][i],
-                "campaign_name": col["campaign_name"][i],
-                "source": col["source"][i],
-                "medium": col["medium"][i],
-                "page_url": col["page_url"][i],
-            }
+        # Stored events were validated when they were first accepted: no second validation.
+        event = Event(
+            event_id=col["event_id"][i],
+            type=col["type"][i],
+            event=col["event"][i],
+            channel=col["channel"][i],
+            timestamp=col["timestamp"][i],
+            received_at=col["received_at"][i],
+            timestamp_flagged=col["timestamp_flagged"][i],
+            keys=tuple(IdentityKey(type=k["type"], value=k["value"])
+                       for k in load_json(col["keys"][i])),
+            previous_id=col["previous_id"][i],
+            properties=load_json(col["properties"][i]),
+            traits=load_json(col["traits"][i]),
+            context=load_json(col["context"][i]),
+            campaign_source=col["campaign_source"][i],
+            campaign_medium=col["campaign_medium"][i],
+            campaign_name=col["campaign_name"][i],
+            source=col["source"][i],
+            medium=col["medium"][i],
+            page_url=col["page_url"][i],
         )
         out.append((event, col["partition"][i], col["offset"][i]))
     return out
 
 
 def rows_to_arrow(table: str, rows: Sequence[Any]) -> pa.Table:
-    """An Arrow table from dataclass rows of a derived or models table (dicts become JSON text)."""
-    schema = SCHEMAS[table]
+    """An Arrow table from dataclass rows of a derived, models or customer_state table (dicts
+    become JSON text)."""
+    schema = ROW_SCHEMAS[table]
     json_fields = _JSON_FIELDS[table]
     # Column by column: one attribute fetch per value, no per-value type tests (this runs over
-    # every row of every rewritten bucket on each commit). Arrow takes tuples for list columns.
+    # every changed row of each commit). Arrow takes tuples for list columns.
     cols: dict[str, list[Any]] = {}
     for name in schema.names:
         values = list(map(attrgetter(name), rows))
@@ -112,7 +116,7 @@ def _dict_fields(row_class: type[Any]) -> frozenset[str]:
 
 
 _JSON_FIELDS: dict[str, frozenset[str]] = {
-    name: _dict_fields(row) for name, row in {**DERIVED_ROWS, "models": ModelRow}.items()
+    name: _dict_fields(row) for name, row in ROW_CLASSES.items()
 }
 
 

@@ -1,138 +1,95 @@
-"""Readers in any process: the current snapshot of the warehouse and DuckDB views over it.
+"""Readers in any process: the newest snapshot id of the lake, and DuckDB views over a snapshot.
 
-A snapshot is one manifest version. Its files are immutable and survive at least the writer's
-grace period after a newer version replaces them, so a query over a snapshot sees one version.
+A reader attaches the lake READ_ONLY, pinned to one snapshot (SNAPSHOT_VERSION), so every query
+of that connection sees one commit. The writer's maintenance expires a snapshot only once its
+successor is older than the grace period (JOURNEY_GRACE_PERIOD_S, default 10 minutes) and deletes
+files later still, so a pinned snapshot stays readable for at least that long after a newer one
+appears. The analysts' init file attaches without a pin: each of their queries sees the newest
+commit and never goes stale.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import duckdb
-import pyarrow.parquet as pq
 
-from warehouse.convert import StoredEvent, events_from_arrow
-from warehouse.manifest import MANIFEST, Manifest, read_manifest
-from warehouse.tables import SCHEMAS, duckdb_type
+from warehouse.lake import (
+    LAKE,
+    Location,
+    attach_sql,
+    ident,
+    latest_snapshot,
+    load_into,
+    load_sql,
+    locate,
+)
+from warehouse.tables import SCHEMAS
 
 VIEWS_SQL = "views.sql"
+VIEWS: tuple[str, ...] = (*SCHEMAS, "meta")
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """One committed version of the warehouse under an absolute root."""
+    """One committed DuckLake snapshot of a lake."""
 
-    root: Path
-    manifest: Manifest
-
-    @property
-    def version(self) -> int:
-        return self.manifest.version
-
-    def paths(self, table: str) -> list[Path]:
-        """Absolute paths of a table's files."""
-        return [self.root / f.path for f in self.manifest.files(table)]
+    location: Location
+    version: int
 
 
 class WarehouseReader:
-    """Reads the current snapshot; cheap to call often (cached on the manifest file's identity)."""
+    """Finds the newest snapshot (one small catalog query) and binds DuckDB views to one."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, catalog_url: str | None = None) -> None:
         self.root = root.resolve()
-        self._key: tuple[int, int, int, int] | None = None
-        self._snapshot: Snapshot | None = None
+        self.location = locate(self.root, catalog_url)
 
     def current(self) -> Snapshot | None:
-        """The latest committed snapshot, or None if nothing was ever committed."""
-        try:
-            st = os.stat(self.root / MANIFEST)
-        except FileNotFoundError:
-            return None
-        # A replaced manifest is a new inode; mtime and size alone can repeat within a tick.
-        key = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
-        if key != self._key or self._snapshot is None:
-            manifest = read_manifest(self.root)
-            if manifest is None:
-                return None
-            self._snapshot = Snapshot(self.root, manifest)
-            self._key = key
-        return self._snapshot
+        """The newest snapshot, or None before the writer has created the lake."""
+        version = latest_snapshot(self.location)
+        return None if version is None else Snapshot(self.location, version)
 
     def register_views(self, con: duckdb.DuckDBPyConnection, snap: Snapshot) -> None:
-        """Create (or replace) one view per table, and `meta`, in a DuckDB connection."""
+        """Attach the lake READ_ONLY at the snapshot in `con` and create one view per table."""
         register_views(con, snap)
 
-    def views_sql(self, snap: Snapshot) -> str:
-        """The SQL text that creates the views of a snapshot."""
-        return views_sql(snap)
-
-
-def read_events(snap: Snapshot, batch_size: int, ordered: bool) -> Iterator[list[StoredEvent]]:
-    """The stored events of a snapshot in batches: file by file, or sorted by (time, event_id)."""
-    paths = [str(p) for p in snap.paths("events")]
-    if not ordered:
-        for path in paths:
-            for batch in pq.ParquetFile(path).iter_batches(batch_size):
-                yield events_from_arrow(batch)
-        return
-    if not paths:
-        return
-    con = duckdb.connect()
-    try:
-        reader = con.execute(
-            "SELECT * FROM read_parquet(?, hive_partitioning = false)"
-            " ORDER BY timestamp, event_id",
-            [paths],
-        ).to_arrow_reader(batch_size)
-        for batch in reader:
-            yield events_from_arrow(batch)
-    finally:
-        con.close()
+    def views_sql(self, snap: Snapshot | None = None) -> str:
+        """The init SQL of an analyst's session: load, attach (pinned if snap), views."""
+        return views_sql(self.location, None if snap is None else snap.version)
 
 
 def register_views(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> None:
-    """Create (or replace) one view per table, and `meta`, in a DuckDB connection."""
-    con.execute(views_sql(snap))
+    """Attach the lake at the snapshot (replacing an earlier attachment) and create the views."""
+    load_into(con)
+    attached = con.execute("SELECT 1 FROM duckdb_databases() WHERE database_name = ?",
+                           [LAKE]).fetchone()
+    if attached:
+        con.execute(f"USE memory; DETACH {LAKE}")
+    con.execute(attach_sql(snap.location, read_only=True, snapshot=snap.version))
+    con.execute(view_statements(snap.version))
 
 
-def views_sql(snap: Snapshot) -> str:
-    """SQL creating a view per table over its Parquet files (absolute paths) and a `meta` view."""
-    m = snap.manifest
-    lines = [f"-- journey warehouse, version {m.version}; re-read this file for a newer one."]
-    for table, schema in SCHEMAS.items():
-        paths = snap.paths(table)
-        if paths:
-            files = ", ".join(_literal(str(p)) for p in paths)
-            # No hive partitioning: a `key=value` directory in the root must not become a column.
-            body = f"SELECT * FROM read_parquet([{files}], hive_partitioning = false)"
-        else:
-            columns = ", ".join(
-                f"CAST(NULL AS {duckdb_type(f.type)}) AS {_ident(f.name)}" for f in schema
-            )
-            body = f"SELECT {columns} WHERE false"
-        lines.append(f"CREATE OR REPLACE VIEW {_ident(table)} AS {body};")
-    lines.append(
-        "CREATE OR REPLACE VIEW meta AS SELECT "
-        f"CAST({m.version} AS BIGINT) AS version, "
-        f"{_timestamp(m.committed_at)} AS committed_at, "
-        f"{_timestamp(m.watermark)} AS watermark;"
+def views_sql(loc: Location, version: int | None = None) -> str:
+    """SQL for `duckdb -init`: load the extensions offline, attach the lake READ_ONLY and create
+    the documented views (pinned to a snapshot when version is given)."""
+    return (
+        "-- journey warehouse: DuckLake catalog " + loc.catalog + "\n"
+        + load_sql()
+        + attach_sql(loc, read_only=True, snapshot=version) + ";\n"
+        + view_statements(version)
     )
+
+
+def view_statements(version: int | None) -> str:
+    """CREATE VIEW statements over the attached lake, and `meta` (version, committed_at,
+    watermark: one row even before the first commit)."""
+    lines = [f"CREATE OR REPLACE VIEW {ident(t)} AS SELECT * FROM {LAKE}.{ident(t)};"
+             for t in SCHEMAS]
+    snapshot = (f"CAST({int(version)} AS BIGINT)" if version is not None
+                else f"(SELECT id FROM ducklake_current_snapshot('{LAKE}'))")
+    lines.append(
+        f"CREATE OR REPLACE VIEW meta AS SELECT {snapshot} AS version, m.committed_at, "
+        f"m.watermark FROM (SELECT 1) AS one LEFT JOIN {LAKE}.journey_meta AS m ON true;")
     return "\n".join(lines) + "\n"
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _timestamp(value: datetime | None) -> str:
-    if value is None:
-        return "CAST(NULL AS TIMESTAMPTZ)"
-    return f"CAST({_literal(value.isoformat())} AS TIMESTAMPTZ)"

@@ -1,4 +1,4 @@
-"""Settings of the warehouse writer (SPEC 6.3)."""
+"""Settings of the warehouse writer (SPEC 6.3): where the DuckLake lives and how it is kept."""
 
 from __future__ import annotations
 
@@ -8,42 +8,36 @@ from journey.settings import CommonSettings
 
 
 class WarehouseSettings(CommonSettings):
-    """Where and how the warehouse stores its Parquet files."""
+    """Where the lake's catalog is, and how long superseded snapshots stay readable."""
 
-    buckets: int = Field(
-        default=16,
-        ge=1,
-        le=4096,
-        description="Customer buckets of the derived tables; a commit rewrites the touched ones.",
+    catalog_url: str | None = Field(
+        default=None,
+        description="DuckLake catalog (`postgres:dbname=... host=...`); unset = a SQLite catalog "
+        "file in the warehouse directory.",
     )
     grace_period_s: float = Field(
         default=600.0,
         ge=0.0,
-        description="Seconds an unreferenced file is kept so readers of an older snapshot finish.",
+        description="Seconds a superseded snapshot (and its files) stays readable by readers.",
     )
     lock_timeout_s: float = Field(
         default=10.0,
         ge=0.0,
         description="Seconds a second writer waits for the warehouse lock before failing.",
     )
-    compact_max_files: int = Field(
-        default=64,
+    inline_row_limit: int = Field(
+        default=1000,
+        ge=0,
+        le=100_000,
+        description="Inserts of at most this many rows go into the catalog, not a Parquet file.",
+    )
+    maintain_max_files: int = Field(
+        default=200,
         ge=2,
-        description="Compact the events table when it has more files than this.",
+        description="Most files one maintenance call merges (bounds its work).",
     )
-    compact_target_rows: int = Field(
-        default=1_000_000,
-        ge=1,
-        description="Rows per events file written by compaction.",
-    )
-    write_threads: int = Field(
-        default=8,
-        ge=1,
-        le=64,
-        description="Threads writing the files of one commit (mostly waiting on fsync).",
-    )
-    row_group_rows: int = Field(
-        default=128_000,
-        ge=1_000,
-        description="Rows per Parquet row group.",
+    commit_retries: int = Field(
+        default=5,
+        ge=0,
+        description="Retries of a commit that meets a DuckLake transaction conflict.",
     )

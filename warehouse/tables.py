@@ -1,4 +1,4 @@
-"""The warehouse tables: their Arrow schemas, DuckDB column types and customer buckets.
+"""The warehouse tables: their Arrow schemas and DuckDB column types.
 
 The derived tables take their columns from the row classes of journey/facts.py, field for field,
 so the contract between the journey core and the warehouse has a single source.
@@ -22,6 +22,7 @@ from journey.facts import (
     IdentityRow,
     SessionRow,
     StageEntryRow,
+    StateRow,
     SurveyRow,
     TransitionRow,
 )
@@ -64,6 +65,10 @@ EVENTS_SCHEMA = pa.schema(
         ("page_url", pa.string()),
         ("partition", pa.int32()),
         ("offset", pa.int64()),
+        # journey.hashing of event_id and of the primary key: the processor's dedup set and a
+        # customer's history read back by one BIGINT column (the files are sorted by key_hash).
+        ("event_hash", pa.int64()),
+        ("key_hash", pa.int64()),
     ]
 )
 
@@ -87,7 +92,7 @@ def _arrow_type(hint: Any) -> pa.DataType:
     origin = typing.get_origin(hint) or hint
     simple: dict[Any, pa.DataType] = {
         str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_(),
-        datetime: TIMESTAMP, dict: pa.string(),
+        datetime: TIMESTAMP, dict: pa.string(), bytes: pa.binary(),
     }
     if origin in simple:
         return simple[origin]
@@ -108,11 +113,14 @@ SCHEMAS: dict[str, pa.Schema] = {
     "models": schema_of(ModelRow),
 }
 TABLES: tuple[str, ...] = tuple(SCHEMAS)
+# Tables a commit writes from row objects (Changes.rows, models); events come from StoredEvent.
+ROW_CLASSES: dict[str, type[Any]] = {**DERIVED_ROWS, "models": ModelRow, "customer_state": StateRow}
+ROW_SCHEMAS: dict[str, pa.Schema] = {name: schema_of(row) for name, row in ROW_CLASSES.items()}
 
 _DUCKDB_TYPES: dict[pa.DataType, str] = {
     pa.string(): "VARCHAR", pa.int32(): "INTEGER", pa.int64(): "BIGINT",
     pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN", TIMESTAMP: "TIMESTAMP WITH TIME ZONE",
-    pa.list_(pa.string()): "VARCHAR[]",
+    pa.list_(pa.string()): "VARCHAR[]", pa.binary(): "BLOB",
 }
 
 
@@ -122,5 +130,6 @@ def duckdb_type(arrow_type: pa.DataType) -> str:
 
 
 def bucket_of(customer_id: str, buckets: int) -> int:
-    """The bucket of a customer: the first 8 hex digits of sha256(customer_id) modulo buckets."""
+    """Deprecated: the first 8 hex digits of sha256(customer_id) modulo buckets."""
+    # The lake has no buckets; kept only until the processor stops importing it.
     return int(hashlib.sha256(customer_id.encode()).hexdigest()[:8], 16) % buckets

@@ -1,0 +1,165 @@
+"""The DuckLake under the warehouse: where its catalog and files live, offline extension loading,
+attach statements and the tables' DDL, shared by the writer and every reader.
+
+The extensions come from the `duckdb-extension-*` packages installed beside duckdb and are LOADed
+by path with autoinstall/autoload switched off, so nothing is ever downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from warehouse.tables import ROW_SCHEMAS, SCHEMAS, duckdb_type
+
+LAKE = "journey_lake"  # the alias every connection gives the attached lake
+CATALOG_FILE = "catalog.sqlite"
+DATA_DIR = "data"
+# Internal tables besides customer_state (tables.py): the consumer offsets and the watermark,
+# committed in the same DuckLake transaction as the rows they describe.
+INTERNAL_DDL: dict[str, str] = {
+    "journey_offsets": '"partition" INTEGER, next_offset BIGINT',
+    "journey_meta": "watermark TIMESTAMPTZ, committed_at TIMESTAMPTZ",
+}
+EXTENSIONS: tuple[tuple[str, str], ...] = (
+    ("duckdb_extension_sqlite_scanner", "sqlite_scanner"),
+    ("duckdb_extension_ducklake", "ducklake"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What the warehouse holds as committed: consumer offsets, watermark, DuckLake snapshot id."""
+
+    offsets: dict[int, int]
+    watermark: datetime | None
+    version: int
+    committed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where one lake lives: its catalog (a DuckLake metadata URL) and its data directory."""
+
+    catalog: str  # e.g. "sqlite:/abs/catalog.sqlite" or "postgres:dbname=journey host=..."
+    data_path: Path
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The catalog file when the catalog is SQLite (the one-machine default)."""
+        return Path(self.catalog.removeprefix("sqlite:")) if self.catalog.startswith(
+            "sqlite:") else None
+
+
+def locate(warehouse_dir: Path, catalog_url: str | None = None) -> Location:
+    """The lake of a warehouse directory: SQLite catalog inside it unless a catalog URL is given
+    (`postgres:...` DuckLake syntax; `postgresql://` URLs are passed through as libpq strings)."""
+    root = warehouse_dir.resolve()
+    if not catalog_url:
+        return Location(f"sqlite:{root / CATALOG_FILE}", root / DATA_DIR)
+    if catalog_url.startswith(("postgresql://", "postgres://")):
+        return Location(f"postgres:{catalog_url}", root / DATA_DIR)
+    return Location(catalog_url, root / DATA_DIR)
+
+
+def extension_paths() -> list[Path]:
+    """The installed extension files, in load order (sqlite_scanner first, ducklake second)."""
+    version = duckdb.__version__
+    paths = []
+    for package, name in EXTENSIONS:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise RuntimeError(f"the Python package {package} is not installed")
+        base = Path(next(iter(spec.submodule_search_locations)))
+        paths.append(base / "extensions" / f"v{version}" / f"{name}.duckdb_extension")
+    return paths
+
+
+def load_sql() -> str:
+    """Statements that load the extensions offline (also written into the analysts' init file)."""
+    lines = ["SET autoinstall_known_extensions = false;", "SET autoload_known_extensions = false;"]
+    lines += [f"LOAD {literal(str(p))};" for p in extension_paths()]
+    return "\n".join(lines) + "\n"
+
+
+def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the DuckLake extensions loaded from site-packages, times in UTC."""
+    con = duckdb.connect(database, config={"autoinstall_known_extensions": False,
+                                           "autoload_known_extensions": False})
+    load_into(con)
+    return con
+
+
+def load_into(con: duckdb.DuckDBPyConnection) -> None:
+    """LOAD the extensions into an existing connection (by path: nothing is downloaded)."""
+    for path in extension_paths():
+        con.execute(f"LOAD {literal(str(path))}")
+    con.execute("SET GLOBAL TimeZone = 'UTC'")
+
+
+def attach_sql(loc: Location, *, read_only: bool, snapshot: int | None = None,
+               alias: str = LAKE) -> str:
+    """The ATTACH statement of a lake: READ_ONLY (optionally pinned to a snapshot) for readers."""
+    options = [f"DATA_PATH {literal(str(loc.data_path) + '/')}"]
+    if read_only:
+        options.append("READ_ONLY")
+    if snapshot is not None:
+        options.append(f"SNAPSHOT_VERSION {int(snapshot)}")
+    return f"ATTACH {literal('ducklake:' + loc.catalog)} AS {ident(alias)} ({', '.join(options)})"
+
+
+def prepare_catalog(loc: Location) -> None:
+    """Create the SQLite catalog file in WAL mode before DuckLake fills it: readers in other
+    processes then never block the writer's commit, nor it them."""
+    path = loc.sqlite_path
+    if path is None or path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    loc.data_path.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+    finally:
+        con.close()
+    path.chmod(0o600)
+
+
+def table_ddl() -> dict[str, str]:
+    """Column definitions of every lake table, by table name."""
+    ddl = {name: ", ".join(f"{ident(f.name)} {duckdb_type(f.type)}" for f in schema)
+           for name, schema in {**SCHEMAS, **ROW_SCHEMAS}.items()}
+    return {**ddl, **INTERNAL_DDL}
+
+
+def latest_snapshot(loc: Location) -> int | None:
+    """The newest snapshot id, read straight from a SQLite catalog (about 0.1 ms), else None."""
+    path = loc.sqlite_path
+    if path is None or not path.exists():
+        return None
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            # None until the writer has created the journey tables (its first snapshot).
+            row = con.execute(
+                "SELECT max(snapshot_id) FROM ducklake_snapshot WHERE EXISTS (SELECT 1 FROM "
+                "ducklake_table WHERE table_name = 'journey_meta')").fetchone()
+        finally:
+            con.close()
+    except sqlite3.OperationalError:  # a catalog being created has no tables yet
+        return None
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def literal(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'

@@ -1,0 +1,59 @@
+"""Reads of the writer's own connection: stored events (all, or one customer's by key hash) and
+read-only SELECTs over the lake at the committed state."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+
+import duckdb
+import pyarrow as pa
+
+from journey.schema import Event
+from warehouse.convert import StoredEvent, events_from_arrow
+from warehouse.errors import CommitError
+from warehouse.lake import LAKE
+
+# Hashes per query: a constant IN list is pushed into the Parquet scan and checked against each
+# row group's key_hash range (the files are sorted by key_hash), so few row groups are read.
+HASHES_PER_QUERY = 1000
+
+
+def iter_events(cur: duckdb.DuckDBPyConnection, batch_size: int,
+                ordered: bool) -> Iterator[list[StoredEvent]]:
+    """Every stored event in batches; sorted by (timestamp, event_id) when ordered."""
+    order = " ORDER BY timestamp, event_id" if ordered else ""
+    try:
+        reader = cur.execute(f"SELECT * FROM {LAKE}.events{order}").to_arrow_reader(batch_size)
+        for batch in reader:
+            yield events_from_arrow(batch)
+    finally:
+        cur.close()
+
+
+def events_by_key_hash(cur: duckdb.DuckDBPyConnection, hashes: Collection[int]) -> list[Event]:
+    """The events whose key_hash is in hashes, sorted by (timestamp, event_id)."""
+    wanted = sorted({int(h) for h in hashes})  # int(): the IN list is built from integers only
+    out: list[Event] = []
+    try:
+        for start in range(0, len(wanted), HASHES_PER_QUERY):
+            chunk = ", ".join(str(h) for h in wanted[start:start + HASHES_PER_QUERY])
+            table = cur.execute(
+                f"SELECT * FROM {LAKE}.events WHERE key_hash IN ({chunk})").to_arrow_table()
+            out.extend(event for event, _, _ in events_from_arrow(table))
+    finally:
+        cur.close()
+    out.sort(key=Event.order_key)
+    return out
+
+
+def scan(cur: duckdb.DuckDBPyConnection, sql: str,
+         params: Sequence[object]) -> Iterator[pa.RecordBatch]:
+    """The record batches of one SELECT whose unqualified table names are the lake's tables."""
+    try:
+        statements = cur.extract_statements(sql)
+        if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+            raise CommitError("scan() runs exactly one SELECT", sql=sql[:200])
+        cur.execute(f"USE {LAKE}")
+        yield from cur.execute(sql, list(params)).to_arrow_reader(100_000)
+    finally:
+        cur.close()

@@ -1,0 +1,49 @@
+"""DuckLake upkeep run by the writer: the tables on first use, and maintenance that keeps the file
+count and the catalog bounded under a steady trickle of small commits."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import duckdb
+
+from warehouse.lake import LAKE, ident, table_ddl
+from warehouse.settings import WarehouseSettings
+
+# Expiring thousands of snapshots in one call would make one maintenance call unbounded.
+MAX_EXPIRED_PER_CALL = 5000
+
+
+def create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the tables that do not exist yet; events files are kept sorted by key_hash."""
+    existing = {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [LAKE]).fetchall()}
+    for name, columns in table_ddl().items():
+        if name not in existing:
+            con.execute(f"CREATE TABLE {LAKE}.{ident(name)} ({columns})")
+            if name == "events":
+                con.execute(f"ALTER TABLE {LAKE}.events SET SORTED BY (key_hash)")
+
+
+def maintain(con: duckdb.DuckDBPyConnection, now: datetime, settings: WarehouseSettings) -> None:
+    """Flush inlined rows to Parquet, rewrite files that are mostly deleted rows, merge small
+    files, expire snapshots superseded more than the grace period ago and delete the files that
+    only expired snapshots (or interrupted commits) referenced."""
+    con.execute(f"CALL ducklake_flush_inlined_data('{LAKE}')")
+    con.execute(f"CALL ducklake_rewrite_data_files('{LAKE}', delete_threshold => 0.5)")
+    con.execute(f"CALL ducklake_merge_adjacent_files('{LAKE}', max_compacted_files => ?)",
+                [settings.maintain_max_files])
+    cutoff = now - timedelta(seconds=settings.grace_period_s)
+    # A snapshot is expired once its *successor* is older than the grace period: a reader that
+    # pinned it while it was the newest has at least that long to finish.
+    expired = [int(r[0]) for r in con.execute(
+        "SELECT snapshot_id FROM (SELECT snapshot_id, lead(snapshot_time) OVER "
+        f"(ORDER BY snapshot_id) AS superseded FROM ducklake_snapshots('{LAKE}')) "
+        "WHERE superseded < ? ORDER BY snapshot_id LIMIT ?",
+        [cutoff, MAX_EXPIRED_PER_CALL]).fetchall()]
+    if expired:
+        con.execute(f"CALL ducklake_expire_snapshots('{LAKE}', versions => ?)", [expired])
+    con.execute(f"CALL ducklake_cleanup_old_files('{LAKE}', older_than => ?)", [cutoff])
+    # Files of a commit killed before it reached the catalog; old enough that no live commit of
+    # this (single) writer can still be writing them.
+    con.execute(f"CALL ducklake_delete_orphaned_files('{LAKE}', older_than => ?)", [cutoff])
