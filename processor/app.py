@@ -11,26 +11,16 @@ from types import FrameType
 from ingest.deadletter import DeadLetter, DeadLetterStore
 from journey.log.base import Record
 from journey.log.factory import open_consumer
-from processor.derive import CoreConfig
+from processor.config import core_config
 from processor.models_table import model_rows
 from processor.runner import Processor
 from processor.settings import ProcessorSettings
-from processor.stages.model import load_models
 from processor.state import JourneyState
 from warehouse.errors import WarehouseLockedError
 from warehouse.settings import WarehouseSettings
 from warehouse.writer import WarehouseWriter
 
 log = logging.getLogger("journey.processor")
-
-
-def core_config(settings: ProcessorSettings) -> CoreConfig:
-    """The journey core's configuration from the processor's settings."""
-    return CoreConfig(
-        session_timeout_s=settings.session_timeout_s,
-        split_on_campaign_change=settings.split_on_campaign_change,
-        models=tuple(load_models(settings.models)),
-    )
 
 
 def take_warehouse(writer: WarehouseWriter, stop: threading.Event) -> bool:
@@ -57,9 +47,7 @@ def build(settings: ProcessorSettings, stop: threading.Event) -> tuple[Processor
     """A started processor over the configured log and warehouse."""
     config = core_config(settings)
     # A short lock timeout: take_warehouse() keeps retrying, and says at once that it waits.
-    writer = WarehouseWriter(
-        WarehouseSettings(data_dir=settings.data_dir, buckets=settings.buckets, lock_timeout_s=1.0)
-    )
+    writer = WarehouseWriter(WarehouseSettings(data_dir=settings.data_dir, lock_timeout_s=1.0))
     if not take_warehouse(writer, stop):
         raise SystemExit(0)
     consumer = open_consumer(settings)
@@ -75,16 +63,19 @@ def build(settings: ProcessorSettings, stop: threading.Event) -> tuple[Processor
     processor = Processor(
         consumer=consumer,
         writer=writer,
-        state=JourneyState(config, settings.buckets),
+        state=JourneyState(config, writer),
         model_rows=list(model_rows(config.models)),
         batch_max_records=settings.batch_max_records,
         poll_timeout_s=settings.poll_timeout_s,
         dead_letter=dead_letter,
+        maintain_every=settings.maintain_every,
     )
-    # Loading the state creates millions of long-lived objects: collect rarely while it loads
-    # (start() then freezes them out of the collector's way).
-    gc.set_threshold(50_000, 50, 100)
+    # Running states are msgspec structs outside the cycle collector (gc=False) and the graph is
+    # flat arrays; what is left are a batch's short-lived objects: collect the young generation
+    # less often than CPython's default of every 700 allocations.
+    gc.set_threshold(20_000, 20, 20)
     processor.start()
+    gc.freeze()
     return processor, writer
 
 

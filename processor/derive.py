@@ -92,10 +92,18 @@ def unique_sorted(events: Iterable[Event]) -> list[Event]:
 
 def derive(events: Iterable[Event], config: CoreConfig) -> list[CustomerFacts]:
     """Derive every customer's facts from a set of events closed under linking, by customer_id."""
+    return [facts for facts, _ in derive_customers(events, config)]
+
+
+def derive_customers(
+    events: Iterable[Event], config: CoreConfig
+) -> list[tuple[CustomerFacts, list[Event]]]:
+    """derive(), with each customer's own events (in order) beside its facts."""
     stitching = stitch(unique_sorted(events))
-    facts = [_customer_facts(c, stitching.key_first_seen, config) for c in stitching.customers]
-    facts.sort(key=lambda f: f.customer.customer_id)
-    return facts
+    out = [(_customer_facts(c, stitching.key_first_seen, config), c.events)
+           for c in stitching.customers]
+    out.sort(key=lambda item: item[0].customer.customer_id)
+    return out
 
 
 def _customer_facts(

@@ -1,20 +1,40 @@
 """`journey rebuild`: re-derive every derived table from the stored raw events (SPEC 6.1).
 
-Run it after changing a stage model or the session settings. It takes the warehouse's writer
-lock, so it waits for (or must replace) a running processor.
+Memory stays bounded by customers, not events. Pass 1 reads every event once to build the
+identity graph (its components are closed under linking). Pass 2 splits the components into
+slices of about SLICE_EVENTS events by their root, reads each slice's events back by key hash,
+derives them with the same state code as the live processor (every component is new to a fresh
+state, so in-order customers take the incremental path and the others `derive()`), and streams
+the rows into one warehouse transaction that replaces every derived table at once. It takes the
+warehouse's writer lock, so it waits for (or must replace) a running processor.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 
-from processor.app import core_config
+from journey.facts import Changes
+from journey.schema import Event
+from processor.config import core_config
+from processor.derive import CoreConfig
 from processor.models_table import model_rows
 from processor.settings import ProcessorSettings
 from processor.state import JourneyState
 from warehouse.settings import WarehouseSettings
+from warehouse.tables import ModelRow
 from warehouse.writer import WarehouseWriter
+
+SLICE_EVENTS = 200_000
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+class _NoHistory:
+    """A fresh state re-derives nothing from storage: every component is new to it."""
+
+    def events_by_key_hash(self, hashes: Collection[int]) -> list[Event]:
+        return []
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,26 +45,68 @@ class RebuildResult:
     version: int
 
 
-def rebuild(settings: ProcessorSettings) -> RebuildResult:
+def _graph(writer: WarehouseWriter, config: CoreConfig, progress: Progress | None,
+           total: int) -> JourneyState:
+    """Pass 1: the identity graph of every stored event."""
+    linker = JourneyState(config, _NoHistory())
+    done = 0
+    for chunk in writer.iter_events(100_000):
+        linker.link_only([event for event, _, _ in chunk])
+        done += len(chunk)
+        if progress:
+            progress("linking identities", done, total)
+    return linker
+
+
+def _slices(linker: JourneyState, total: int) -> list[list[int]]:
+    """The key hashes of each slice: whole components, about SLICE_EVENTS events each."""
+    count = max(1, -(-total // SLICE_EVENTS))
+    slices: list[list[int]] = [[] for _ in range(count)]
+    for h, root in linker.graph.roots():
+        slices[root % count].append(h)
+    return [s for s in slices if s]
+
+
+def _derived(writer: WarehouseWriter, linker: JourneyState, config: CoreConfig, total: int,
+             progress: Progress | None, counts: list[int]) -> Iterator[Changes]:
+    """Pass 2: the rows of every customer, slice by slice, as pure inserts."""
+    done = 0
+    for hashes in _slices(linker, total):
+        events = writer.events_by_key_hash(hashes)
+        state = JourneyState(config, _NoHistory())
+        applied = state.apply(events)
+        applied.changes.deletes.clear()  # a rebuild starts from empty tables
+        counts[0] += state.customers
+        done += len(events)
+        if progress:
+            progress("deriving customers", done, total)
+        yield applied.changes
+
+
+def rederive_all(writer: WarehouseWriter, config: CoreConfig, models: Sequence[ModelRow],
+                 progress: Progress | None = None) -> tuple[int, int, int]:
+    """Replace every derived table from the stored events; (events, customers, version)."""
+    total = 0
+    for batch in writer.scan("SELECT count(*) FROM events"):
+        total = int(batch.column(0)[0].as_py())
+    linker = _graph(writer, config, progress, total)
+    counts = [0]
+    committed = writer.replace_derived(
+        _derived(writer, linker, config, total, progress, counts), list(models),
+        writer.state().watermark)
+    return total, counts[0], committed.version
+
+
+def rebuild(settings: ProcessorSettings, progress: Progress | None = None) -> RebuildResult:
     """Derive everything again from the stored events and replace every derived table at once."""
     began = time.perf_counter()
     config = core_config(settings)
-    writer = WarehouseWriter(
-        WarehouseSettings(data_dir=settings.data_dir, buckets=settings.buckets)
-    )
+    writer = WarehouseWriter(WarehouseSettings(data_dir=settings.data_dir))
     writer.open()
     try:
-        state = JourneyState(config, settings.buckets)
-        state.apply(event for chunk in writer.iter_events(100_000) for event, _, _ in chunk)
-        manifest = writer.replace_all(
-            buckets=state.bucket_facts(state.all_buckets()),
-            models=list(model_rows(config.models)),
-        )
+        events, customers, version = rederive_all(
+            writer, config, list(model_rows(config.models)), progress)
     finally:
         writer.close()
-    return RebuildResult(
-        events=state.event_count,
-        customers=state.customer_count,
-        seconds=time.perf_counter() - began,
-        version=manifest.version,
-    )
+    return RebuildResult(events=events, customers=customers,
+                         seconds=time.perf_counter() - began, version=version)

@@ -1,33 +1,32 @@
 """The consume loop: poll a micro-batch, apply it to the state, commit it with its offsets.
 
-Exactly-once effect: the next offset of every partition is stored in the warehouse manifest in
-the same atomic commit as the data it produced. On start the processor re-derives its state from
-the stored events and seeks the log to the stored offsets, so a crash at any point replays only
-what was not committed, and replayed duplicates are dropped by event_id.
+Exactly-once effect: the next offset of every partition is stored in the warehouse in the same
+transaction as the data it produced. On start the processor restores its state from the
+warehouse (processor/restore.py) and seeks the log to the stored offsets, so a crash at any
+point replays only what was not committed, and replayed duplicates are dropped by event_id.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import ValidationError
-
 from journey.errors import RetryableError
+from journey.facts import Changes
 from journey.log.base import LogConsumer, Record
 from journey.schema import Event
 from processor.errors import UndecodableRecordError
+from processor.restore import restore
 from processor.state import JourneyState
+from warehouse.tables import ModelRow
 from warehouse.writer import WarehouseWriter
 
 log = logging.getLogger("journey.processor")
-GC_GEN0_THRESHOLD = 20_000  # allocations between young collections (CPython's default: 700)
 TOP_UP_WAIT_S = 0.05  # Kafka needs a moment to return its next fetch
-TOP_UP_BUDGET_S = 0.5  # most time spent topping a batch up (a commit of a backlog takes longer)
+TOP_UP_BUDGET_S = 0.25  # most time spent topping a batch up before it is applied
 
 
 @dataclass(slots=True)
@@ -37,7 +36,8 @@ class BatchStats:
     records: int = 0
     new_events: int = 0
     dead_letters: int = 0
-    buckets: int = 0
+    extended: int = 0
+    rederived: int = 0
     seconds: float = 0.0
 
 
@@ -49,54 +49,41 @@ class Processor:
         consumer: LogConsumer,
         writer: WarehouseWriter,
         state: JourneyState,
-        model_rows: list[object],
+        model_rows: Sequence[ModelRow],
         batch_max_records: int,
         poll_timeout_s: float,
         dead_letter: Callable[[Record, Exception], None],
+        maintain_every: int = 100,
     ) -> None:
         self._consumer = consumer
         self._writer = writer
         self._state = state
-        self._model_rows = model_rows
+        self._model_rows = list(model_rows)
         self._batch_max = batch_max_records
         self._poll_timeout = poll_timeout_s
         self._dead_letter = dead_letter
+        self._maintain_every = maintain_every
+        self._commits = 0
         self._offsets: dict[int, int] = {}
         self._watermark: datetime | None = None
 
     def start(self) -> None:
-        """Rebuild the state from the warehouse and seek the log to the committed offsets."""
-        manifest = self._writer.state()
-        # One apply over every stored event derives each component once.
-        loaded = len(
-            self._state.apply(
-                event for chunk in self._writer.iter_events(50_000) for event, _, _ in chunk
-            ).new_events
-        )
-        self._offsets = {p: manifest.offsets.get(p, 0) for p in self._consumer.partitions()}
-        self._watermark = manifest.watermark
+        """Restore the state from the warehouse and seek the log to the committed offsets."""
+        committed = self._writer.state()
+        restored = restore(self._state, self._writer, self._model_rows)
+        self._offsets = {p: committed.offsets.get(p, 0) for p in self._consumer.partitions()}
+        self._watermark = committed.watermark
         self._consumer.seek(self._offsets)
-        # Models may have changed since the last commit: publish the current definitions.
-        self._writer.commit(
-            events=[],
-            buckets=self._state.bucket_facts(self._state.all_buckets()) if loaded else {},
-            offsets=self._offsets,
-            watermark=self._watermark,
-            models=self._model_rows,  # type: ignore[arg-type]
-        )
-        # The state is long-lived (every event and derived row): keep the collector from walking
-        # it on each full collection, and collect the young generation less often.
-        gc.freeze()
-        gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
-        log.info("processor started: %d stored events, offsets %s", loaded, self._offsets)
+        log.info("processor started: %d customers, %d stored events, offsets %s",
+                 restored.customers, restored.events, self._offsets)
 
     def run_once(self) -> BatchStats:
         """Poll and commit one micro-batch; a batch with no record commits nothing."""
         began = time.perf_counter()
         records = self._consumer.poll(self._batch_max, self._poll_timeout)
         # When behind, top the batch up with what is already available (Kafka hands out about
-        # one fetch per poll): a commit rewrites the touched buckets whole, so one big batch is
-        # much cheaper than several small ones. Bounded by batch_max and by TOP_UP_BUDGET_S.
+        # one fetch per poll): a commit has a fixed cost, so a bigger batch is cheaper per event.
+        # The budget is short so that a trickle is committed (and visible) within a moment.
         deadline = time.monotonic() + TOP_UP_BUDGET_S
         while records and len(records) < self._batch_max and time.monotonic() < deadline:
             more = self._consumer.poll(self._batch_max - len(records), TOP_UP_WAIT_S)
@@ -106,51 +93,47 @@ class Processor:
         stats = BatchStats(records=len(records))
         if not records:
             return stats
-        events: list[tuple[Event, int, int]] = []
+        events: list[Event] = []
+        where: dict[str, tuple[int, int]] = {}
         for record in records:
             self._offsets[record.partition] = record.offset + 1
             try:
-                events.append((decode(record), record.partition, record.offset))
+                event = decode(record)
             except UndecodableRecordError as exc:
                 self._dead_letter(record, exc)
                 stats.dead_letters += 1
-        applied = self._state.apply(event for event, _, _ in events)
-        new_ids = {e.event_id for e in applied.new_events}
-        stored = [item for item in events if item[0].event_id in new_ids]
-        # A duplicate inside one batch must be stored once: keep the first occurrence.
-        seen: set[str] = set()
-        unique = []
-        for item in stored:
-            if item[0].event_id not in seen:
-                seen.add(item[0].event_id)
-                unique.append(item)
-        for event, _, _ in unique:
+                continue
+            events.append(event)
+            where.setdefault(event.event_id, (record.partition, record.offset))
+        applied = self._state.apply(events)
+        stored = [(e, *where[e.event_id]) for e in applied.new_events]
+        for event in applied.new_events:
             if self._watermark is None or event.timestamp > self._watermark:
                 self._watermark = event.timestamp
-        self._commit_until_done(unique, applied.touched_buckets)
-        stats.new_events = len(unique)
-        stats.buckets = len(applied.touched_buckets)
+        self._commit_until_done(stored, applied.changes)
+        stats.new_events = len(stored)
+        stats.extended, stats.rederived = applied.extended, applied.rederived
         stats.seconds = time.perf_counter() - began
         return stats
 
-    def _commit_until_done(self, events: list[tuple[Event, int, int]], buckets: set[int]) -> None:
+    def _commit_until_done(self, events: list[tuple[Event, int, int]], changes: Changes) -> None:
         # The state already holds these events: giving up on the commit would lose them, so a
         # retryable failure is retried here (a fatal one crashes, and the restart replays them).
         wait = 0.2
         while True:
             try:
-                self._writer.commit(
-                    events=events,
-                    buckets=self._state.bucket_facts(buckets),
-                    offsets=dict(self._offsets),
-                    watermark=self._watermark,
-                    models=None,
-                )
-                return
+                self._writer.commit(events, changes, dict(self._offsets), self._watermark)
+                break
             except RetryableError as exc:
                 log.warning("commit failed, retrying in %.1fs: %s", wait, exc)
                 time.sleep(wait)
                 wait = min(wait * 2, 30.0)
+        self._commits += 1
+        if self._commits % self._maintain_every == 0:
+            try:
+                self._writer.maintain()
+            except RetryableError as exc:  # maintenance can wait for the next round
+                log.warning("warehouse maintenance failed: %s", exc)
 
     def run(self, should_stop: Callable[[], bool], backoff_s: float = 1.0) -> None:
         """Loop until should_stop(); retry retryable failures of the log with backoff."""
@@ -166,10 +149,9 @@ class Processor:
             wait = backoff_s
             if stats.records:
                 log.info(
-                    "batch: %d records, %d new events, %d buckets, %.3fs",
-                    stats.records,
-                    stats.new_events,
-                    stats.buckets,
+                    "batch: %d records, %d new events, %d customers extended, %d components "
+                    "re-derived, %.3fs",
+                    stats.records, stats.new_events, stats.extended, stats.rederived,
                     stats.seconds,
                 )
 
@@ -178,7 +160,7 @@ def decode(record: Record) -> Event:
     """The canonical event in a record, or UndecodableRecordError."""
     try:
         return Event.from_json(record.value)
-    except (ValidationError, ValueError) as exc:
+    except ValueError as exc:
         raise UndecodableRecordError(
             "record is not a canonical event", partition=record.partition, offset=record.offset
         ) from exc

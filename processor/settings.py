@@ -29,8 +29,9 @@ class ProcessorSettings(CommonSettings):
         default_factory=lambda: ["default"],
         description="Active stage models: preset names or paths to TOML/YAML model files.",
     )
-    buckets: int = Field(
-        default=16, ge=1, le=4096, description="Buckets the derived tables are split into."
+    maintain_every: int = Field(
+        default=100, ge=1,
+        description="Commits between two runs of the warehouse's maintenance (merge, expire).",
     )
     retry_backoff_s: float = Field(
         default=1.0, gt=0, description="First wait before retrying a retryable failure (s)."

@@ -1,82 +1,311 @@
-"""The processor's in-memory state: every stored event by component, and the derived facts of
-every customer by warehouse bucket.
+"""The processor's state: it follows customers, not events (SPEC 6.4).
 
-A micro-batch adds its new events, re-derives each affected component from all of its events (so
-the result equals a batch computation over the same events, whatever the arrival order; SPEC 7),
-and reports which buckets changed so the writer rewrites just those.
+In memory: the identity graph over key hashes (processor/graph.py), the set of stored event-id
+hashes (processor/dedup.py) and, per identity component, the small running state of each of its
+customers (processor/incremental.py). Raw events live in the warehouse once committed.
+
+A micro-batch is applied component by component:
+- an event at or after its customer's last event, that merges nothing, brings no new user_id and
+  is no alias, *extends* the customer's running state in O(1) (the incremental path);
+- a component that a batch merges with another, or that gets a late event, a new user_id, an
+  alias or a refused link, is *re-derived* with the reference `derive()` from its stored events
+  (read back from the warehouse by key hash) plus the batch's events, then resumed.
+Both paths give exactly what `derive()` over all events gives (SPEC 7; tests/processor).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
 
+from journey.facts import Changes, CustomerFacts, StateRow
+from journey.hashing import event_hash, key_hash
 from journey.schema import Event
-from processor.components import ComponentIndex
-from processor.derive import CoreConfig, derive
-from journey.facts import CustomerFacts
-from warehouse.tables import bucket_of
+from processor import ids, incremental
+from processor.dedup import EventIdSet
+from processor.derive import CoreConfig, derive_customers
+from processor.graph import KeyGraph, value_hash
+from processor.incremental import Running
+from processor.sessions import micros
+
+DERIVED = ("identities", "customers", "sessions", "stage_entries", "event_stages", "transitions",
+           "surveys", "customer_state")
 
 
-@dataclass(frozen=True, slots=True)
+class History(Protocol):
+    """Where the stored events of a component are read back from (the warehouse)."""
+
+    def events_by_key_hash(self, hashes: Collection[int]) -> list[Event]: ...
+
+
+@dataclass(slots=True)
 class Applied:
-    """What one batch changed."""
+    """What one batch changed: the events to store and the derived rows to write."""
 
-    new_events: list[Event]
-    touched_buckets: set[int]
+    new_events: list[Event] = field(default_factory=list)
+    changes: Changes = field(default_factory=Changes)
+    extended: int = 0  # customers extended in place
+    rederived: int = 0  # components re-derived from their history
+
+
+@dataclass(slots=True)
+class _Group:
+    """The batch's events of one component and the running states it absorbed."""
+
+    events: list[Event] = field(default_factory=list)
+    olds: list[Running] = field(default_factory=list)
+    new_keys: set[int] = field(default_factory=set)  # key hashes first seen in this batch
+    alias: bool = False
 
 
 class JourneyState:
-    """All events and derived customers held by one processor."""
+    """Identity graph, dedup set and per-customer running states of one processor."""
 
-    def __init__(self, config: CoreConfig, buckets: int) -> None:
-        self._config = config
-        self._buckets = buckets
-        self._index = ComponentIndex()
-        self._seen: set[str] = set()
-        self._by_bucket: dict[int, dict[str, CustomerFacts]] = {}
+    def __init__(self, config: CoreConfig, history: History) -> None:
+        self.config = config
+        self.history = history
+        self.graph = KeyGraph()
+        self.seen = EventIdSet()
+        self.alias_values: set[int] = set()  # value hashes named by an alias previousId
+        self.key_types: set[str] = set()
+        # Per graph node: the running states of the component rooted there (None elsewhere).
+        self._runs: list[list[Running] | None] = []
+        self.customers = 0
 
-    @property
-    def event_count(self) -> int:
-        return len(self._seen)
-
-    @property
-    def customer_count(self) -> int:
-        return sum(len(b) for b in self._by_bucket.values())
+    # -- the batch ---------------------------------------------------------------------------
 
     def apply(self, events: Iterable[Event]) -> Applied:
-        """Add events (duplicates by event_id are dropped) and re-derive what they affect."""
-        new: list[Event] = []
-        for event in events:
-            if event.event_id in self._seen:
+        """Add a batch (duplicates by event_id dropped); return what to store and write."""
+        out = Applied()
+        fresh = self._dedup(list(events))
+        if not fresh:
+            return out
+        out.new_events = fresh
+        groups = self._link(fresh)
+        rederive: dict[int, _Group] = {}
+        for root, group in groups.items():
+            group.events.sort(key=Event.order_key)
+            if self._extendable(group):
+                self._extend(root, group, out.changes)
+                out.extended += 1
+            else:
+                rederive[root] = group
+        if rederive:
+            self._rederive(rederive, out.changes)
+            out.rederived += len(rederive)
+        return out
+
+    def link_only(self, events: list[Event]) -> None:
+        """Add events' keys and links to the graph, deriving nothing (a rebuild's first pass)."""
+        self._link(self._dedup(events))
+
+    def _dedup(self, events: list[Event]) -> list[Event]:
+        hashes = [event_hash(e.event_id) for e in events]
+        known = self.seen.known(hashes)
+        fresh: list[Event] = []
+        batch: set[int] = set()
+        for event, h, old in zip(events, hashes, known, strict=True):
+            if old or h in batch:
                 continue
-            self._seen.add(event.event_id)
-            new.append(event)
-        if not new:
-            return Applied([], set())
-        touched: set[int] = set()
-        for component in self._index.add(new):
-            for old_id in self._index.customers_of(component):
-                bucket = bucket_of(old_id, self._buckets)
-                self._by_bucket.get(bucket, {}).pop(old_id, None)
-                touched.add(bucket)
-            facts = derive(self._index.events_of(component), self._config)
-            ids = []
-            for fact in facts:
-                cid = fact.customer.customer_id
-                bucket = bucket_of(cid, self._buckets)
-                self._by_bucket.setdefault(bucket, {})[cid] = fact
-                touched.add(bucket)
-                ids.append(cid)
-            self._index.set_customers(component, ids)
-        return Applied(new, touched)
+            batch.add(h)
+            fresh.append(event)
+        self.seen.update(batch)
+        return fresh
 
-    def bucket_facts(self, buckets: Iterable[int]) -> Mapping[int, list[CustomerFacts]]:
-        """The complete current facts of each listed bucket, ordered by customer id."""
-        return {
-            b: [self._by_bucket.get(b, {})[cid] for cid in sorted(self._by_bucket.get(b, {}))]
-            for b in buckets
-        }
+    def _link(self, events: list[Event]) -> dict[int, _Group]:
+        """Add the batch's keys and links to the graph; group its events by final component."""
+        graph = self.graph
+        touched: list[int] = []  # roots (as before this batch) whose components the batch joins
+        created: set[int] = set()
+        primaries: list[int] = []
+        for event in events:
+            nodes: list[int] = []
+            for key in event.keys:
+                h = key_hash(key.type, key.value)
+                node = graph.node(h)
+                if node is None:
+                    node = self._new_key(h, key.type, key.value, touched)
+                    created.add(h)
+                else:
+                    touched.append(graph.find(node))
+                nodes.append(node)
+            if event.type == "alias" and event.previous_id:
+                nodes.append(self._alias_value(event.previous_id, touched))
+            for node in nodes[1:]:
+                touched.extend(graph.union(nodes[0], node))
+            primaries.append(nodes[0])
+        groups: dict[int, _Group] = {}
+        for event, node in zip(events, primaries, strict=True):
+            group = groups.setdefault(graph.find(node), _Group())
+            group.events.append(event)
+            group.alias = group.alias or (event.type == "alias" and bool(event.previous_id))
+        runs = self._runs
+        for old_root in dict.fromkeys(touched):
+            held = runs[old_root]
+            if held is not None:
+                runs[old_root] = None
+                root = graph.find(old_root)
+                # A component joined through an alias value only has no event here: it is
+                # re-derived too.
+                groups.setdefault(root, _Group()).olds.extend(held)
+        for group in groups.values():
+            group.new_keys = {key_hash(k.type, k.value) for e in group.events for k in e.keys
+                              if key_hash(k.type, k.value) in created}
+            if any(value_hash(k.value) in self.alias_values for e in group.events
+                   for k in e.keys if key_hash(k.type, k.value) in created):
+                group.alias = True
+        return groups
 
-    def all_buckets(self) -> set[int]:
-        return set(range(self._buckets))
+    def _new_key(self, h: int, key_type: str, value: str, touched: list[int]) -> int:
+        node, _ = self.graph.add(h)
+        self._runs.append(None)
+        self.key_types.add(key_type)
+        vh = value_hash(value)
+        if vh in self.alias_values:
+            other = self.graph.node(vh)
+            if other is not None:
+                touched.extend(self.graph.union(node, other))
+        return node
+
+    def _alias_value(self, value: str, touched: list[int]) -> int:
+        """The value node of an alias previousId, linked to every key with that value."""
+        vh = value_hash(value)
+        node, created = self.graph.add(vh)
+        if created:
+            self._runs.append(None)
+            self.alias_values.add(vh)
+            for key_type in self.key_types:
+                other = self.graph.node(key_hash(key_type, value))
+                if other is not None:
+                    touched.extend(self.graph.union(node, other))
+        else:
+            touched.append(self.graph.find(node))
+        return node
+
+    # -- the incremental path ----------------------------------------------------------------
+
+    def _extendable(self, group: _Group) -> bool:
+        if group.alias:
+            return False
+        users = {k.value for e in group.events for k in e.keys if k.type == "user_id"}
+        if not group.olds:
+            return len(users) <= 1
+        if len(group.olds) != 1:
+            return False
+        run = group.olds[0]
+        if users and users != {run.user_id}:
+            return False
+        # Strictly later: a tie in time is ordered by event_id, which the state does not keep.
+        return micros(group.events[0].timestamp) > run.last_seen
+
+    def _extend(self, root: int, group: _Group, changes: Changes) -> None:
+        if group.olds:
+            run = group.olds[0]
+        else:
+            first = group.events[0]
+            users = {k.value for e in group.events for k in e.keys if k.type == "user_id"}
+            user_id = next(iter(users)) if users else None
+            cid = ids.customer_id(user_id, first.keys[0].type, first.keys[0].value)
+            run = incremental.start(cid, user_id, self.config)
+            self.customers += 1
+        pending: incremental.Delta | None = None
+        given: set[int] = set()
+        for event in group.events:
+            new_keys = []
+            for key in event.keys:
+                h = key_hash(key.type, key.value)
+                if h in group.new_keys and h not in given:
+                    given.add(h)
+                    new_keys.append((key.type, key.value))
+            delta = incremental.extend(run, event, new_keys, self.config)
+            if pending is None:
+                pending = delta
+            else:
+                pending.merge(delta)
+        self._runs[root] = [run]
+        cid = run.customer_id
+        assert pending is not None  # a group holds at least one event
+        if group.olds:
+            changes.delete("customers", "customer_id", frozenset({cid}))
+            changes.delete("transitions", "customer_id", frozenset({cid}))
+            changes.delete("customer_state", "customer_id", frozenset({cid}))
+            changes.delete("sessions", "session_id", frozenset(pending.sessions))
+        changes.add_facts(pending.facts())
+        changes.add("customer_state", [StateRow(cid, 0, incremental.encode(run))])
+
+    # -- the re-derivation path --------------------------------------------------------------
+
+    def _rederive(self, groups: dict[int, _Group], changes: Changes) -> None:
+        graph = self.graph
+        wanted: set[int] = set()
+        for root, group in groups.items():
+            if group.olds:
+                wanted.update(graph.members(root))
+        stored: dict[int, list[Event]] = {}
+        if wanted:
+            for event in self.history.events_by_key_hash(wanted):
+                node = graph.node(key_hash(event.keys[0].type, event.keys[0].value))
+                if node is not None:
+                    stored.setdefault(graph.find(node), []).append(event)
+        gone: set[str] = set()
+        for root, group in groups.items():
+            gone.update(run.customer_id for run in group.olds)
+            self.customers -= len(group.olds)
+            derived = derive_customers([*stored.get(root, ()), *group.events], self.config)
+            tag = min(graph.members(root)) if len(derived) > 1 else 0
+            runs: list[Running] = []
+            for facts, events in derived:
+                run = incremental.resume(
+                    facts.customer.customer_id, facts.customer.user_id, events, self.config)
+                runs.append(run)
+                gone.add(run.customer_id)
+                _add_facts(changes, facts)
+                changes.add("customer_state",
+                            [StateRow(run.customer_id, tag, incremental.encode(run))])
+            self._runs[root] = runs
+            self.customers += len(runs)
+        ids_gone = frozenset(gone)
+        # Deletes run before inserts: replacing a customer is a delete plus its new rows.
+        changes.deletes[:0] = [(table, "customer_id", ids_gone) for table in DERIVED]
+
+    # -- restoring ---------------------------------------------------------------------------
+
+    def restore_customer(self, keys: list[tuple[str, str]], component: int, run: Running) -> None:
+        """Put back one stored customer: its keys linked together (and to its component's)."""
+        graph = self.graph
+        nodes = [self._restore_node(key_hash(t, v)) for t, v in keys]
+        self.key_types.update(t for t, _ in keys)
+        if component:
+            nodes.append(self._restore_node(component))
+        held: list[Running] = []
+        for node in dict.fromkeys(graph.find(n) for n in nodes):
+            held.extend(self._runs[node] or ())
+            self._runs[node] = None
+        for node in nodes[1:]:
+            graph.union(nodes[0], node)
+        held.append(run)
+        self._runs[graph.find(nodes[0])] = held
+        self.customers += 1
+
+    def restore_alias(self, primary: tuple[str, str], previous_id: str) -> None:
+        """Put back the value node of a stored alias event (after every customer is back)."""
+        touched: list[int] = []
+        node = self._alias_value(previous_id, touched)
+        other = self._restore_node(key_hash(*primary))
+        touched.extend(self.graph.union(node, other))
+        held: list[Running] = []
+        for root in dict.fromkeys(touched):
+            held.extend(self._runs[root] or ())
+            self._runs[root] = None
+        self._runs[self.graph.find(node)] = held or None
+
+    def _restore_node(self, h: int) -> int:
+        node, created = self.graph.add(h)
+        if created:
+            self._runs.append(None)
+        return node
+
+
+def _add_facts(changes: Changes, facts: CustomerFacts) -> None:
+    changes.add_facts(facts)

@@ -1,0 +1,298 @@
+"""The incremental journey core: one customer's compact running state, extended event by event.
+
+`derive` (processor/derive.py) recomputes a customer from all of its events. Here a `Running`
+state, a few hundred bytes with no per-event data, is extended in O(1) by each next event of the
+customer (after its last one in (timestamp, event_id) order) and yields only the rows that
+changed. Both paths share the session fold, the stage step, the ids and the survey rule, so the
+rows are the same (SPEC 7); tests/processor/test_incremental.py proves it against derive.
+
+Which events may take this path (in order, not merging customers, no new user_id) is for the
+caller to judge; a customer that cannot is re-derived and `resume`d from its events.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from journey.errors import FatalError
+from journey.facts import (
+    CustomerFacts,
+    CustomerRow,
+    EventStageRow,
+    IdentityRow,
+    SessionRow,
+    StageEntryRow,
+    SurveyRow,
+    TransitionRow,
+)
+from journey.schema import SESSION_CHANNELS, Event
+from processor import ids
+from processor.derive import CoreConfig, survey_score
+from processor.sessions import (
+    OpenSession,
+    add_event,
+    campaign_of,
+    from_micros,
+    micros,
+    open_session,
+    session_row,
+    splits,
+    to_row,
+)
+from processor.stages.evaluate import Progress, advance, start as start_progress
+from processor.stages.evaluate import transition_counts
+from processor.stitching import merge_traits
+
+
+class NotIncrementalError(FatalError):
+    """An event that cannot extend a running state: the caller must re-derive the customer."""
+
+
+class Running(msgspec.Struct, array_like=True, gc=False):
+    """The running state of one customer over all active models (no per-event data)."""
+
+    customer_id: str
+    user_id: str | None
+    event_count: int = 0
+    first_seen: int = 0  # microseconds since the epoch
+    last_seen: int = 0
+    first_channel: str = ""
+    first_source: str = ""
+    first_medium: str = ""
+    traits: bytes = b""  # JSON of the merged traits (as they arrived in JSON); b"" for none
+    session: OpenSession | None = None  # the current web/app session
+    models: tuple[Progress, ...] = ()  # one per model of config.compiled, in that order
+
+
+@dataclass(slots=True)
+class Delta:
+    """The rows one or more extends of one customer changed.
+
+    `customer` and `transitions` replace the customer's rows; `sessions` are upserts by
+    session_id; the other lists are new rows.
+    """
+
+    customer: CustomerRow
+    identities: list[IdentityRow] = field(default_factory=list)
+    sessions: dict[str, SessionRow] = field(default_factory=dict)
+    stage_entries: list[StageEntryRow] = field(default_factory=list)
+    event_stages: list[EventStageRow] = field(default_factory=list)
+    transitions: list[TransitionRow] = field(default_factory=list)
+    surveys: list[SurveyRow] = field(default_factory=list)
+
+    def merge(self, later: Delta) -> None:
+        """Fold a later delta of the same customer into this one: the net change of both."""
+        self.customer = later.customer
+        self.identities.extend(later.identities)
+        self.sessions.update(later.sessions)  # an updated session keeps its place
+        self.stage_entries.extend(later.stage_entries)
+        self.event_stages.extend(later.event_stages)
+        self.transitions = later.transitions
+        self.surveys.extend(later.surveys)
+
+    def facts(self) -> CustomerFacts:
+        """The rows as CustomerFacts (all of them, when the delta started from `start`)."""
+        return CustomerFacts(
+            self.customer,
+            list(self.identities),
+            list(self.sessions.values()),
+            list(self.stage_entries),
+            list(self.event_stages),
+            list(self.transitions),
+            list(self.surveys),
+        )
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(Running)
+_TRAITS_ENCODER = msgspec.json.Encoder()
+_TRAITS_DECODER = msgspec.json.Decoder(dict[str, Any])
+
+
+def start(customer_id: str, user_id: str | None, config: CoreConfig) -> Running:
+    """The running state of a customer before its first event."""
+    return Running(customer_id, user_id, models=tuple(start_progress(m) for m in config.compiled))
+
+
+def resume(
+    customer_id: str, user_id: str | None, events: Sequence[Event], config: CoreConfig
+) -> Running:
+    """The running state after a customer's events, given in (timestamp, event_id) order."""
+    run = start(customer_id, user_id, config)
+    for event in events:
+        _apply(run, event, config, None)
+    return run
+
+
+def encode(run: Running) -> bytes:
+    """The running state as msgpack bytes."""
+    return _ENCODER.encode(run)
+
+
+def decode(data: bytes) -> Running:
+    """A running state from `encode`'s bytes."""
+    return _DECODER.decode(data)
+
+
+def traits(run: Running) -> dict[str, Any]:
+    """The customer's merged traits (SPEC 2.3), a new dict."""
+    return _TRAITS_DECODER.decode(run.traits) if run.traits else {}
+
+
+def extend(
+    run: Running, event: Event, new_keys: Sequence[tuple[str, str]], config: CoreConfig
+) -> Delta:
+    """Apply the customer's next event to `run`; the rows it changed.
+
+    `new_keys` are the event's keys the customer did not hold before, in identity order.
+    """
+    delta = Delta(_PLACEHOLDER)
+    _apply(run, event, config, delta)
+    cid, ts = run.customer_id, event.timestamp
+    delta.identities = [IdentityRow(cid, t, v, ts) for t, v in new_keys]
+    delta.customer = CustomerRow(
+        customer_id=cid,
+        user_id=run.user_id,
+        first_seen=from_micros(run.first_seen),
+        last_seen=ts,
+        event_count=run.event_count,
+        first_channel=run.first_channel,
+        first_source=run.first_source,
+        first_medium=run.first_medium,
+        traits=traits(run),
+    )
+    for model, progress in zip(config.compiled, run.models, strict=True):
+        name, names = model.model.name, model.names
+        delta.transitions.extend(
+            TransitionRow(cid, name, names[a], names[b], n) for a, b, n in transition_counts(progress)
+        )
+    return delta
+
+
+def _check(run: Running, event: Event, at: int) -> None:
+    if run.event_count and at < run.last_seen:
+        raise NotIncrementalError(
+            "event before the customer's last one", event_id=event.event_id
+        )
+    primary = event.keys[0]  # a user_id key, if any, is the primary one
+    if primary.type == "user_id" and primary.value != run.user_id:
+        raise NotIncrementalError(
+            "event brings a user_id the customer does not hold", event_id=event.event_id
+        )
+
+
+def _apply(run: Running, event: Event, config: CoreConfig, delta: Delta | None) -> None:
+    at = micros(event.timestamp)
+    _check(run, event, at)
+    if run.event_count == 0:
+        run.first_seen = at
+        # Interned: these few distinct values are then shared by every customer in memory.
+        run.first_channel = sys.intern(event.channel)
+        run.first_source = sys.intern(event.source)
+        run.first_medium = sys.intern(event.medium)
+    run.last_seen = at
+    run.event_count += 1
+    added = merge_traits((event,))
+    if added:
+        merged = traits(run)
+        merged.update(added)
+        run.traits = _TRAITS_ENCODER.encode(merged)
+    cid, names = run.customer_id, config.compiled
+    reached: list[int] = []
+    converted = 0
+    entries: list[tuple[int, int, int, int]] = []  # (model index, before, after, matched)
+    for m, (model, progress) in enumerate(zip(names, run.models, strict=True)):
+        own, before, matched = advance(model, progress, event)
+        after = progress.reached
+        reached.append(own)
+        if after > before:
+            entries.append((m, before, after, matched))
+            if before <= model.conversion <= after:
+                converted |= 1 << m
+    sid = _place(run, event, at, converted, config, delta)
+    if delta is not None:
+        _stage_rows(run, event, sid, reached, entries, config, delta)
+
+
+def _place(
+    run: Running, event: Event, at: int, converted: int, config: CoreConfig, delta: Delta | None
+) -> str:
+    """Put the event in its session (SPEC 3); its session_id. Upserts the session row."""
+    cid = run.customer_id
+    if event.channel not in SESSION_CHANNELS:
+        sid = ids.session_id(cid, event.event_id)
+        if delta is not None:
+            delta.sessions[sid] = session_row(sid, cid, (event,), _converted(converted, config))
+        return sid
+    session = run.session
+    if session is None or splits(
+        at - session.end,
+        campaign_of(event),
+        session.current,
+        config.session_timeout_us,
+        config.split_on_campaign_change,
+    ):
+        session = run.session = open_session(ids.session_id(cid, event.event_id), event)
+        session.channel = sys.intern(session.channel)
+    else:
+        add_event(session, event, at)
+    session.converted |= converted
+    if delta is not None:
+        row = to_row(session, cid, _converted(session.converted, config))
+        delta.sessions[session.session_id] = row
+    return session.session_id
+
+
+def _converted(mask: int, config: CoreConfig) -> tuple[str, ...]:
+    if not mask:
+        return ()
+    return tuple(m.model.name for i, m in enumerate(config.compiled) if (mask >> i) & 1)
+
+
+def _stage_rows(
+    run: Running,
+    event: Event,
+    sid: str,
+    own: list[int],
+    entries: list[tuple[int, int, int, int]],
+    config: CoreConfig,
+    delta: Delta,
+) -> None:
+    cid, eid, ts = run.customer_id, event.event_id, event.timestamp
+    for m, before, after, matched in entries:
+        model = config.compiled[m]
+        name, names = model.model.name, model.names
+        delta.stage_entries.extend(
+            StageEntryRow(cid, name, names[s], s, ts, not (matched >> s) & 1, eid)
+            for s in range(before + 1, after + 1)
+        )
+    response = survey_score(event)
+    for model, progress, own_stage in zip(config.compiled, run.models, own, strict=True):
+        at = progress.reached
+        name = model.model.name
+        delta.event_stages.append(
+            EventStageRow(
+                eid,
+                cid,
+                sid,
+                name,
+                ts,
+                event.event,
+                event.channel,
+                model.own_names[own_stage],
+                model.at_names[at],
+                at,
+            )
+        )
+        if response is not None:
+            survey, score = response
+            delta.surveys.append(SurveyRow(eid, cid, name, ts, survey, score, model.at_names[at]))
+
+
+# Replaced before extend() returns; a Delta always holds a customer row.
+_PLACEHOLDER = CustomerRow("", None, from_micros(0), from_micros(0), 0, "", "", "", {})

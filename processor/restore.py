@@ -1,0 +1,100 @@
+"""Start-up: the processor's memory rebuilt from what the warehouse committed.
+
+The dedup set comes from the `event_hash` column, the identity graph from each customer's
+identities (plus the value nodes of alias events), and each customer's running state from the
+`customer_state` table that every commit writes with the rows it produced. No event is decoded,
+so a restart costs about the number of customers, not of events. When the configured stage models
+differ from the stored ones (or the derived state is missing while events exist), every derived
+table is rebuilt first (processor/rebuild.py), so the warehouse never mixes two versions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from journey.facts import Changes
+from processor import incremental
+from processor.dedup import EventIdSet
+from processor.rebuild import rederive_all
+from processor.state import JourneyState
+from warehouse.tables import ModelRow
+from warehouse.writer import WarehouseWriter
+
+log = logging.getLogger("journey.processor")
+
+_CUSTOMERS = """
+SELECT s.customer_id, s.component, s.state, i.types, i.vals
+FROM customer_state s JOIN (
+    SELECT customer_id, list(type ORDER BY type, value) AS types,
+           list(value ORDER BY type, value) AS vals
+    FROM identities GROUP BY customer_id
+) i USING (customer_id)
+"""
+_ALIASES = """
+SELECT key_type, key_value, previous_id FROM events
+WHERE type = 'alias' AND previous_id IS NOT NULL
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """What start-up found (and rebuilt)."""
+
+    events: int
+    customers: int
+    rebuilt: bool
+
+
+def _count(writer: WarehouseWriter, table: str) -> int:
+    for batch in writer.scan(f"SELECT count(*) AS n FROM {table}"):
+        return int(batch.column(0)[0].as_py())
+    return 0
+
+
+def stored_models(writer: WarehouseWriter) -> list[ModelRow]:
+    """The models table as committed."""
+    rows: list[ModelRow] = []
+    sql = ("SELECT model, stage, stage_index, conversion_stage, lapse_after_s FROM models "
+           "ORDER BY model, stage_index")
+    for batch in writer.scan(sql):
+        rows += [ModelRow(**r) for r in batch.to_pylist()]
+    return rows
+
+
+def restore(state: JourneyState, writer: WarehouseWriter, models: Sequence[ModelRow]) -> Restored:
+    """Fill an empty state from the warehouse; rebuild derived tables if they are stale."""
+    configured = sorted(models, key=lambda m: (m.model, m.stage_index))
+    events = _count(writer, "events")
+    rebuilt = False
+    if stored_models(writer) != configured:
+        if events:
+            log.info("the stage models changed since the last commit: rebuilding every derived "
+                     "table from the %d stored events", events)
+            rederive_all(writer, state.config, configured)
+            rebuilt = True
+        else:
+            committed = writer.state()
+            writer.commit([], Changes(), {}, committed.watermark, models=configured)
+    elif events and not _count(writer, "customer_state"):
+        log.info("no processor state stored beside %d events: rebuilding it", events)
+        rederive_all(writer, state.config, configured)
+        rebuilt = True
+    parts = [b.column(0).to_numpy(zero_copy_only=False).astype(np.int64)
+             for b in writer.scan("SELECT event_hash FROM events")]
+    state.seen = EventIdSet(np.concatenate(parts) if parts else None)
+    for batch in writer.scan(_CUSTOMERS):
+        columns = batch.to_pydict()
+        for component, blob, types, vals in zip(
+            columns["component"], columns["state"], columns["types"], columns["vals"],
+            strict=True,
+        ):
+            state.restore_customer(list(zip(types, vals, strict=True)), component,
+                                   incremental.decode(blob))
+    for batch in writer.scan(_ALIASES):
+        for key_type, key_value, previous_id in zip(*batch.to_pydict().values(), strict=True):
+            state.restore_alias((key_type, key_value), previous_id)
+    return Restored(events=events, customers=state.customers, rebuilt=rebuilt)
