@@ -27,19 +27,19 @@ from api.settings import ApiSettings
 from api.store import SnapshotStore
 from ingest.normalize import normalize
 from journey.demo import generate
+from journey.facts import Changes
 from journey.schema import Event
 from processor.derive import CoreConfig, derive
-from journey.facts import CustomerFacts
 from processor.models_table import model_rows
 from processor.stages.model import load_models
 from warehouse.reader import WarehouseReader
 from warehouse.settings import WarehouseSettings
-from warehouse.writer import WarehouseWriter, bucket_of
+from warehouse.tables import DERIVED_ROWS
+from warehouse.writer import WarehouseWriter
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
 TOKEN = "dashboard-test-token"
 MODELS = ("default", "aida")
-BUCKETS = 4
 DEMO_CUSTOMERS = 120
 
 
@@ -55,13 +55,16 @@ def demo_events(customers: int = DEMO_CUSTOMERS) -> list[Event]:
 def commit(writer: WarehouseWriter, events: list[Event], first_offset: int,
            config: CoreConfig) -> None:
     """Derive every customer of `events` and commit them with the new events, as the processor
-    does (the derived buckets are rewritten whole)."""
+    does (each customer's rows are deleted by customer_id, then inserted again)."""
+    changes = Changes()
     facts = derive(events, config)
-    buckets: dict[int, list[CustomerFacts]] = {b: [] for b in range(BUCKETS)}
     for f in facts:
-        buckets[bucket_of(f.customer.customer_id, BUCKETS)].append(f)
+        changes.add_facts(f)
+    customers = frozenset(f.customer.customer_id for f in facts)
+    for table in DERIVED_ROWS:
+        changes.delete(table, "customer_id", customers)
     fresh = [(e, 0, first_offset + i) for i, e in enumerate(events[first_offset:])]
-    writer.commit(fresh, buckets, {0: len(events)}, max(e.timestamp for e in events),
+    writer.commit(fresh, changes, {0: len(events)}, max(e.timestamp for e in events),
                   list(model_rows(config.models)))
 
 
@@ -133,8 +136,7 @@ def build_app(data_dir: Path) -> FastAPI:
 def serving(data_dir: Path, events: list[Event]) -> Iterator[Served]:
     """Events through derive -> warehouse writer under data_dir, served by the real API."""
     config = CoreConfig(models=load_models(MODELS))
-    writer = WarehouseWriter(WarehouseSettings(data_dir=data_dir, buckets=BUCKETS,
-                                               grace_period_s=0.0))
+    writer = WarehouseWriter(WarehouseSettings(data_dir=data_dir, grace_period_s=0.0))
     writer.open()
     try:
         with serve(build_app(data_dir)) as url:
