@@ -212,7 +212,7 @@ def _apply(run: Running, event: Event, config: CoreConfig, delta: Delta | None) 
         reached.append(own)
         if after > before:
             entries.append((m, before, after, matched))
-            if before <= model.conversion <= after:
+            if before < model.conversion <= after:
                 converted |= 1 << m
     sid = _place(run, event, at, converted, config, delta)
     if delta is not None:
