@@ -13,8 +13,8 @@ from warehouse.writer import WarehouseWriter
 
 @pytest.fixture
 def settings(tmp_path: Path) -> WarehouseSettings:
-    """Settings of a fresh warehouse with few buckets."""
-    return WarehouseSettings(data_dir=tmp_path, buckets=8, lock_timeout_s=0.2)
+    """Settings of a fresh warehouse whose lock gives up quickly."""
+    return WarehouseSettings(data_dir=tmp_path, lock_timeout_s=0.2)
 
 
 @pytest.fixture

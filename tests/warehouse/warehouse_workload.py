@@ -1,8 +1,8 @@
 """Test data of the warehouse tests, and a workload that child processes run against a real root.
 
-Run as a script (`python warehouse_workload.py DATA_DIR BUCKETS COMMITS`) it is the writer child of
-the crash and concurrency tests: it resumes from what is stored and commits COMMITS times (0 =
-until killed).
+Run as a script (`python warehouse_workload.py DATA_DIR INLINE_ROW_LIMIT COMMITS`) it is the
+writer child of the crash and concurrency tests: it resumes from what is stored and commits
+COMMITS times (0 = until killed).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ if __name__ == "__main__":  # a child process: make the project importable
 
 import duckdb
 
-from journey.schema import Event, IdentityKey
 from journey.facts import (
+    Changes,
     CustomerFacts,
     CustomerRow,
     EventStageRow,
@@ -28,9 +28,10 @@ from journey.facts import (
     SurveyRow,
     TransitionRow,
 )
+from journey.schema import Event, IdentityKey
 from warehouse.reader import Snapshot, register_views
 from warehouse.settings import WarehouseSettings
-from warehouse.tables import bucket_of
+from warehouse.tables import DERIVED_ROWS
 from warehouse.writer import WarehouseWriter
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -54,7 +55,7 @@ def make_event(i: int, customer: str, **changes: object) -> Event:
         "medium": "(none)",
     }
     fields.update(changes)
-    return Event.model_validate(fields)
+    return Event.build(fields)
 
 
 def make_facts(customer: str, events: int) -> CustomerFacts:
@@ -76,16 +77,14 @@ def make_facts(customer: str, events: int) -> CustomerFacts:
     )
 
 
-def bucket_facts(
-    counts: Counter[str], touched: set[int], buckets: int
-) -> dict[int, list[CustomerFacts]]:
-    """The complete facts of every touched bucket, from per-customer event counts."""
-    out: dict[int, list[CustomerFacts]] = {b: [] for b in touched}
-    for customer, n in sorted(counts.items()):
-        b = bucket_of(customer, buckets)
-        if b in touched:
-            out[b].append(make_facts(customer, n))
-    return out
+def changes_for(counts: Counter[str], touched: set[str]) -> Changes:
+    """Replace the facts of the touched customers, as the processor does: delete, then insert."""
+    changes = Changes()
+    for customer in sorted(touched):
+        changes.add_facts(make_facts(customer, counts[customer]))
+    for table in DERIVED_ROWS:
+        changes.delete(table, "customer_id", frozenset(touched))
+    return changes
 
 
 def workload(writer: WarehouseWriter, commits: int) -> None:
@@ -93,7 +92,6 @@ def workload(writer: WarehouseWriter, commits: int) -> None:
     counts: Counter[str] = Counter()
     for chunk in writer.iter_events(1000):
         counts.update(event.primary_key.value for event, _, _ in chunk)
-    buckets = writer.settings.buckets
     done = 0
     while commits == 0 or done < commits:
         start = writer.state().offsets.get(0, 0)
@@ -102,31 +100,33 @@ def workload(writer: WarehouseWriter, commits: int) -> None:
             customer = f"c{(i * 7919) % CUSTOMERS:03d}"
             batch.append((make_event(i, customer), 0, i))
             counts[customer] += 1
-        touched = {bucket_of(e.primary_key.value, buckets) for e, _, _ in batch}
-        writer.commit(batch, bucket_facts(counts, touched, buckets), {0: start + len(batch)},
+        touched = {e.primary_key.value for e, _, _ in batch}
+        writer.commit(batch, changes_for(counts, touched), {0: start + len(batch)},
                       batch[-1][0].timestamp, None)
         done += 1
 
 
-def snapshot_figures(snap: Snapshot) -> tuple[int, int, int, int]:
-    """(version, events rows, sum of customers.event_count, sum of sessions.event_count) by SQL."""
+def snapshot_figures(snap: Snapshot) -> tuple[int, int, int, int, int]:
+    """(version, events rows, sum of customers.event_count, sum of sessions.event_count, stored
+    offset of partition 0) of a snapshot, by SQL over a reader's views."""
     con = duckdb.connect()
     try:
         register_views(con, snap)
         row = con.execute(
             "SELECT (SELECT version FROM meta), (SELECT count(*) FROM events),"
             " (SELECT coalesce(sum(event_count), 0) FROM customers),"
-            " (SELECT coalesce(sum(event_count), 0) FROM sessions)"
+            " (SELECT coalesce(sum(event_count), 0) FROM sessions),"
+            " (SELECT coalesce(max(next_offset), 0) FROM journey_lake.journey_offsets)"
         ).fetchone()
     finally:
         con.close()
     assert row is not None
-    return (int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+    return (int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]))
 
 
 if __name__ == "__main__":
-    root, n_buckets, n_commits = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-    child_settings = WarehouseSettings(data_dir=root, buckets=n_buckets, lock_timeout_s=30)
+    root, inline, n_commits = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    child_settings = WarehouseSettings(data_dir=root, inline_row_limit=inline, lock_timeout_s=30)
     with WarehouseWriter(child_settings) as child:
         print("ready", flush=True)
         workload(child, n_commits)
