@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 ## Run the whole pipeline on the embedded log with a generated demo dataset, then keep serving.
+## `make demo PORT=9000` (or PORT=9000 make demo) serves on another port than 8000.
 demo: setup
-	$(VENV)/bin/journey demo --data-dir data/demo
+	$(VENV)/bin/journey demo --data-dir data/demo $(if $(PORT),--port $(PORT))
 
 kafka:
 	scripts/kafka.sh fetch

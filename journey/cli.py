@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,8 +22,20 @@ Kafka = Annotated[
         "--kafka-bootstrap", help="Kafka HOST:PORT; unset = embedded log [JOURNEY_KAFKA_BOOTSTRAP]."
     ),
 ]
-Host = Annotated[str, typer.Option("--host", help="Address to listen on.")]
-AllInOnePort = Annotated[int, typer.Option("--port", help="Port of collector, API and dashboard.")]
+Host = Annotated[
+    str, typer.Option("--host", envvar="JOURNEY_HOST", help="Address to listen on [JOURNEY_HOST].")
+]
+AllInOnePort = Annotated[
+    int,
+    typer.Option("--port", envvar="JOURNEY_PORT",
+                 help="Port of collector, API and dashboard [JOURNEY_PORT]."),
+]
+RolePort = Annotated[int, typer.Option("--port", envvar="JOURNEY_PORT", help="[JOURNEY_PORT]")]
+LogLevel = Annotated[
+    str,
+    typer.Option("--log-level", envvar="JOURNEY_LOG_LEVEL",
+                 help="debug, info, warning or error; Kafka client logs show only at debug."),
+]
 
 
 def overrides(data_dir: Path | None, kafka_bootstrap: str | None) -> dict[str, Any]:
@@ -35,9 +48,27 @@ def overrides(data_dir: Path | None, kafka_bootstrap: str | None) -> dict[str, A
     return found
 
 
-def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+def _logging(level: str = "info") -> None:
+    name = level.strip().upper()
+    if name not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise typer.BadParameter(f"unknown log level {level!r}", param_hint="--log-level")
+    logging.basicConfig(level=name, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per demo request is noise
+    if name != "DEBUG":  # kafka-python logs every connection and rebalance at INFO
+        logging.getLogger("kafka").setLevel(logging.WARNING)
+    # The processor child of `journey up` reads it from the environment it inherits.
+    os.environ["JOURNEY_LOG_LEVEL"] = level
+
+
+def _check_port(host: str, port: int) -> None:
+    """A taken port ends the command with one line and exit status 1, before anything starts."""
+    from journey.ports import PortInUseError, check_free
+
+    try:
+        check_free(host, port)
+    except PortInUseError as error:
+        typer.echo(f"journey: {error.message}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -46,11 +77,13 @@ def up(
     kafka_bootstrap: Kafka = None,
     port: AllInOnePort = 8000,
     host: Host = "127.0.0.1",
+    log_level: LogLevel = "info",
 ) -> None:
     """Start collector, processor and API (embedded log unless a Kafka address is given)."""
+    _check_port(host, port)
     from journey.launch import serve
 
-    _logging()
+    _logging(log_level)
     serve(overrides(data_dir, kafka_bootstrap), host, port, demo=None)
 
 
@@ -64,11 +97,13 @@ def demo(
     serve_after: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Keep serving after loading the demo.")
     ] = True,
+    log_level: LogLevel = "info",
 ) -> None:
     """Start the pipeline and load a generated multi-channel demo dataset through the collector."""
+    _check_port(host, port)
     from journey.launch import DemoPlan, serve
 
-    _logging()
+    _logging(log_level)
     serve(
         overrides(data_dir, kafka_bootstrap),
         host,
@@ -81,44 +116,50 @@ def demo(
 def collector(
     data_dir: DataDir = None,
     kafka_bootstrap: Kafka = None,
-    port: Annotated[int, typer.Option("--port")] = 8001,
+    port: RolePort = 8001,
     host: Host = "127.0.0.1",
+    log_level: LogLevel = "info",
 ) -> None:
     """Run only the collector."""
+    _check_port(host, port)
     import uvicorn
 
     from ingest.app import create_app
     from ingest.settings import IngestSettings
     from journey.log.factory import open_producer
 
-    _logging()
+    _logging(log_level)
     settings = IngestSettings(**overrides(data_dir, kafka_bootstrap))
     uvicorn.run(create_app(settings, open_producer(settings)), host=host, port=port)
 
 
 @app.command()
-def processor(data_dir: DataDir = None, kafka_bootstrap: Kafka = None) -> None:
+def processor(
+    data_dir: DataDir = None, kafka_bootstrap: Kafka = None, log_level: LogLevel = "info"
+) -> None:
     """Run only the stream processor."""
     from processor.app import run
     from processor.settings import ProcessorSettings
 
-    _logging()
+    _logging(log_level)
     run(ProcessorSettings(**overrides(data_dir, kafka_bootstrap)))
 
 
 @app.command()
 def api(
     data_dir: DataDir = None,
-    port: Annotated[int, typer.Option("--port")] = 8000,
+    port: RolePort = 8000,
     host: Host = "127.0.0.1",
+    log_level: LogLevel = "info",
 ) -> None:
     """Run only the analytics API and dashboard."""
+    _check_port(host, port)
     import uvicorn
 
     from api.settings import ApiSettings
     from journey.server import create_api_app
 
-    _logging()
+    _logging(log_level)
     uvicorn.run(create_api_app(ApiSettings(**overrides(data_dir, None))), host=host, port=port)
 
 

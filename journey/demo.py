@@ -143,6 +143,19 @@ def generate(
     return sorted(kept, key=lambda m: (m["timestamp"], m["messageId"]))
 
 
+def from_backend(message: Message) -> bool:
+    """Web orders are reported by the shop's order backend, not the browser (SPEC 6.1's example)."""
+    return (message.get("event") == "Order Completed"
+            and message.get("context", {}).get("channel") == "web")
+
+
+def as_backend(message: Message) -> Message:
+    """The message as the order backend sends it: without a channel, which its write key's
+    default (`KEY:web`) supplies."""
+    context = {k: v for k, v in message.get("context", {}).items() if k != "channel"}
+    return {**message, "context": context}
+
+
 def _share_devices(rng: random.Random, people: list[Customer]) -> None:
     """A few households share one laptop: two customers, one anonymousId (SPEC 2.2 refusal)."""
     web = [p for p in people if p.registers]
