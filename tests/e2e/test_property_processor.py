@@ -5,13 +5,13 @@ between (some after records were polled but not committed, as a crash would leav
 stored table then equals `derive(all events)` written by one single commit.
 
 Unlike tests/processor/test_property.py (the pure core), this covers the consume loop, the
-state's bucket bookkeeping, the writer's partial bucket rewrites and the start-up path.
+state's choice between the incremental path and re-derivation from the warehouse, the writer's
+row-level deletes and inserts, and the restart from the stored customer_state.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,8 @@ from ingest.normalize import normalize
 from journey.log.base import Record
 from journey.log.embedded import EmbeddedLog
 from journey.schema import Event
-from processor.app import core_config
+from journey.facts import Changes
+from processor.config import core_config
 from processor.derive import CoreConfig, derive
 from processor.models_table import model_rows
 from processor.runner import Processor
@@ -32,13 +33,12 @@ from processor.settings import ProcessorSettings
 from processor.state import JourneyState
 from warehouse.reader import WarehouseReader
 from warehouse.settings import WarehouseSettings
-from warehouse.tables import TABLES, bucket_of
+from warehouse.tables import TABLES
 from warehouse.writer import WarehouseWriter
 
 T0 = datetime(2026, 2, 2, 9, tzinfo=UTC)
 RECEIVED = T0 + timedelta(days=3)
 PARTITIONS = 3
-BUCKETS = 4
 LOG_KEYS = [b"k0", b"k1", b"k2", b"k3", b"k4"]
 NAMES = [
     "Product Viewed",
@@ -127,13 +127,13 @@ def _open(
     data: Path, config: CoreConfig, batch_max: int, dead: list[Record]
 ) -> tuple[Processor, WarehouseWriter, EmbeddedLog]:
     """The pieces of processor.app.build, over the embedded log; dead letters go to `dead`."""
-    writer = WarehouseWriter(WarehouseSettings(data_dir=data, buckets=BUCKETS))
+    writer = WarehouseWriter(WarehouseSettings(data_dir=data))
     writer.open()
     consumer = EmbeddedLog(data / "log", PARTITIONS)
     processor = Processor(
         consumer=consumer,
         writer=writer,
-        state=JourneyState(config, BUCKETS),
+        state=JourneyState(config, writer),
         model_rows=list(model_rows(config.models)),
         batch_max_records=batch_max,
         poll_timeout_s=0.001,
@@ -145,16 +145,13 @@ def _open(
 
 def _reference(data: Path, events: list[Event], config: CoreConfig) -> None:
     """The batch result: derive(all events) stored by one commit of a fresh warehouse."""
-    by_bucket: dict[int, list[Any]] = defaultdict(list)
+    changes = Changes()
     for fact in derive(events, config):
-        by_bucket[bucket_of(fact.customer.customer_id, BUCKETS)].append(fact)
+        changes.add_facts(fact)
     stored = [(e, -1, -1) for e in events]
-    with WarehouseWriter(WarehouseSettings(data_dir=data, buckets=BUCKETS)) as writer:
+    with WarehouseWriter(WarehouseSettings(data_dir=data)) as writer:
         writer.commit(
-            events=stored,
-            buckets=by_bucket,
-            offsets={},
-            watermark=max(e.timestamp for e in events),
+            stored, changes, offsets={}, watermark=max(e.timestamp for e in events),
             models=list(model_rows(config.models)),
         )
 
@@ -167,7 +164,7 @@ def _tables(data: Path) -> dict[str, list[tuple[Any, ...]]]:
     try:
         WarehouseReader(data / "warehouse").register_views(con, snap)
         out = {}
-        for table in TABLES:
+        for table in TABLES:  # customer_state is the processor's own, derive() has none
             columns = '* EXCLUDE (partition, "offset")' if table == "events" else "*"
             out[table] = con.execute(f'SELECT {columns} FROM "{table}" ORDER BY ALL').fetchall()
         out["meta"] = con.execute("SELECT watermark FROM meta").fetchall()
@@ -183,7 +180,7 @@ def _offsets_point_at_their_records(data: Path) -> None:
         records = {(r.partition, r.offset): r for r in log.poll(10_000, 0.01)}
     finally:
         log.close()
-    with WarehouseWriter(WarehouseSettings(data_dir=data, buckets=BUCKETS)) as writer:
+    with WarehouseWriter(WarehouseSettings(data_dir=data)) as writer:
         for chunk in writer.iter_events(1000):
             for event, partition, offset in chunk:
                 assert Event.from_json(records[(partition, offset)].value) == event
