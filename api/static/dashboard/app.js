@@ -1,10 +1,16 @@
 // Wires the page: token, selectors, the poll loop (every few seconds, 304s reuse data) and panels.
 
 import { Api, AuthError, HttpError, forgetToken, initialToken, saveToken } from "./api.js";
-import { boardView } from "./board.js";
+import { boardView, normaliseStage } from "./board.js";
 import { attributionView, funnelView, mixView, transitionsView } from "./charts.js";
 import { customerView } from "./customer.js";
-import { fmtAgo, fmtInt, fmtNum, fmtPct, fmtTime, h, mount } from "./dom.js";
+import { fmtAgo, fmtDuration, fmtInt, fmtNum, fmtPct, fmtTime, h, label, mount } from "./dom.js";
+import { download, svgTable, toCsv } from "./export.js";
+import { regroup } from "./groups.js";
+import {
+  cohortsTable, cohortsView, compareRows, compareTable, compareView, heat, pathsTable, pathsView,
+  sessionsTable, sessionsView,
+} from "./panels.js";
 
 // ?poll=SECONDS overrides the interval (at least 1 s).
 const POLL_MS = 1000 * Math.max(1, Number(new URLSearchParams(location.search).get("poll")) || 5);
@@ -20,14 +26,45 @@ const state = {
   busy: false,
   customerKey: "",
   timer: null,
+  exports: {}, // panel name -> {title, table, svg?}: what the CSV and SVG buttons download
 };
 
-function selection() {
-  return { model: $("model").value || "default", persona: $("persona").value.trim() };
+// SPEC 1.2 channels, the values the API's channel= accepts.
+const CHANNELS = ["web", "app", "email", "call", "store", "sms", "social", "chat", "other"];
+const DAY_MS = 86_400_000;
+const ATTR_BY = { channel: "channel", source: "source", source_medium: "source_medium",
+  group: "source_medium", site: "source_medium" };
+
+/** The page's selection A (the filter bar) or B (the comparison's own inputs). */
+function selection(prefix = "") {
+  return {
+    model: $("model").value || "default",
+    persona: $(`${prefix}persona`).value.trim(),
+    from: $(`${prefix}from`).value,
+    to: $(`${prefix}to`).value,
+    channel: $(`${prefix}channel`).value,
+  };
 }
 
+const nextDay = (day) => new Date(Date.parse(`${day}T00:00:00Z`) + DAY_MS).toISOString().slice(0, 10);
+const prevDay = (day, n = 1) => new Date(Date.parse(`${day}T00:00:00Z`) - n * DAY_MS).toISOString().slice(0, 10);
+
+/** Query parameters of a selection: the "to" day is included, so the API's exclusive `to` is the
+ * next day. */
 function segmentParams(sel) {
-  return sel.persona ? { "trait.persona": sel.persona } : {};
+  const p = {};
+  if (sel.persona) p["trait.persona"] = sel.persona;
+  if (sel.from) p.from = sel.from;
+  if (sel.to) p.to = nextDay(sel.to);
+  if (sel.channel) p.channel = sel.channel;
+  return p;
+}
+
+function describe(sel) {
+  const parts = [sel.persona ? `persona ${sel.persona}` : "all customers"];
+  if (sel.from || sel.to) parts.push(`first seen ${sel.from || "…"} – ${sel.to || "…"}`);
+  if (sel.channel) parts.push(`first touch ${sel.channel}`);
+  return parts.join(" · ");
 }
 
 // ---- KPI tiles -------------------------------------------------------------------------------
@@ -129,37 +166,150 @@ async function fetchAll(sel) {
   const api = state.api;
   const seg = segmentParams(sel);
   const model = { model: sel.model };
+  // Events and sessions are bounded by their own time; channel= picks their channel there.
+  const period = { from: seg.from, to: seg.to, channel: seg.channel };
   const jobs = {
     funnel: api.get("/v1/funnel", { ...model, ...seg }),
     kpis: api.get("/v1/kpis", { ...model, ...seg }),
     map: api.get("/v1/journey-map", { ...model, ...seg }),
     transitions: api.get("/v1/transitions", { ...model, ...seg }),
-    timeseries: api.get("/v1/timeseries", { ...model, ...seg }),
+    // Each customer's first own stage: the step out of the stage every customer enters by `any`.
+    entries: api.get("/v1/paths", { ...model, ...seg, by: "stage", steps: 1, top: 1000 }),
+    timeseries: api.get("/v1/timeseries", { ...model, "trait.persona": seg["trait.persona"], ...period }),
     attribution: api.get("/v1/attribution", { ...model, ...seg,
-      method: $("attr-method").value, by: $("attr-by").value }),
+      method: $("attr-method").value, by: ATTR_BY[$("attr-by").value] }),
+    cohorts: api.get("/v1/cohorts", { ...model, ...seg, weeks: 8 }),
+    paths: api.get("/v1/paths", { ...model, ...seg, by: $("paths-by").value, steps: 4, top: 8 }),
+    sessions: api.get("/v1/sessions", period),
+    compare: api.get("/v1/funnel", { ...model, ...segmentParams(selection("b-")) }),
   };
   const names = Object.keys(jobs);
   const done = await Promise.all(Object.values(jobs));
   return Object.fromEntries(names.map((n, i) => [n, done[i]]));
 }
 
+/** Transitions plus, when the API has none out of the first stage, the step out of it: SPEC 4.2
+ * counts changes between *own* stages, and a stage reached only through `any` (the first stage
+ * of every preset) is never an own stage, so its row would always be empty. A customer enters at
+ * that stage, so its first own stage (if another one) is the move out of it. */
+export function withEntries(rows, entries, stageOrder) {
+  const first = stageOrder[0];
+  if (!first || rows.some((r) => r.from === first)) return rows;
+  const out = entries.filter((e) => e.path.length && e.path[0] !== first)
+    .map((e) => ({ from: first, to: e.path[0], transitions: e.customers, customers: e.customers, entry: true }));
+  return [...rows, ...out];
+}
+
+const cell = (v) => (v === null || v === undefined ? "" : v);
+
+function mapTable(map, funnel) {
+  const byStage = new Map((funnel.stages || []).map((st) => [st.stage, st]));
+  const stages = (map.stages || []).map((st) => normaliseStage(st, byStage.get(st.stage)));
+  return {
+    columns: ["stage", "customers", "conversion_from_previous", "conversion_from_first",
+      "median_time_to_stage_s", "top_touchpoints", "channels", "emotion", "emotion_responses"],
+    rows: stages.map((st) => [st.stage, st.customers, cell(st.fromPrevious), cell(st.fromFirst),
+      cell(st.median), st.touchpoints.slice(0, 5).map((t) => `${t.name} (${t.count})`).join("; "),
+      st.channels.map((c) => `${c.name} (${c.count})`).join("; "), cell(st.emotion), cell(st.responses)]),
+    stages,
+  };
+}
+
+/** The journey map as an SVG: stages as columns, the board's rows as rows. */
+function mapSvg(t, title) {
+  const rows = [
+    ["Customers", ...t.stages.map((st) => fmtInt(st.customers))],
+    ["From previous", ...t.stages.map((st, i) => (i ? fmtPct(st.fromPrevious) : "—"))],
+    ["From first", ...t.stages.map((st) => fmtPct(st.fromFirst))],
+    ["Median time to stage", ...t.stages.map((st) => fmtDuration(st.median))],
+    ...[0, 1, 2].map((k) => [k ? "" : "Top touchpoints", ...t.stages.map((st) => (st.touchpoints[k]
+      ? `${st.touchpoints[k].name} ${fmtInt(st.touchpoints[k].count)}` : ""))]),
+    ["Channels", ...t.stages.map((st) => st.channels.slice(0, 2).map((c) => c.name).join(", "))],
+    ["Emotion (−1..+1)", ...t.stages.map((st) => (st.emotion === null || st.emotion === undefined ? "no surveys" : fmtNum(st.emotion, 2)))],
+  ];
+  const max = Math.max(1, ...t.stages.map((st) => st.customers || 0));
+  const bars = [[null, ...t.stages.map((st) => (st.customers || 0) / max)]];
+  const fills = rows.map((r, ri) => (ri === rows.length - 1 ? [null, ...t.stages.map((st) => (st.emotion > 0.2
+    ? "#dcf3e3" : st.emotion < -0.2 ? "#fbe0e0" : st.emotion === null || st.emotion === undefined ? null : "#fdf0d8"))] : []));
+  return svgTable({ title: "Journey map", subtitle: title, columns: ["", ...t.stages.map((st) => label(st.stage))],
+    rows, bars, fills, widths: [170, ...t.stages.map(() => 190)] });
+}
+
 function render(r, sel, force) {
   const changed = (name) => force || r[name].changed;
   const stageOrder = (r.funnel.data.stages || []).map((st) => st.stage);
+  const title = `${sel.model} · ${describe(sel)}`;
   if (changed("kpis")) {
     mount($("kpis"), kpiTiles(r.kpis.data));
   }
   state.watermark = r.kpis.data.watermark || state.watermark;
   if (changed("map") || changed("funnel")) {
     mount($("board"), boardView(r.map.data, r.funnel.data));
-    $("map-segment").textContent = sel.persona ? `persona: ${sel.persona}` : "all customers";
+    $("map-segment").textContent = describe(sel);
+    const t = mapTable(r.map.data, r.funnel.data);
+    state.exports.map = { title, table: t, svg: () => mapSvg(t, title) };
   }
-  if (changed("funnel")) mount($("funnel"), funnelView(r.funnel.data));
-  if (changed("transitions") || changed("funnel")) {
-    mount($("transitions"), transitionsView(r.transitions.data, stageOrder));
+  if (changed("funnel")) {
+    mount($("funnel"), funnelView(r.funnel.data));
+    state.exports.funnel = { title, table: { columns: ["stage", "customers", "conversion_from_previous",
+      "conversion_from_first", "median_time_to_stage_s"], rows: r.funnel.data.stages.map((st) => [st.stage,
+      st.customers, cell(st.conversion_from_previous), cell(st.conversion_from_first), cell(st.median_time_to_stage_s)]) } };
   }
-  if (changed("timeseries")) mount($("mix"), mixView(r.timeseries.data));
-  if (changed("attribution")) mount($("attribution"), attributionView(r.attribution.data));
+  if (changed("transitions") || changed("funnel") || changed("entries")) {
+    const rows = withEntries(r.transitions.data, r.entries.data, stageOrder);
+    mount($("transitions"), transitionsView(rows, stageOrder));
+    state.exports.transitions = { title, table: { columns: ["from", "to", "transitions", "customers", "entry"],
+      rows: rows.map((t) => [t.from, t.to, t.transitions, t.customers, t.entry ? 1 : 0]) } };
+  }
+  if (changed("timeseries")) {
+    mount($("mix"), mixView(r.timeseries.data));
+    state.exports.mix = { title, table: { columns: ["date", "channel", "events", "customers"],
+      rows: r.timeseries.data.map((t) => [t.date ?? t.day, t.channel, t.events, t.customers]) } };
+  }
+  if (changed("attribution")) {
+    const by = $("attr-by").value;
+    const rows = by === "group" || by === "site" ? regroup(r.attribution.data, by) : r.attribution.data;
+    mount($("attribution"), attributionView(rows));
+    state.exports.attribution = { title: `${title} · ${$("attr-method").value} · ${by}`,
+      table: { columns: ["key", "credit", "conversions"], rows: rows.map((a) => [a.key, a.credit, cell(a.conversions)]) } };
+  }
+  if (changed("cohorts")) {
+    mount($("cohorts"), cohortsView(r.cohorts.data));
+    const t = cohortsTable(r.cohorts.data);
+    state.exports.cohorts = { title, table: t, svg: () => svgTable({ title: "Retention cohorts", subtitle: title,
+      columns: t.columns, rows: t.rows.map((row) => row.map((v, i) => (i > 1 ? (v === null ? "" : fmtPct(v, 0)) : v))),
+      fills: t.rows.map((row) => row.map((v, i) => (i > 1 ? heat(v) : null))), widths: [100, 80] }) };
+  }
+  if (changed("paths")) {
+    const by = $("paths-by").value;
+    mount($("paths"), pathsView(r.paths.data, by));
+    const t = pathsTable(r.paths.data);
+    const max = Math.max(1, ...r.paths.data.map((p) => p.customers));
+    state.exports.paths = { title, table: t, svg: () => svgTable({ title: `Top paths of ${by}s`, subtitle: title,
+      columns: t.columns, rows: t.rows.map(([p, n, s]) => [p.map((x) => (by === "stage" ? label(x) : x)), fmtInt(n), fmtPct(s, 1)]),
+      bars: t.rows.map(([, n]) => [null, n / max]), widths: [560, 100, 80] }) };
+  }
+  if (changed("sessions")) {
+    mount($("sessions"), sessionsView(r.sessions.data));
+    const t = sessionsTable(r.sessions.data);
+    state.exports.sessions = { title, table: t, svg: () => svgTable({ title: "Sessions", subtitle: describe({ ...sel, persona: "" }),
+      columns: ["channel", "sessions", "customers", "median length", "p90 length", "events / session", "bounce rate"],
+      rows: t.rows.map(([c, n, cu, med, p90, ev, , bounce]) => [c, fmtInt(n), fmtInt(cu), fmtDuration(med),
+        fmtDuration(p90), fmtNum(ev, 1), fmtPct(bounce)]), widths: [100, 90, 90, 110, 110, 120, 100] }) };
+  }
+  if (changed("compare") || changed("funnel") || force) {
+    const selB = selection("b-");
+    const rows = compareRows(r.funnel.data, r.compare.data);
+    mount($("compare"), compareView(rows, describe(sel), describe(selB)));
+    state.exports.compare = { title: `A: ${describe(sel)} · B: ${describe(selB)}`, table: compareTable(rows) };
+  }
+}
+
+function exportPanel(name, format) {
+  const e = state.exports[name];
+  if (!e) return;
+  if (format === "svg" && e.svg) download(`journey-${name}.svg`, e.svg(), "image/svg+xml");
+  else download(`journey-${name}.csv`, toCsv(e.table), "text/csv");
 }
 
 async function poll(force = false) {
@@ -207,7 +357,10 @@ function handleError(e) {
 function rememberSelection() {
   const q = new URLSearchParams(location.search);
   const sel = selection();
-  for (const [k, v] of [["model", sel.model === "default" ? "" : sel.model], ["persona", sel.persona]]) {
+  const b = selection("b-");
+  for (const [k, v] of [["model", sel.model === "default" ? "" : sel.model], ["persona", sel.persona],
+    ["from", sel.from], ["to", sel.to], ["channel", sel.channel], ["b.persona", b.persona],
+    ["b.from", b.from], ["b.to", b.to], ["b.channel", b.channel]]) {
     if (v) q.set(k, v); else q.delete(k);
   }
   const s = q.toString();
@@ -280,6 +433,29 @@ function wire() {
   $("persona").addEventListener("change", selectionChanged);
   $("attr-method").addEventListener("change", selectionChanged);
   $("attr-by").addEventListener("change", selectionChanged);
+  for (const id of ["from", "to", "channel", "b-persona", "b-from", "b-to", "b-channel", "paths-by"]) {
+    $(id).addEventListener("change", selectionChanged);
+  }
+  $("filters").addEventListener("submit", (ev) => ev.preventDefault());
+  $("compare-form").addEventListener("submit", (ev) => ev.preventDefault());
+  $("clear-filters").addEventListener("click", () => {
+    for (const id of ["persona", "from", "to", "channel"]) $(id).value = "";
+    selectionChanged();
+  });
+  $("b-previous").addEventListener("click", () => {
+    const a = selection();
+    if (!a.from || !a.to) { banner("Choose a first-seen range (from and to) to compare with the period before it."); return; }
+    const days = Math.round((Date.parse(a.to) - Date.parse(a.from)) / DAY_MS) + 1;
+    $("b-to").value = prevDay(a.from);
+    $("b-from").value = prevDay(a.from, days);
+    $("b-persona").value = a.persona;
+    $("b-channel").value = a.channel;
+    selectionChanged();
+  });
+  document.addEventListener("click", (ev) => {
+    const btn = ev.target.closest && ev.target.closest("button.exp");
+    if (btn) exportPanel(btn.dataset.export, btn.dataset.format);
+  });
   $("lookup-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const key = $("lookup-key").value.trim();
@@ -298,8 +474,19 @@ function wire() {
   setInterval(() => showFreshness(), 1000);
 }
 
+function restoreSelection() {
+  const q = new URLSearchParams(location.search);
+  for (const id of ["channel", "b-channel"]) {
+    mount($(id), h("option", { value: "" }, "all channels"), CHANNELS.map((c) => h("option", { value: c }, c)));
+  }
+  for (const [id, key] of [["persona", "persona"], ["from", "from"], ["to", "to"], ["channel", "channel"],
+    ["b-persona", "b.persona"], ["b-from", "b.from"], ["b-to", "b.to"], ["b-channel", "b.channel"]]) {
+    $(id).value = q.get(key) || "";
+  }
+}
+
 wire();
-$("persona").value = new URLSearchParams(location.search).get("persona") || "";
+restoreSelection();
 const token = initialToken();
 if (token) start(token);
 else askToken();

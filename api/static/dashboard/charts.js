@@ -44,8 +44,10 @@ export function transitionsView(rows, stageOrder) {
       const rgb = ti > fi ? "79,124,255" : "245,140,40";
       return h("td", {
         class: ti > fi ? "fwd" : "back", style: `background:rgba(${rgb},${a.toFixed(3)})`,
-        title: `${label(from)} → ${label(to)}: ${fmtInt(r.transitions)} transitions by ${fmtInt(r.customers)} customers`,
-        "data-from": from, "data-to": to, "data-value": r.transitions,
+        title: r.entry
+          ? `${fmtInt(r.customers)} customers entered at ${label(from)} and first moved to ${label(to)}`
+          : `${label(from)} → ${label(to)}: ${fmtInt(r.transitions)} transitions by ${fmtInt(r.customers)} customers`,
+        "data-from": from, "data-to": to, "data-value": r.transitions, "data-entry": r.entry ? "1" : null,
       }, h("b", {}, fmtInt(r.transitions)), h("small", {}, `${fmtInt(r.customers)} cust.`));
     })));
   return h("table", { class: "matrix", "data-testid": "transitions" }, h("thead", {}, head),
