@@ -44,8 +44,8 @@ from processor.sessions import (
     splits,
     to_row,
 )
-from processor.stages.evaluate import Progress, advance, start as start_progress
-from processor.stages.evaluate import transition_counts
+from processor.stages.evaluate import Progress, advance, transition_counts
+from processor.stages.evaluate import start as start_progress
 from processor.stitching import merge_traits
 
 
@@ -169,7 +169,8 @@ def extend(
     for model, progress in zip(config.compiled, run.models, strict=True):
         name, names = model.model.name, model.names
         delta.transitions.extend(
-            TransitionRow(cid, name, names[a], names[b], n) for a, b, n in transition_counts(progress)
+            TransitionRow(cid, name, names[a], names[b], n)
+            for a, b, n in transition_counts(progress)
         )
     return delta
 
@@ -202,21 +203,20 @@ def _apply(run: Running, event: Event, config: CoreConfig, delta: Delta | None) 
         merged = traits(run)
         merged.update(added)
         run.traits = _TRAITS_ENCODER.encode(merged)
-    cid, names = run.customer_id, config.compiled
-    reached: list[int] = []
+    owns: list[int] = []
     converted = 0
     entries: list[tuple[int, int, int, int]] = []  # (model index, before, after, matched)
-    for m, (model, progress) in enumerate(zip(names, run.models, strict=True)):
+    for m, (model, progress) in enumerate(zip(config.compiled, run.models, strict=True)):
         own, before, matched = advance(model, progress, event)
         after = progress.reached
-        reached.append(own)
+        owns.append(own)
         if after > before:
             entries.append((m, before, after, matched))
             if before < model.conversion <= after:
                 converted |= 1 << m
     sid = _place(run, event, at, converted, config, delta)
     if delta is not None:
-        _stage_rows(run, event, sid, reached, entries, config, delta)
+        _stage_rows(run, event, sid, owns, entries, config, delta)
 
 
 def _place(
