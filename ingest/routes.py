@@ -44,6 +44,10 @@ ENDPOINTS: dict[str, str | None] = {
     "i": "identify", "p": "page", "s": "screen", "g": "group", "a": "alias",
 }
 _ALLOW_HEADERS = "Authorization, Content-Type, Content-Encoding"
+# A failed append may still have reached the log (a timeout after the broker wrote it), so a
+# 503 never claims that nothing was stored; a retry is safe because event ids deduplicate.
+MAYBE_STORED = ("the events may have been stored; retry with the same messageId: "
+                "duplicates are dropped")
 
 EVENTS = Counter("journey_ingest_events_total", "Events seen by the collector", ["outcome"])
 REQUESTS = Counter("journey_ingest_requests_total", "Collector requests by status", ["status"])
@@ -197,12 +201,12 @@ def collector_router(settings: IngestSettings, producer: LogProducer,
         except ClientDisconnect:
             return 400, {"success": False, "error": "client disconnected before the body ended"}
         except RetryableError as exc:
-            log.warning("events not stored, client told to retry: %s", exc)
-            return 503, {"success": False, "error": f"{exc.message}; nothing was stored, retry"}
+            log.warning("append failed, client told to retry: %s", exc)
+            return 503, {"success": False, "error": f"{exc.message}; {MAYBE_STORED}"}
         except Exception as exc:  # the log failed in a way it did not classify: still retryable
-            log.exception("events not stored")
-            return 503, {"success": False, "error": f"events not stored ({type(exc).__name__}); "
-                                                     "retry"}
+            log.exception("append failed")
+            return 503, {"success": False,
+                         "error": f"the log failed ({type(exc).__name__}); {MAYBE_STORED}"}
         EVENTS.labels(outcome="stored").inc(outcome.stored)
         EVENTS.labels(outcome="rejected").inc(len(outcome.rejected))
         return answer(outcome, single=kind is not None)

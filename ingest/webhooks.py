@@ -20,7 +20,7 @@ from ingest import sendgrid
 from ingest.deadletter import DeadLetter, DeadLetterStore
 from ingest.errors import InvalidEventError, WireError
 from ingest.ratelimit import RateLimiter, retry_fields, retry_headers
-from ingest.routes import REQUESTS, Collector, Outcome, answer, read_body
+from ingest.routes import MAYBE_STORED, REQUESTS, Collector, Outcome, answer, read_body
 from ingest.settings import IngestSettings
 from ingest.wire import authenticate, decode_body, event_size
 from journey.errors import RetryableError
@@ -52,11 +52,12 @@ async def guarded(request: Request, limit: int, handler: Handler,
     except ClientDisconnect:
         status, payload = 400, {"success": False, "error": "client disconnected mid-body"}
     except RetryableError as exc:
-        log.warning("bulk request not stored, client told to retry: %s", exc)
-        status, payload = 503, {"success": False, "error": f"{exc.message}; retry"}
+        log.warning("bulk request failed, client told to retry: %s", exc)
+        status, payload = 503, {"success": False, "error": f"{exc.message}; {MAYBE_STORED}"}
     except Exception as exc:  # the log failed in a way it did not classify: still retryable
-        log.exception("bulk request not stored")
-        status, payload = 503, {"success": False, "error": f"not stored ({type(exc).__name__})"}
+        log.exception("bulk request failed")
+        status, payload = 503, {"success": False,
+                                "error": f"the log failed ({type(exc).__name__}); {MAYBE_STORED}"}
     headers = retry_headers(payload) if status == 429 else {}
     if status == 503:
         headers["Retry-After"] = str(retry_after_s)

@@ -9,7 +9,13 @@ from journey.settings import CommonSettings
 
 
 def open_producer(settings: CommonSettings) -> LogProducer:
-    """A producer on settings.topic (the topic is created with settings.partitions if missing)."""
+    """A producer on settings.topic (the topic is created with settings.partitions if missing).
+
+    On Kafka nothing is contacted here: the topic is created on the first append, so the
+    collector opens its port even while the broker is down and answers 503 until it is back.
+    """
+    if settings.kafka_bootstrap:
+        return KafkaLog(settings.kafka_bootstrap, settings.topic, partitions=settings.partitions)
     return _open(settings)
 
 

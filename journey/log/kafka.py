@@ -7,6 +7,9 @@ The producer and the consumer client are created on first use, so a process that
 from __future__ import annotations
 
 import contextlib
+import logging
+import socket
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +25,42 @@ from kafka.net.compat import KafkaNetClient
 
 from journey.log.base import Record
 from journey.log.errors import LogRejected, LogUnavailable, UnknownPartition
+
+log = logging.getLogger(__name__)
+PROBE_EVERY_S = 0.5
+
+
+def reachable(bootstrap: str, timeout_s: float = 0.5) -> bool:
+    """Whether any bootstrap HOST:PORT accepts a TCP connection now (a cheap probe, so that a
+    broker known to be down costs a caller milliseconds, not kafka-python's bootstrap timeout)."""
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout_s):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+def _abandon(producer: Any) -> None:
+    """Stop a failed producer off the caller's thread, dropping what it still holds.
+
+    kafka-python's close() flushes first, which never ends while the broker is gone, and its
+    __del__ retries that for a second on whichever thread collects it (a stall of every
+    request). So the sender is force-closed first (pending batches are aborted: the 503 the
+    client got says they may or may not have been stored), then close() has nothing to wait for.
+    """
+
+    def close() -> None:
+        sender = getattr(producer, "_sender", None)  # kafka-python 3.0 internals, checked
+        if sender is not None:
+            sender.force_close()
+            sender.join(5.0)
+        with contextlib.suppress(Exception):
+            producer.close(timeout=1.0)
+
+    threading.Thread(target=close, name="kafka-abandon", daemon=True).start()
 
 
 def _is_retryable(exc: Exception) -> bool:
@@ -99,7 +138,14 @@ def ensure_topic(
 
 
 class KafkaLog:
-    """A topic of a Kafka cluster as a LogProducer and a LogConsumer."""
+    """A topic of a Kafka cluster as a LogProducer and a LogConsumer.
+
+    After a failed append the producer is dropped and rebuilt on the next one: kafka-python's
+    idempotent producer does not always recover from a broker that was killed and restarted.
+    Until the broker accepts connections again, appends fail at once instead of waiting.
+    When `partitions` is given, the producer creates the topic on its first append, so a
+    collector can start (and answer 503) while the broker is down.
+    """
 
     def __init__(
         self,
@@ -110,9 +156,13 @@ class KafkaLog:
         timeout_s: float = 10.0,
         linger_ms: int = 5,
         batch_size: int = 256 * 1024,
+        partitions: int | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
+        self._partitions = partitions  # None: the caller ensured the topic
+        self._lock = threading.Lock()
+        self._down_until = 0.0  # monotonic time before which the broker is taken as down
         self._client_id = client_id
         self._timeout_s = timeout_s
         self._linger_ms = linger_ms
@@ -127,7 +177,22 @@ class KafkaLog:
     # -- producer --------------------------------------------------------------------------
 
     def _open_producer(self) -> Any:
+        with self._lock:  # appends run on many threads: build one producer, not one each
+            return self._open_producer_locked()
+
+    def _open_producer_locked(self) -> Any:
         if self._producer is None:
+            # One probe per PROBE_EVERY_S at most: a burst of appends must not queue on probes.
+            now = time.monotonic()
+            if now < self._down_until:
+                raise LogUnavailable("no Kafka broker accepted connections", **self._context())
+            if not reachable(self.bootstrap):
+                self._down_until = now + PROBE_EVERY_S
+                raise LogUnavailable("no Kafka broker accepts connections", **self._context())
+            if self._partitions is not None:
+                timeout_s = self._timeout_s
+                ensure_topic(self.bootstrap, self.topic, self._partitions, timeout_s=timeout_s)
+                self._partitions = None
             try:
                 self._producer = _construct(
                     KafkaProducer,
@@ -160,11 +225,25 @@ class KafkaLog:
                     future.get(timeout=max(deadline - time.monotonic(), 0.001))
                 except Exception as exc:
                     context = self._context(record=index, records=len(records))
+                    if producer is not self._producer:  # abandoned by another append's failure
+                        raise LogUnavailable(f"append abandoned: {exc}", **context) from exc
                     raise _wrap(exc, "append not acknowledged", **context) from exc
-        except (LogUnavailable, LogRejected):
+        except LogRejected:
             raise
         except Exception as exc:
+            self._drop_producer(producer)
+            if isinstance(exc, LogUnavailable):
+                raise
             raise _wrap(exc, "append failed", **self._context(records=len(records))) from exc
+
+    def _drop_producer(self, failed: Any) -> None:
+        """Forget the producer after a failure; the next append builds a fresh one."""
+        with self._lock:
+            if self._producer is not failed:
+                return  # another append already replaced it: keep the new one
+            self._producer = None
+        log.warning("Kafka append failed; the producer is rebuilt on the next append")
+        _abandon(failed)
 
     # -- consumer --------------------------------------------------------------------------
 
