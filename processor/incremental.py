@@ -30,7 +30,7 @@ from journey.facts import (
     SurveyRow,
     TransitionRow,
 )
-from journey.schema import SESSION_CHANNELS, Event
+from journey.schema import SESSION_CHANNELS, Channel, Event
 from processor import ids
 from processor.derive import CoreConfig, survey_score
 from processor.sessions import (
@@ -41,6 +41,7 @@ from processor.sessions import (
     micros,
     open_session,
     session_row,
+    share_strings,
     splits,
     to_row,
 )
@@ -61,7 +62,7 @@ class Running(msgspec.Struct, array_like=True, gc=False):
     event_count: int = 0
     first_seen: int = 0  # microseconds since the epoch
     last_seen: int = 0
-    first_channel: str = ""
+    first_channel: Channel = "other"  # a Literal: decoded to the one shared string
     first_source: str = ""
     first_medium: str = ""
     traits: bytes = b""  # JSON of the merged traits (as they arrived in JSON); b"" for none
@@ -136,7 +137,11 @@ def encode(run: Running) -> bytes:
 
 def decode(data: bytes) -> Running:
     """A running state from `encode`'s bytes."""
-    return _DECODER.decode(data)
+    run = _DECODER.decode(data)
+    run.first_source, run.first_medium = sys.intern(run.first_source), sys.intern(run.first_medium)
+    if run.session is not None:
+        share_strings(run.session)
+    return run
 
 
 def traits(run: Running) -> dict[str, Any]:
@@ -193,7 +198,7 @@ def _apply(run: Running, event: Event, config: CoreConfig, delta: Delta | None) 
     if run.event_count == 0:
         run.first_seen = at
         # Interned: these few distinct values are then shared by every customer in memory.
-        run.first_channel = sys.intern(event.channel)
+        run.first_channel = event.channel
         run.first_source = sys.intern(event.source)
         run.first_medium = sys.intern(event.medium)
     run.last_seen = at
@@ -238,7 +243,6 @@ def _place(
         config.split_on_campaign_change,
     ):
         session = run.session = open_session(ids.session_id(cid, event.event_id), event)
-        session.channel = sys.intern(session.channel)
     else:
         add_event(session, event, at)
     session.converted |= converted

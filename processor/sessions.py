@@ -13,13 +13,14 @@ split rule, so both give the same rows.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import msgspec
 
 from journey.facts import SessionRow
-from journey.schema import SESSION_CHANNELS, Event
+from journey.schema import SESSION_CHANNELS, Channel, Event
 
 Campaign = tuple[str, str, str]
 PAGE_TYPES = frozenset({"page", "screen"})
@@ -66,7 +67,7 @@ class OpenSession(msgspec.Struct, array_like=True, gc=False):
     """A session being built: what its row and the split rule need, without its events."""
 
     session_id: str
-    channel: str
+    channel: Channel  # a Literal: msgspec decodes it to the one shared string
     start: int  # microseconds since the epoch
     end: int
     event_count: int
@@ -79,9 +80,17 @@ class OpenSession(msgspec.Struct, array_like=True, gc=False):
     converted: int = 0  # bit m set: one of its events entered model m's conversion stage
 
 
+def _shared(campaign: Campaign | None) -> Campaign | None:
+    # Few distinct sources, media and campaigns: interned, every open session shares them.
+    if campaign is None:
+        return None
+    return (sys.intern(campaign[0]), sys.intern(campaign[1]), sys.intern(campaign[2]))
+
+
 def open_session(session_id: str, event: Event) -> OpenSession:
     """A session holding only its first event."""
     at = micros(event.timestamp)
+    name = event.campaign_name
     return OpenSession(
         session_id,
         event.channel,
@@ -90,11 +99,19 @@ def open_session(session_id: str, event: Event) -> OpenSession:
         1,
         1 if event.type in PAGE_TYPES else 0,
         event.page_url if event.type == "page" and event.page_url else None,
-        event.source,
-        event.medium,
-        event.campaign_name,
-        campaign_of(event),
+        sys.intern(event.source),
+        sys.intern(event.medium),
+        None if name is None else sys.intern(name),
+        _shared(campaign_of(event)),
     )
+
+
+def share_strings(session: OpenSession) -> None:
+    """Intern a decoded session's low-cardinality strings, as `open_session` does."""
+    session.source, session.medium = sys.intern(session.source), sys.intern(session.medium)
+    if session.campaign is not None:
+        session.campaign = sys.intern(session.campaign)
+    session.current = _shared(session.current)
 
 
 def add_event(session: OpenSession, event: Event, at: int) -> None:
@@ -106,9 +123,10 @@ def add_event(session: OpenSession, event: Event, at: int) -> None:
         if session.landing_page is None and event.type == "page" and event.page_url:
             session.landing_page = event.page_url
     if session.current is None and event.has_campaign:
-        session.current = campaign_of(event)
-        session.source, session.medium = event.source, event.medium
-        session.campaign = event.campaign_name
+        session.current = _shared(campaign_of(event))
+        session.source, session.medium = sys.intern(event.source), sys.intern(event.medium)
+        name = event.campaign_name
+        session.campaign = None if name is None else sys.intern(name)
 
 
 def to_row(session: OpenSession, customer: str, converted_models: tuple[str, ...]) -> SessionRow:
