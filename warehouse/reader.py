@@ -55,6 +55,17 @@ class WarehouseReader:
         """Attach the lake READ_ONLY at the snapshot in `con` and create one view per table."""
         register_views(con, snap)
 
+    def offsets(self, snap: Snapshot) -> dict[int, int]:
+        """The consumer offsets committed with a snapshot (partition -> next offset)."""
+        con = duckdb.connect()
+        try:
+            register_views(con, snap)
+            rows = con.execute(
+                f'SELECT "partition", next_offset FROM {LAKE}.journey_offsets').fetchall()
+        finally:
+            con.close()
+        return {int(p): int(o) for p, o in rows}
+
     def views_sql(self, snap: Snapshot | None = None) -> str:
         """The init SQL of an analyst's session: load, attach (pinned if snap), views."""
         return views_sql(self.location, None if snap is None else snap.version)

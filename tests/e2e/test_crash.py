@@ -53,7 +53,7 @@ def committed(settings: CommonSettings) -> tuple[int, dict[int, int]]:
     snap = WarehouseReader(settings.warehouse_dir).current()
     if snap is None:
         return 0, {}
-    return snap.version, dict(snap.manifest.offsets)
+    return snap.version, WarehouseReader(settings.warehouse_dir).offsets(snap)
 
 
 def run_until_caught_up(proc: Proc, settings: CommonSettings, end: dict[int, int]) -> None:

@@ -49,7 +49,8 @@ class Pipeline:
         while time.monotonic() < deadline:
             assert self.proc.alive(), self.proc.tail()
             snap = reader.current()
-            if snap and all(snap.manifest.offsets.get(p, 0) >= n for p, n in end.items()):
+            done = snap and reader.offsets(snap)
+            if done and all(done.get(p, 0) >= n for p, n in end.items()):
                 ready = httpx.get(f"{self.base}/readyz", timeout=5)
                 if ready.status_code == 200 and ready.json()["version"] >= snap.version:
                     return
