@@ -9,17 +9,24 @@ import csv
 import io
 import time
 from collections import defaultdict
-from datetime import date, timedelta
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
 import httpx
-from conftest import ARTIFACTS, Screenshots, Served
+import pytest
+from conftest import ARTIFACTS, TOKEN, Screenshots, Served, build_app, serve
 from playwright.sync_api import Page, Response
+from pydantic import SecretStr
 
+from api.query import query_router
+from api.settings import ApiSettings
+from api.store import SnapshotStore
 from journey.schema import Event
+from warehouse.reader import WarehouseReader
 
 PERSONA = "Loyal Regular"  # a persona of journey.demo
 
@@ -505,7 +512,28 @@ def test_issue11_csv_and_svg_exports_hold_the_api_numbers(page: Page, served: Se
     view.close()
 
 
-def test_issue11_model_selector_lists_the_api_models(page: Page, served: Served) -> None:
+@pytest.fixture(scope="module")
+def served_with_models(served: Served) -> Iterator[Served]:
+    """The same warehouse served with GET /v1/models too, as `journey up` does. (Only that route
+    of the query router: the page then takes the persona suggestions from nowhere, which it
+    must survive, and this test does not depend on POST /v1/query.)"""
+    data_dir = served.writer.settings.data_dir
+    app = build_app(data_dir)
+    settings = ApiSettings(data_dir=data_dir, api_tokens=[SecretStr(TOKEN)],
+                           refresh_interval_s=0.0)
+    store = SnapshotStore(WarehouseReader(settings.warehouse_dir), lambda: datetime.now(UTC),
+                          refresh_interval_s=0.0)
+    router = query_router(settings, store)
+    router.routes = [r for r in router.routes if getattr(r, "path", "") == "/v1/models"]
+    app.include_router(router)
+    with serve(app) as url:
+        yield Served(url, served.writer, served.config, served.events)
+
+
+def test_issue11_model_selector_lists_the_api_models(
+    page: Page, served_with_models: Served
+) -> None:
+    served = served_with_models
     open_dashboard(page, served)
     options = page.eval_on_selector_all("#model option", "os => os.map(o => o.value)")
     assert options == [m["model"] for m in served.api("/v1/models")] and len(options) >= 2

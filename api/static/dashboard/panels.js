@@ -30,7 +30,7 @@ export function cohortsView(rows) {
       h("td", { class: "num", "data-field": "customers", "data-value": r.customers }, fmtInt(r.customers)),
       t.rows[ri].slice(2).map((v, w) => h("td", {
         class: v === null ? "num pending" : "num", "data-week": w, "data-value": v ?? "",
-        style: v === null ? "" : `background:${heat(v)}${v > 0.55 ? ";color:#fff" : ""}`,
+        style: v === null ? "" : `background:${heat(v)}${v > 0.7 ? ";color:#fff" : ""}`,
         title: v === null ? "week not over yet" : `${fmtPct(v)} active in week ${w}`,
       }, v === null ? "" : fmtPct(v, 0))))))));
 }
@@ -130,8 +130,8 @@ export function compareView(rows, nameA, nameB) {
       `${fmtInt(st.customers)} · ${fmtPct(st.conversion_from_first)}`));
   return h("table", { class: "compare", "data-testid": "compare" },
     h("thead", {}, h("tr", {}, h("th", {}, "stage"), h("th", { class: "a" }, `A: ${nameA}`),
-      h("th", { class: "b" }, `B: ${nameB}`), h("th", { class: "num" }, "Δ conversion from first"),
-      h("th", { class: "num" }, "Δ median time to stage"))),
+      h("th", { class: "b" }, `B: ${nameB}`), h("th", { class: "num", title: "conversion from first, B − A" }, "Δ conv. from first"),
+      h("th", { class: "num", title: "median time to stage, B − A" }, "Δ median time"))),
     h("tbody", {}, rows.map((r) => {
       const dc = r.delta_conversion_from_first;
       return h("tr", { "data-stage": r.stage },
