@@ -221,6 +221,10 @@ def collector_router(settings: IngestSettings, producer: LogProducer,
     for name, kind in ENDPOINTS.items():
         router.add_api_route(f"/v1/{name}", endpoint(kind), methods=["POST"],
                              summary=f"Segment {name} call", response_model=None)
+        # analytics-java posts to /v1/import/: answered here, not redirected (a 307 to a POST
+        # is not followed by every client or proxy).
+        router.add_api_route(f"/v1/{name}/", endpoint(kind), methods=["POST"],
+                             include_in_schema=False)
         router.add_api_route(f"/v1/{name}", preflight, methods=["OPTIONS"],
                              include_in_schema=False)
     return router
