@@ -14,40 +14,31 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
 from journey.errors import FatalError
-from journey.facts import (
-    CustomerFacts,
-    CustomerRow,
-    EventStageRow,
-    IdentityRow,
-    SessionRow,
-    StageEntryRow,
-    SurveyRow,
-    TransitionRow,
-)
+from journey.facts import EventStageRow, IdentityRow, StageEntryRow, SurveyRow
 from journey.schema import SESSION_CHANNELS, Channel, Event
 from processor import ids
+from processor.delta import Delta
 from processor.derive import CoreConfig, survey_score
 from processor.sessions import (
     OpenSession,
     add_event,
     campaign_of,
-    from_micros,
     micros,
     open_session,
-    session_row,
     share_strings,
     splits,
-    to_row,
 )
-from processor.stages.evaluate import Progress, advance, transition_counts
+from processor.stages.evaluate import Progress, advance
 from processor.stages.evaluate import start as start_progress
 from processor.stitching import merge_traits
+
+__all__ = ["Delta", "NotIncrementalError", "Running", "decode", "encode", "extend", "resume",
+           "start", "traits"]
 
 
 class NotIncrementalError(FatalError):
@@ -68,45 +59,6 @@ class Running(msgspec.Struct, array_like=True, gc=False):
     traits: bytes = b""  # JSON of the merged traits (as they arrived in JSON); b"" for none
     session: OpenSession | None = None  # the current web/app session
     models: tuple[Progress, ...] = ()  # one per model of config.compiled, in that order
-
-
-@dataclass(slots=True)
-class Delta:
-    """The rows one or more extends of one customer changed.
-
-    `customer` and `transitions` replace the customer's rows; `sessions` are upserts by
-    session_id; the other lists are new rows.
-    """
-
-    customer: CustomerRow
-    identities: list[IdentityRow] = field(default_factory=list)
-    sessions: dict[str, SessionRow] = field(default_factory=dict)
-    stage_entries: list[StageEntryRow] = field(default_factory=list)
-    event_stages: list[EventStageRow] = field(default_factory=list)
-    transitions: list[TransitionRow] = field(default_factory=list)
-    surveys: list[SurveyRow] = field(default_factory=list)
-
-    def merge(self, later: Delta) -> None:
-        """Fold a later delta of the same customer into this one: the net change of both."""
-        self.customer = later.customer
-        self.identities.extend(later.identities)
-        self.sessions.update(later.sessions)  # an updated session keeps its place
-        self.stage_entries.extend(later.stage_entries)
-        self.event_stages.extend(later.event_stages)
-        self.transitions = later.transitions
-        self.surveys.extend(later.surveys)
-
-    def facts(self) -> CustomerFacts:
-        """The rows as CustomerFacts (all of them, when the delta started from `start`)."""
-        return CustomerFacts(
-            self.customer,
-            list(self.identities),
-            list(self.sessions.values()),
-            list(self.stage_entries),
-            list(self.event_stages),
-            list(self.transitions),
-            list(self.surveys),
-        )
 
 
 _ENCODER = msgspec.msgpack.Encoder()
@@ -152,31 +104,17 @@ def traits(run: Running) -> dict[str, Any]:
 def extend(
     run: Running, event: Event, new_keys: Sequence[tuple[str, str]], config: CoreConfig
 ) -> Delta:
-    """Apply the customer's next event to `run`; the rows it changed.
+    """Apply the customer's next event to `run`; what it changed.
 
     `new_keys` are the event's keys the customer did not hold before, in identity order.
     """
-    delta = Delta(_PLACEHOLDER)
+    delta = Delta(run, config)
     _apply(run, event, config, delta)
-    cid, ts = run.customer_id, event.timestamp
-    delta.identities = [IdentityRow(cid, t, v, ts) for t, v in new_keys]
-    delta.customer = CustomerRow(
-        customer_id=cid,
-        user_id=run.user_id,
-        first_seen=from_micros(run.first_seen),
-        last_seen=ts,
-        event_count=run.event_count,
-        first_channel=run.first_channel,
-        first_source=run.first_source,
-        first_medium=run.first_medium,
-        traits=traits(run),
-    )
-    for model, progress in zip(config.compiled, run.models, strict=True):
-        name, names = model.model.name, model.names
-        delta.transitions.extend(
-            TransitionRow(cid, name, names[a], names[b], n)
-            for a, b, n in transition_counts(progress)
-        )
+    ts = event.timestamp
+    if new_keys:
+        delta.identities = [IdentityRow(run.customer_id, t, v, ts) for t, v in new_keys]
+    delta.event_count, delta.last_seen, delta.traits = run.event_count, ts, run.traits
+    delta.transitions = tuple(p.transitions for p in run.models)  # immutable: shared safely
     return delta
 
 
@@ -227,13 +165,14 @@ def _apply(run: Running, event: Event, config: CoreConfig, delta: Delta | None) 
 def _place(
     run: Running, event: Event, at: int, converted: int, config: CoreConfig, delta: Delta | None
 ) -> str:
-    """Put the event in its session (SPEC 3); its session_id. Upserts the session row."""
+    """Put the event in its session (SPEC 3); its session_id. Records the session upsert."""
     cid = run.customer_id
-    if event.channel not in SESSION_CHANNELS:
-        sid = ids.session_id(cid, event.event_id)
+    if event.channel not in SESSION_CHANNELS:  # a single touch: a session of its own
+        touch = open_session(ids.session_id(cid, event.event_id), event)
+        touch.converted = converted
         if delta is not None:
-            delta.sessions[sid] = session_row(sid, cid, (event,), _converted(converted, config))
-        return sid
+            delta.sessions[touch.session_id] = touch
+        return touch.session_id
     session = run.session
     if session is None or splits(
         at - session.end,
@@ -247,15 +186,9 @@ def _place(
         add_event(session, event, at)
     session.converted |= converted
     if delta is not None:
-        row = to_row(session, cid, _converted(session.converted, config))
-        delta.sessions[session.session_id] = row
+        # A copy: the open session goes on changing while this delta may still be read.
+        delta.sessions[session.session_id] = msgspec.structs.replace(session)
     return session.session_id
-
-
-def _converted(mask: int, config: CoreConfig) -> tuple[str, ...]:
-    if not mask:
-        return ()
-    return tuple(m.model.name for i, m in enumerate(config.compiled) if (mask >> i) & 1)
 
 
 def _stage_rows(
@@ -298,5 +231,3 @@ def _stage_rows(
             delta.surveys.append(SurveyRow(eid, cid, name, ts, survey, score, model.at_names[at]))
 
 
-# Replaced before extend() returns; a Delta always holds a customer row.
-_PLACEHOLDER = CustomerRow("", None, from_micros(0), from_micros(0), 0, "", "", "", {})

@@ -35,7 +35,7 @@ def micros(moment: datetime) -> int:
 
 def from_micros(us: int) -> datetime:
     """The UTC datetime of a microsecond count from `micros`."""
-    return EPOCH + timedelta(microseconds=us)
+    return EPOCH + timedelta(0, 0, us)  # positional: measurably faster than microseconds=
 
 
 def timeout_micros(timeout_s: float) -> int:

@@ -189,9 +189,8 @@ def _count_transition(flat: tuple[int, ...], src: int, dst: int) -> tuple[int, .
     return (*flat, src, dst, 1)
 
 
-def transition_counts(progress: Progress) -> list[tuple[int, int, int]]:
-    """(from, to, count) of each own-stage change so far, by (from, to)."""
-    flat = progress.transitions
+def transition_counts(flat: tuple[int, ...]) -> list[tuple[int, int, int]]:
+    """(from, to, count) of each own-stage change in `Progress.transitions`, by (from, to)."""
     return [(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
 
 
@@ -242,5 +241,5 @@ def evaluate(model: CompiledModel, events: Sequence[Event]) -> Evaluation:
             entries.extend((s, i, not (matched >> s) & 1) for s in range(before + 1, reached + 1))
         own_list.append(own)
         at_list.append(reached)
-    transitions = {(src, dst): n for src, dst, n in transition_counts(progress)}
+    transitions = {(src, dst): n for src, dst, n in transition_counts(progress.transitions)}
     return Evaluation(own_list, at_list, entries, transitions)
