@@ -8,7 +8,6 @@ the customer's counters, the touched sessions and the transition counts as small
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -33,8 +32,7 @@ if TYPE_CHECKING:
 _TRAITS = msgspec.json.Decoder(dict[str, object])
 
 
-@dataclass(slots=True, eq=False)
-class Delta:
+class Delta(msgspec.Struct, gc=False):  # a Struct: made per event, it is 3x cheaper to create
     """The change of one customer: its row and transitions (replacing the old ones), session
     upserts by session_id (`sessions` maps each touched session_id to its latest state), and new
     identity, stage entry, event stage and survey rows."""
@@ -44,12 +42,12 @@ class Delta:
     event_count: int = 0
     last_seen: datetime = EPOCH  # set by extend; immutable, so a shared default is safe
     traits: bytes = b""
-    sessions: dict[str, OpenSession] = field(default_factory=dict)
+    sessions: dict[str, OpenSession] = msgspec.field(default_factory=dict)
     transitions: tuple[tuple[int, ...], ...] = ()  # per model: Progress.transitions
-    identities: list[IdentityRow] = field(default_factory=list)
-    stage_entries: list[StageEntryRow] = field(default_factory=list)
-    event_stages: list[EventStageRow] = field(default_factory=list)
-    surveys: list[SurveyRow] = field(default_factory=list)
+    identities: list[IdentityRow] = msgspec.field(default_factory=list)
+    stage_entries: list[StageEntryRow] = msgspec.field(default_factory=list)
+    event_stages: list[EventStageRow] = msgspec.field(default_factory=list)
+    surveys: list[SurveyRow] = msgspec.field(default_factory=list)
 
     def merge(self, later: Delta) -> None:
         """Fold a later delta of the same customer into this one: the net change of both."""

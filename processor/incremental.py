@@ -114,7 +114,7 @@ def extend(
     if new_keys:
         delta.identities = [IdentityRow(run.customer_id, t, v, ts) for t, v in new_keys]
     delta.event_count, delta.last_seen, delta.traits = run.event_count, ts, run.traits
-    delta.transitions = tuple(p.transitions for p in run.models)  # immutable: shared safely
+    delta.transitions = tuple([p.transitions for p in run.models])  # immutable: safely shared
     return delta
 
 
@@ -141,7 +141,8 @@ def _apply(run: Running, event: Event, config: CoreConfig, delta: Delta | None) 
         run.first_medium = sys.intern(event.medium)
     run.last_seen = at
     run.event_count += 1
-    added = merge_traits((event,))
+    # Most events carry no traits: skip the merge (and the JSON round trip) for them.
+    added = merge_traits((event,)) if event.type == "identify" or event.context else None
     if added:
         merged = traits(run)
         merged.update(added)
