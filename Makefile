@@ -5,7 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup kafka browser node-sdks datasets lint pytest bench clean
+.PHONY: demo test setup kafka browser node-sdks java-sdk wheelhouse datasets lint pytest bench clean
+WHEELHOUSE := .cache/wheelhouse
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +30,20 @@ browser: setup
 node-sdks:
 	scripts/install-node-sdks.sh
 
+## Segment's analytics-java and its dependencies from Maven Central (tests/sdk/java).
+java-sdk:
+	scripts/install-java-sdk.sh
+
+## Wheels of the runtime dependencies (no extras), so that tests/install builds a fresh venv fast.
+wheelhouse: $(WHEELHOUSE)/.stamp
+
+$(WHEELHOUSE)/.stamp: pyproject.toml | setup
+	mkdir -p $(WHEELHOUSE)
+	$(PY) -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > $(WHEELHOUSE)/requirements.txt
+	echo 'setuptools>=68' >> $(WHEELHOUSE)/requirements.txt  # the wheel's build backend
+	$(PY) -m pip download -q -d $(WHEELHOUSE) -r $(WHEELHOUSE)/requirements.txt
+	touch $@
+
 ## The retentioneering `ecom` clickstream (external check of sessions and funnels), cached in .cache.
 datasets: setup
 	$(PY) -m tests.fixtures.ecom
@@ -37,7 +52,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-pytest: setup kafka browser node-sdks datasets
+pytest: setup kafka browser node-sdks java-sdk wheelhouse datasets
 	$(PY) -m pytest
 
 ## Everything CI checks: installs what it needs (venv, Kafka jars, Chromium), lints, runs every test.
