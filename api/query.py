@@ -3,15 +3,12 @@ GET /v1/traits/{name}/values (the persona selector's choices)."""
 
 from __future__ import annotations
 
-import base64
+import queue
 import threading
 from collections.abc import Callable
-from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 import duckdb
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -19,18 +16,12 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import requires
 from api.errors import BadParameterError, UnknownTraitError
+from api.query_process import Limits, QueryBusyError, QueryProcess
+from api.query_worker import Recipe, recipe
 from api.routes import ApiRoute, cached_answer, int_param
 from api.settings import ApiSettings
-from api.sqlguard import (
-    QueryFailedError,
-    QueryRefusedError,
-    QueryTimeoutError,
-    check_query,
-    sandbox,
-)
+from api.sqlguard import check_query
 from api.store import SnapshotStore
-
-JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS
 
 
 class QueryRequest(BaseModel):
@@ -39,73 +30,49 @@ class QueryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     sql: str = Field(description="One SELECT over the documented views (docs/analysts.md).")
-    limit: int | None = Field(default=None, ge=1, description="Most rows to return.")
-
-
-def _json_default(value: Any) -> Any:
-    """JSON for the DuckDB values orjson does not know: DECIMAL, INTERVAL (seconds), BLOB."""
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    return str(value)
+    # Bounded so that a huge number fails validation instead of overflowing on the way out.
+    limit: int | None = Field(default=None, ge=1, le=2**31, description="Most rows to return.")
 
 
 class QueryRunner:
-    """Runs admitted SQL on a sandbox of the store's current snapshot, rebuilt when it changes."""
+    """Checks SQL here and runs it in child processes (api/query_process.py) on the views of the
+    store's current snapshot; `workers` statements run at once, later ones wait their turn."""
 
-    def __init__(self, store: SnapshotStore, timeout_s: float, max_rows: int) -> None:
+    def __init__(self, store: SnapshotStore, limits: Limits, max_rows: int,
+                 workers: int = 1) -> None:
         self._store = store
-        self._timeout_s = timeout_s
+        self._limits = limits
         self.max_rows = max_rows
+        self._idle: queue.Queue[QueryProcess] = queue.Queue()
+        for _ in range(workers):
+            self._idle.put(QueryProcess(limits))
+        self._parser = duckdb.connect(":memory:")  # parses only; never sees the warehouse
         self._lock = threading.Lock()
-        self._version: int | None = None
-        self._sandbox: duckdb.DuckDBPyConnection | None = None
+        self._recipe: Recipe | None = None
 
-    def _current(self) -> tuple[int, duckdb.DuckDBPyConnection]:
+    def _plan(self) -> Recipe:
         with self._store.cursor() as (bound, cur), self._lock:
-            if self._sandbox is None or self._version != bound.version:
-                # Running queries keep the old sandbox alive through their own cursors.
-                self._sandbox, self._version = sandbox(cur), bound.version
-            return bound.version, self._sandbox
+            if self._recipe is None or self._recipe.version != bound.version:
+                self._recipe = recipe(cur, bound.version)
+            return self._recipe
 
-    def run(self, sql: str, limit: int | None = None) -> dict[str, Any]:
-        """{"columns", "rows", "row_count", "truncated", "version"} of one admitted SELECT."""
-        version, box = self._current()
-        cur = box.cursor()
+    def run(self, sql: str, limit: int | None = None) -> bytes:
+        """The JSON answer {"columns", "rows", "row_count", "truncated", "truncated_by",
+        "version"} of one admitted SELECT."""
+        parser = self._parser.cursor()
         try:
-            check_query(sql, cur)
-            return self._execute(cur, sql, min(limit or self.max_rows, self.max_rows), version)
+            check_query(sql, parser)
         finally:
-            cur.close()
-
-    def _execute(self, cur: duckdb.DuckDBPyConnection, sql: str, limit: int,
-                 version: int) -> dict[str, Any]:
-        timer = threading.Timer(self._timeout_s, cur.interrupt)
-        timer.start()
+            parser.close()
+        plan = self._plan()
         try:
-            cur.execute(sql)
-            rows = cur.fetchmany(limit + 1)
-        except duckdb.InterruptException:
-            raise QueryTimeoutError(f"the query ran longer than {self._timeout_s:g}s and was "
-                                    "stopped", timeout_s=self._timeout_s) from None
-        except duckdb.PermissionException as error:
-            raise QueryRefusedError("the query needs access that is not allowed",
-                                    reason="permission", detail=str(error)) from None
-        except duckdb.IOException:
-            raise  # a snapshot file went away: the routes answer a retryable 503
-        except duckdb.Error as error:
-            raise QueryFailedError(f"DuckDB could not run the query: {error}",
-                                   detail=str(error)) from None
+            worker = self._idle.get(timeout=self._limits.timeout_s)
+        except queue.Empty:
+            raise QueryBusyError("every query process is busy; retry later") from None
+        try:
+            return worker.run(plan, sql, min(limit or self.max_rows, self.max_rows))
         finally:
-            timer.cancel()
-        columns = [{"name": d[0], "type": str(d[1])} for d in cur.description or []]
-        truncated = len(rows) > limit
-        rows = rows[:limit]
-        return {"columns": columns, "rows": [list(r) for r in rows], "row_count": len(rows),
-                "truncated": truncated, "version": version}
+            self._idle.put(worker)
 
 
 def parse_request(body: bytes, max_rows: int) -> QueryRequest:
@@ -154,7 +121,9 @@ def query_router(settings: ApiSettings, store: SnapshotStore) -> APIRouter:
     read = [Depends(requires(settings.api_tokens, "read"))]
     pii = [Depends(requires(settings.api_tokens, "pii"))]
     router = APIRouter(route_class=ApiRoute)
-    runner = QueryRunner(store, settings.query_timeout_s, settings.query_max_rows)
+    limits = Limits(settings.query_timeout_s, settings.query_memory_mb * 2**20,
+                    settings.query_max_bytes)
+    runner = QueryRunner(store, limits, settings.query_max_rows, settings.query_workers)
 
     def answer(request: Request, compute: Callable[[duckdb.DuckDBPyConnection], Any]) -> Response:
         return cached_answer(store, request, compute)
@@ -166,9 +135,8 @@ def query_router(settings: ApiSettings, store: SnapshotStore) -> APIRouter:
     async def post_query(request: Request) -> Response:
         """Run one read-only SELECT over the documented views."""
         body = parse_request(await request.body(), runner.max_rows)
-        result = await run_in_threadpool(runner.run, body.sql, body.limit)
-        return Response(orjson.dumps(result, default=_json_default, option=JSON_OPTIONS),
-                        media_type="application/json")
+        answer = await run_in_threadpool(runner.run, body.sql, body.limit)
+        return Response(answer, media_type="application/json")
 
     @router.get("/v1/models", dependencies=read)
     def get_models(request: Request) -> Response:

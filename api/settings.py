@@ -43,6 +43,24 @@ class ApiSettings(CommonSettings):
         gt=0.0,
         description="Seconds a POST /v1/query statement may run before it is interrupted.",
     )
+    query_memory_mb: int = Field(
+        default=1024,
+        ge=64,
+        description="Resident memory (MB) a POST /v1/query process may reach; past it the "
+        "statement is stopped (checked every 10 ms) and the answer is a 400.",
+    )
+    query_max_bytes: int = Field(
+        default=10 * 2**20,
+        ge=1024,
+        description="Most bytes of rows one POST /v1/query answer carries; more are cut, "
+        "truncated=true.",
+    )
+    query_workers: int = Field(
+        default=1,
+        ge=1,
+        description="POST /v1/query statements run at once, each in its own niced process "
+        "pinned to one core; later ones wait up to the timeout.",
+    )
     query_max_rows: int = Field(
         default=10_000,
         ge=1,
