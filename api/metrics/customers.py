@@ -3,6 +3,7 @@ traits, stage, lapsed flag, stages reached and sessions; and its canonical event
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import duckdb
@@ -11,6 +12,7 @@ import orjson
 from api.errors import CustomerNotFoundError
 from api.metrics.filters import StageModel, iso, rows_as_dicts
 from api.metrics.kpis import LAPSED_EXPR
+from ingest.identity import normalize_email, normalize_phone
 from journey.schema import key_rank
 
 _LAPSED = LAPSED_EXPR.format(
@@ -51,12 +53,17 @@ LIMIT $limit OFFSET $offset
 """
 
 JSON_COLUMNS = ("keys", "properties", "traits", "context")
+_NORMALISE: dict[str, Callable[[str], str | None]] = {
+    "email": normalize_email, "phone": normalize_phone}
 
 
 def find_customer(con: duckdb.DuckDBPyConnection, key: str) -> str:
     """The customer_id of an identity key `value` or `type:value`; CustomerNotFoundError."""
     kind, sep, value = key.partition(":")
     rows: list[tuple[str, str]] = []
+    # Keys are stored normalised (SPEC 2.1): `email:Foo@Example.com` must find foo@example.com.
+    clean = _NORMALISE.get(kind)
+    value = (clean(value) or value) if clean is not None else value
     if sep:  # `email:a@b.c`; but a bare value may itself contain ':', so fall back to it
         rows = con.execute(
             "SELECT customer_id, type FROM identities WHERE type = $t AND value = $v",

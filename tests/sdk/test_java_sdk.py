@@ -46,5 +46,5 @@ def test_1_1_segment_java_sdk_posts_to_v1_import_and_is_stored_once(
     order = next(e for e in stored if e["event"] == "Order Completed")
     assert order["properties"] == {"total": 42.5, "currency": "EUR"}
     assert order["context"]["library"]["name"] == "analytics-java"
-    customer = pipeline.customer(f"email:{user}@example.com")  # trimmed and lower-cased
+    customer = pipeline.customer(f"email:{user}@EXAMPLE.com")  # stored and looked up lower
     assert customer["customer_id"] == pipeline.customer(f"user_id:{user}")["customer_id"]
