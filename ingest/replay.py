@@ -9,6 +9,7 @@ crash between append and record repeats the same event ids and is deduplicated d
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +24,7 @@ from ingest.routes import Collector, partition_key
 from ingest.wire import event_size
 
 LEDGER = "replayed.log"
+log = logging.getLogger(__name__)
 
 
 def letter_id(letter: DeadLetter) -> str:
@@ -117,6 +119,10 @@ def replay(directory: Path, collector: Collector, now: datetime,
                                     collector.key_channels.get(letter.write_key or ""))
         except InvalidEventError as exc:
             result.failing.append((name, exc.message))
+            continue
+        except Exception as exc:  # a normaliser bug must fail this letter, not every replay
+            log.exception("replaying dead letter %s failed", name)
+            result.failing.append((name, f"could not normalise ({type(exc).__name__}: {exc})"))
             continue
         records.append((partition_key(event), event.to_json()))
         entries.append({"id": name, "event_id": event.event_id, "replayed_at": now.isoformat()})

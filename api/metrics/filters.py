@@ -58,7 +58,11 @@ def parse_time(param: str, value: str | None) -> datetime | None:
                 param=param,
                 value=value,
             ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    try:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-14:00 is past year 9999 in UTC
+        raise BadParameterError(f"{param}={value!r} is out of range once converted to UTC",
+                                param=param, value=value) from None
 
 
 def parse_channel(value: str | None) -> str | None:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from journey.log.base import Record, partition_for
-from journey.log.errors import LogCorrupt, LogUnavailable, UnknownPartition
+from journey.log.errors import LogCorrupt, LogNotWritable, LogUnavailable, UnknownPartition
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS records (
 """
 # Error codes (and their extended forms, e.g. SQLITE_IOERR_FSYNC) that may pass by themselves.
 _TRANSIENT = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN")
+_NOT_WRITABLE = ("SQLITE_READONLY", "SQLITE_PERM")
 # While poll waits for records it re-checks this often (the heads table is tiny).
 _POLL_INTERVAL_S = 0.005
 
@@ -46,8 +47,12 @@ class EmbeddedLog:
     ) -> None:
         if partitions < 1:
             raise ValueError(f"partitions must be >= 1, got {partitions}")
-        directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / f"{topic}.sqlite3"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LogNotWritable(f"cannot create the log directory: {exc}",
+                                 file=str(directory)) from exc
         self.topic = topic
         self._lock = threading.Lock()  # one connection, shared by the caller's threads
         try:
@@ -87,8 +92,12 @@ class EmbeddedLog:
         return _Transaction(self._db, read_only)
 
     def _error(self, exc: sqlite3.Error, message: str, **context: object) -> Exception:
-        """Busy, locked, full or I/O trouble may pass; anything else means a damaged database."""
+        """Busy, locked, full or I/O trouble may pass; a read-only disk or file is the
+        operator's to fix, not damage; anything else means a damaged database."""
         code: str = getattr(exc, "sqlite_errorname", "")
+        if code.startswith(_NOT_WRITABLE):
+            return LogNotWritable(f"{message}: the log cannot be written (read-only disk or "
+                                  f"file?): {exc}", file=str(self.path), code=code, **context)
         if isinstance(exc, sqlite3.OperationalError) and (code.startswith(_TRANSIENT) or not code):
             return LogUnavailable(f"{message}: {exc}", file=str(self.path), **context)
         return LogCorrupt(f"{message}: {exc}", file=str(self.path), **context)

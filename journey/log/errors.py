@@ -9,6 +9,11 @@ class LogUnavailable(RetryableError):
     """The log could not accept or serve records now (broker down, timeout, database busy)."""
 
 
+class LogNotWritable(LogUnavailable):
+    """The log's disk or file is read-only (or not ours): retryable once the operator fixes it,
+    and never a sign of damage."""
+
+
 class LogRejected(FatalError):
     """The log refused the request and will refuse it again (record too large, no such topic)."""
 
