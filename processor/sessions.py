@@ -80,11 +80,20 @@ class OpenSession(msgspec.Struct, array_like=True, gc=False):
     converted: int = 0  # bit m set: one of its events entered model m's conversion stage
 
 
+_CAMPAIGNS: dict[Campaign, Campaign] = {}
+_CAMPAIGNS_KEPT = 100_000  # a bound, so that odd input cannot grow the table without end
+
+
 def _shared(campaign: Campaign | None) -> Campaign | None:
-    # Few distinct sources, media and campaigns: interned, every open session shares them.
+    # Few distinct campaigns: one shared tuple each, so an open session holds only a pointer.
     if campaign is None:
         return None
-    return (sys.intern(campaign[0]), sys.intern(campaign[1]), sys.intern(campaign[2]))
+    shared = _CAMPAIGNS.get(campaign)
+    if shared is not None:
+        return shared
+    if len(_CAMPAIGNS) < _CAMPAIGNS_KEPT:
+        _CAMPAIGNS[campaign] = campaign
+    return campaign
 
 
 def open_session(session_id: str, event: Event) -> OpenSession:

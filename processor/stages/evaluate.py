@@ -29,9 +29,11 @@ Cond = tuple[str, str, Any]
 
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
-    """A non-`any` rule ready for matching; `index` numbers its nth counter (-1 when nth is 1)."""
+    """A non-`any` rule ready for matching. With nth > 1 its count of matches so far (capped at
+    nth) is the bit field `(Progress.counts >> shift) & mask`; `shift` is -1 when nth is 1."""
 
-    index: int
+    shift: int
+    mask: int
     stage: int
     channels: frozenset[str] | None
     conds: tuple[Cond, ...]
@@ -47,7 +49,6 @@ class CompiledModel:
     conversion: int
     any_first: bool
     by_event: Mapping[str, tuple[CompiledRule, ...]]
-    counter_count: int  # rules with nth > 1: only they need a running count
     # Indexed by a stage index, NO_STAGE (-1) included: "" for stage_at, None for own_stage.
     at_names: tuple[str, ...]
     own_names: tuple[str | None, ...]
@@ -66,7 +67,7 @@ class Evaluation:
 def compile_model(model: StageModel) -> CompiledModel:
     """Index a validated model's rules by event name."""
     by_event: dict[str, list[CompiledRule]] = {}
-    count = 0
+    shift = 0
     any_first = False
     for stage_index, stage in enumerate(model.stages):
         for rule in stage.rules:
@@ -77,9 +78,12 @@ def compile_model(model: StageModel) -> CompiledModel:
                 (prop, op, value) for prop, ops in rule.where.items() for op, value in ops.items()
             )
             channels = frozenset(rule.channel) if rule.channel is not None else None
-            index = count if rule.nth > 1 else -1
-            count += rule.nth > 1
-            compiled = CompiledRule(index, stage_index, channels, conds, rule.nth)
+            # One int holds every counter: no per-customer list, and small ints are shared.
+            bits = rule.nth.bit_length() if rule.nth > 1 else 0
+            compiled = CompiledRule(
+                shift if bits else -1, (1 << bits) - 1, stage_index, channels, conds, rule.nth
+            )
+            shift += bits
             for name in dict.fromkeys(rule.event):
                 by_event.setdefault(name, []).append(compiled)
     return CompiledModel(
@@ -88,7 +92,6 @@ def compile_model(model: StageModel) -> CompiledModel:
         model.conversion_index,
         any_first,
         {k: tuple(v) for k, v in by_event.items()},
-        count,
         (*model.stage_names, ""),
         (*model.stage_names, None),
     )
@@ -170,13 +173,13 @@ class Progress(msgspec.Struct, array_like=True, gc=False):
 
     reached: int = NO_STAGE
     last_own: int = NO_STAGE
-    counts: tuple[int, ...] = ()  # per counter rule, matches so far, capped at its nth
+    counts: int = 0  # the nth counters, as bit fields (CompiledRule.shift and mask)
     transitions: tuple[int, ...] = ()  # flat (from, to, count) triples sorted by (from, to)
 
 
 def start(model: CompiledModel) -> Progress:
     """The progress of a customer before its first event."""
-    return Progress(counts=(0,) * model.counter_count)
+    return Progress()
 
 
 def _count_transition(flat: tuple[int, ...], src: int, dst: int) -> tuple[int, ...]:
@@ -206,12 +209,11 @@ def advance(model: CompiledModel, progress: Progress, event: Event) -> tuple[int
             continue
         if rule.conds and not conditions_hold(rule.conds, event.properties):
             continue
-        if rule.index >= 0:  # nth counts every match of the other conditions
-            count = progress.counts[rule.index]
+        if rule.shift >= 0:  # nth counts every match of the other conditions
+            count = (progress.counts >> rule.shift) & rule.mask
             if count < rule.nth:  # capped: past nth the rule always matches
                 count += 1
-                counts = progress.counts
-                progress.counts = (*counts[: rule.index], count, *counts[rule.index + 1 :])
+                progress.counts += 1 << rule.shift
             if count < rule.nth:
                 continue
         matched |= 1 << rule.stage

@@ -207,6 +207,28 @@ def test_fold_of_extend_equals_derive(make: Any, name: str, spec: Spec) -> None:
     _assert_same(_incremental(events), _derived(events))
 
 
+def test_4_1_two_nth_counters_of_one_model_count_apart(make: Any) -> None:
+    survey = {"event": "Survey Responded", "properties": {"survey": "nps", "score": 9}}
+    spec: Spec = [
+        ("s1", 0, survey),
+        ("o1", 10, {"event": "Order Completed", "properties": {"total": 60}}),
+        ("o2", 20, {"event": "Order Completed"}),
+        ("s2", 30, survey),
+    ]
+    events = [make(eid, at, **{"anon": "A", **kw}) for eid, at, kw in spec]
+    got = _incremental(events)
+    _assert_same(got, _derived(events))
+    rows = [(r.event_id, r.own_stage, r.stage_at) for r in got.event_stages if r.model == "loyalty"]
+    assert rows == [
+        ("s1", None, ""),
+        ("o1", "buyer", "buyer"),
+        ("o2", None, "buyer"),  # the second order of three: not yet loyal
+        ("s2", "loyal", "loyal"),  # the second good survey
+    ]
+    entries = [(e.stage, e.event_id, e.inferred) for e in got.stage_entries if e.model == "loyalty"]
+    assert entries == [("browser", "o1", True), ("buyer", "o1", False), ("loyal", "s2", False)]
+
+
 def test_2_1_new_keys_become_identity_rows_at_their_first_event(make: Any) -> None:
     events = [
         make("a", 0, anon="A"),
