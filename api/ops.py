@@ -17,6 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from api.store import SnapshotStore
+from journey import metrics as product_metrics
 
 # Request metrics are process-wide: every api_router records into this one registry.
 REQUESTS_REGISTRY = CollectorRegistry()
@@ -72,7 +73,9 @@ def ops_router(store: SnapshotStore) -> APIRouter:
 
     @router.get("/metrics")
     def metrics() -> Response:
-        body = generate_latest(REQUESTS_REGISTRY) + generate_latest(registry)
+        # The collector's series too: under `journey up` it shares this process.
+        body = (generate_latest(REQUESTS_REGISTRY) + generate_latest(registry)
+                + product_metrics.render())
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return router

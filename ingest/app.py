@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from ingest.import_routes import deadletter_router, import_router
 from ingest.ratelimit import RateLimiter
 from ingest.routes import collector_router
 from ingest.settings import IngestSettings
 from ingest.webhooks import webhook_router
+from journey import metrics
 from journey.log.base import LogProducer
 
 
@@ -33,5 +35,9 @@ def create_app(settings: IngestSettings, producer: LogProducer,
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -14,7 +14,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import Counter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
@@ -33,6 +32,7 @@ from ingest.wire import (
 )
 from journey.errors import RetryableError
 from journey.log.base import LogProducer
+from journey.metrics import COLLECTOR_EVENTS, COLLECTOR_REQUESTS, LOG_APPEND_SECONDS
 from journey.schema import Event
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,12 @@ _ALLOW_HEADERS = "Authorization, Content-Type, Content-Encoding"
 MAYBE_STORED = ("the events may have been stored; retry with the same messageId: "
                 "duplicates are dropped")
 
-EVENTS = Counter("journey_ingest_events_total", "Events seen by the collector", ["outcome"])
-REQUESTS = Counter("journey_ingest_requests_total", "Collector requests by status", ["status"])
+
+def count_request(request: Request, status: int) -> None:
+    """journey_collector_requests by the route's path template (bounded labels), and status."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None) or "unmatched"
+    COLLECTOR_REQUESTS.labels(route=path, status=str(status)).inc()
 
 
 def partition_key(event: Event) -> bytes:
@@ -116,8 +120,12 @@ class Collector:
         # Dead letters first: if the append then fails, the client retries and nothing is lost.
         self.dead_letters.append(letters)
         if records:
-            self.producer.append(records)
+            with LOG_APPEND_SECONDS.time():
+                self.producer.append(records)
         outcome.stored = len(records)
+        # Counted here, not per route: webhooks, imports and replays store through this too.
+        COLLECTOR_EVENTS.labels(outcome="accepted").inc(outcome.stored)
+        COLLECTOR_EVENTS.labels(outcome="rejected").inc(len(outcome.rejected))
         return outcome
 
     def event(self, size: int | None, message: Any, received_at: datetime,
@@ -183,7 +191,7 @@ def collector_router(settings: IngestSettings, producer: LogProducer,
                 headers["Retry-After"] = str(settings.retry_after_s)
             if status == 429:
                 headers.update(retry_headers(payload))
-            REQUESTS.labels(status=str(status)).inc()
+            count_request(request, status)
             return JSONResponse(payload, status_code=status, headers=headers)
 
         return receive
@@ -207,8 +215,6 @@ def collector_router(settings: IngestSettings, producer: LogProducer,
             log.exception("append failed")
             return 503, {"success": False,
                          "error": f"the log failed ({type(exc).__name__}); {MAYBE_STORED}"}
-        EVENTS.labels(outcome="stored").inc(outcome.stored)
-        EVENTS.labels(outcome="rejected").inc(len(outcome.rejected))
         return answer(outcome, single=kind is not None)
 
     async def preflight(request: Request) -> Response:

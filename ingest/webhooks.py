@@ -20,7 +20,14 @@ from ingest import sendgrid
 from ingest.deadletter import DeadLetter, DeadLetterStore
 from ingest.errors import InvalidEventError, WireError
 from ingest.ratelimit import RateLimiter, retry_fields, retry_headers
-from ingest.routes import MAYBE_STORED, REQUESTS, Collector, Outcome, answer, read_body
+from ingest.routes import (
+    MAYBE_STORED,
+    Collector,
+    Outcome,
+    answer,
+    count_request,
+    read_body,
+)
 from ingest.settings import IngestSettings
 from ingest.wire import authenticate, decode_body, event_size
 from journey.errors import RetryableError
@@ -61,7 +68,7 @@ async def guarded(request: Request, limit: int, handler: Handler,
     headers = retry_headers(payload) if status == 429 else {}
     if status == 503:
         headers["Retry-After"] = str(retry_after_s)
-    REQUESTS.labels(status=str(status)).inc()
+    count_request(request, status)
     return JSONResponse(payload, status_code=status, headers=headers)
 
 
