@@ -1,15 +1,19 @@
 """Read-only SQL for analysts (SPEC 6.2 `POST /v1/query`), guarded twice: a parse check admits one
 SELECT over the documented views and no table function, and the query then runs on a separate
-DuckDB with file, network, extension and configuration access switched off."""
+DuckDB that attaches the same DuckLake snapshot READ_ONLY, with file access limited to the lake's
+data directory and network, extension and configuration access switched off."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from api.errors import ApiError
+from warehouse.lake import LAKE, Location
+from warehouse.reader import Snapshot, register_views
 
 # The views of SPEC 6.3 that docs/analysts.md documents; nothing else may be named in a query.
 VIEWS: tuple[str, ...] = (
@@ -123,26 +127,32 @@ def _check_table_ref(ref: dict[str, Any], ctes: frozenset[str]) -> None:
 
 
 def sandbox(source: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """A new in-memory DuckDB with the documented views of `source` (a view over Parquet stays a
-    view; a table is copied), which may read only those views' files and change no setting."""
-    con = duckdb.connect(":memory:")
+    """A new in-memory DuckDB with the documented views of `source`: the lake that `source` has
+    attached is attached again READ_ONLY at the same snapshot (tables are copied), and the
+    connection may then read only the lake's data directory and change no setting."""
+    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
+                                             "autoload_known_extensions": False})
     con.execute("SET GLOBAL TimeZone = 'UTC'")
     views = dict(source.execute(
         "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall())
-    tables = {r[0] for r in source.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    paths: list[str] = []
+    tables = {r[0] for r in source.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = 'memory'").fetchall()}
+    directories: list[str] = []
+    pinned = pinned_lake(source)
+    if pinned is not None:
+        register_views(con, pinned)
+        directories.append(str(pinned.location.data_path) + "/")
     for name in VIEWS:
-        if name in views:
-            con.execute(views[name])
-            paths.extend(view_files(views[name], con))
-        elif name in tables:
-            rows = source.execute(f'SELECT * FROM "{name}"').arrow()
+        if name in tables:
+            rows = source.execute(f'SELECT * FROM "{name}"').to_arrow_table()
             con.register("__journey_rows", rows)
-            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM __journey_rows')
+            con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM __journey_rows')
             con.unregister("__journey_rows")
-    # Reading the views' own files stays allowed; the parse check already refuses COPY, which
+        elif name in views and pinned is None:
+            con.execute(views[name])  # a test's hand-made view over no lake
+    # Reading the lake's own files stays allowed; the parse check already refuses COPY, which
     # DuckDB would still let overwrite an allowed path.
-    con.execute(f"SET allowed_paths = [{', '.join(_literal(p) for p in paths)}]")
+    con.execute(f"SET allowed_directories = [{', '.join(_literal(p) for p in directories)}]")
     for setting in ("enable_external_access", "autoinstall_known_extensions",
                     "autoload_known_extensions", "allow_community_extensions",
                     "python_enable_replacements", "lock_configuration"):
@@ -151,29 +161,18 @@ def sandbox(source: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def view_files(create_view_sql: str, parser: duckdb.DuckDBPyConnection) -> list[str]:
-    """The file paths passed as constants to the table functions of a CREATE VIEW statement."""
-    _, _, select = create_view_sql.partition(" AS ")
-    row = parser.execute("SELECT json_serialize_sql(?)", [select]).fetchone()
-    tree: dict[str, Any] = json.loads(row[0]) if row else {}
-    found: list[str] = []
-
-    def collect(obj: Any, inside: bool) -> None:
-        if isinstance(obj, list):
-            for item in obj:
-                collect(item, inside)
-        elif isinstance(obj, dict):
-            inside = inside or obj.get("type") == "TABLE_FUNCTION"
-            value = obj.get("value")
-            text = value.get("value") if isinstance(value, dict) else None
-            # Only absolute paths: options such as hive_partitioning are string constants too.
-            if inside and isinstance(text, str) and text.startswith("/"):
-                found.append(text)
-            for item in obj.values():
-                collect(item, inside)
-
-    collect(tree.get("statements", []), False)
-    return found
+def pinned_lake(con: duckdb.DuckDBPyConnection) -> Snapshot | None:
+    """The lake snapshot a connection's views were registered over (its meta.version), if any."""
+    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = ? AND "
+                      "type = 'ducklake'", [LAKE]).fetchone()
+    if row is None:
+        return None
+    data = con.execute(f"SELECT value FROM ducklake_options('{LAKE}') WHERE option_name = "
+                       "'data_path'").fetchone()
+    version = con.execute("SELECT max(version) FROM meta").fetchone()
+    if data is None or version is None or version[0] is None:
+        return None
+    return Snapshot(Location(str(row[0]), Path(str(data[0])).resolve()), int(version[0]))
 
 
 def _literal(text: str) -> str:

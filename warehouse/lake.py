@@ -137,17 +137,19 @@ def table_ddl() -> dict[str, str]:
 
 
 def latest_snapshot(loc: Location) -> int | None:
-    """The newest snapshot id, read straight from a SQLite catalog (about 0.1 ms), else None."""
+    """The newest snapshot id, read straight from a SQLite catalog (about 0.1 ms); None before
+    the first commit or for another kind of catalog."""
     path = loc.sqlite_path
     if path is None or not path.exists():
         return None
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
         try:
-            # None until the writer has created the journey tables (its first snapshot).
+            # None until the first commit after the one that created the journey tables.
             row = con.execute(
-                "SELECT max(snapshot_id) FROM ducklake_snapshot WHERE EXISTS (SELECT 1 FROM "
-                "ducklake_table WHERE table_name = 'journey_meta')").fetchone()
+                "SELECT max(snapshot_id) FROM ducklake_snapshot HAVING max(snapshot_id) > "
+                "(SELECT min(begin_snapshot) FROM ducklake_table WHERE table_name = "
+                "'journey_meta')").fetchone()
         finally:
             con.close()
     except sqlite3.OperationalError:  # a catalog being created has no tables yet

@@ -1,4 +1,4 @@
-"""The snapshot store over the real warehouse (writer -> manifest -> reader -> views)."""
+"""The snapshot store over the real warehouse (writer -> DuckLake -> reader -> views)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from api.metrics.filters import CustomerFilter, load_model
 from api.metrics.funnel import funnel
 from api.settings import ApiSettings
 from api.store import INDEXES, MATERIALISED, SnapshotStore
-from journey.schema import Event, IdentityKey
 from journey.facts import (
+    Changes,
     CustomerFacts,
     CustomerRow,
     EventStageRow,
@@ -29,16 +29,16 @@ from journey.facts import (
     SessionRow,
     StageEntryRow,
 )
+from journey.schema import Event, IdentityKey
 from tests.api.conftest import TOKEN, FakeClock
 from warehouse.reader import WarehouseReader
 from warehouse.settings import WarehouseSettings
-from warehouse.tables import ModelRow, bucket_of
+from warehouse.tables import ModelRow
 from warehouse.writer import WarehouseWriter
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 MODEL = [ModelRow("default", s, i, s == "decision", 90 * 86400.0) for i, s in
          enumerate(("awareness", "consideration", "decision", "retention", "advocacy"))]
-BUCKETS = 4
 
 
 def facts(cid: str, reached: int, hours: float) -> CustomerFacts:
@@ -66,18 +66,20 @@ def event(cid: str, i: int) -> Event:
 
 @pytest.fixture
 def writer(tmp_path: Path) -> Iterator[WarehouseWriter]:
-    with WarehouseWriter(WarehouseSettings(data_dir=tmp_path, buckets=BUCKETS)) as w:
+    # No inlining: every table has Parquet files, as a busy warehouse does.
+    with WarehouseWriter(WarehouseSettings(data_dir=tmp_path, inline_row_limit=0)) as w:
         yield w
 
 
 def commit(writer: WarehouseWriter, customers: list[CustomerFacts], watermark: datetime) -> None:
-    buckets: dict[int, list[CustomerFacts]] = {}
+    rebuilt = Changes()
     for f in customers:
-        buckets.setdefault(bucket_of(f.customer.customer_id, BUCKETS), []).append(f)
+        rebuilt.add_facts(f)
     events = [(event(f.customer.customer_id, i), 0, i) for f in customers
               for i in range(f.customer.event_count)]
-    writer.replace_all(buckets, MODEL, watermark)
-    writer.commit(events, {}, {0: len(events)}, watermark, MODEL)
+    writer.replace_derived([rebuilt], MODEL, watermark)
+    old = writer.state().offsets.get(0, 0)
+    writer.commit(events[old:], Changes(), {0: len(events)}, watermark, MODEL)
 
 
 def test_6_3_store_reads_the_warehouse_and_follows_new_versions(
@@ -131,7 +133,7 @@ def test_6_2_a_vanished_snapshot_file_is_a_retryable_503(writer: WarehouseWriter
     client = TestClient(create_app(ApiSettings(api_tokens=[TOKEN]), store))  # type: ignore[list-item]
     auth = {"Authorization": f"Bearer {TOKEN}"}
     assert client.get("/v1/customers/a/events", headers=auth).status_code == 200
-    for path in (writer.root / "events").glob("*.parquet"):
+    for path in (writer.root / "data").rglob("*.parquet"):
         path.unlink()  # as the writer's clean-up does once a newer version's grace period ends
     r = client.get("/v1/customers/a/events?limit=5", headers=auth)
     assert r.status_code == 503 and r.json()["error"] == "snapshot_unreadable"
