@@ -42,6 +42,7 @@ from api.metrics.filters import (
     parse_filter,
     parse_time,
 )
+from api.openapi_spec import operation
 from api.ops import LATENCY, REQUESTS
 from api.settings import ApiSettings
 from api.store import Bound, SnapshotStore
@@ -211,16 +212,19 @@ def api_router(settings: ApiSettings, store: SnapshotStore) -> APIRouter:
         return get
 
     for path, compute in COMPUTES.items():
-        router.add_api_route(path, endpoint(compute), methods=["GET"], dependencies=read)
+        router.add_api_route(path, endpoint(compute), methods=["GET"], dependencies=read,
+                             openapi_extra=operation(path))
 
-    @router.get("/v1/customers/{key}/events", dependencies=pii)
+    @router.get("/v1/customers/{key}/events", dependencies=pii,
+                openapi_extra=operation("/v1/customers/{key}/events"))
     def get_customer_events(request: Request, key: str) -> Response:
         q = request.query_params
         limit = int_param(q, "limit", min(1000, settings.events_limit), 1, settings.events_limit)
         offset = int_param(q, "offset", 0, 0, 2**62)
         return answer(request, lambda cur: customers.customer_events(cur, key, limit, offset))
 
-    @router.get("/v1/customers/{key}", dependencies=pii)
+    @router.get("/v1/customers/{key}", dependencies=pii,
+                openapi_extra=operation("/v1/customers/{key}"))
     def get_customer(request: Request, key: str) -> Response:
         model = request.query_params.get("model") or "default"
         return answer(request, lambda cur: customers.customer(cur, load_model(cur, model), key))

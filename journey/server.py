@@ -20,7 +20,9 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
+from api import openapi_spec
 from api.dashboard import dashboard_router
+from api.docs import install_docs
 from api.ops import ops_router
 from api.query import query_router
 from api.routes import api_router
@@ -45,7 +47,9 @@ def utc_now() -> datetime:
 
 def create_app(ingest: IngestSettings, api: ApiSettings, producer: LogProducer) -> FastAPI:
     """One ASGI app serving the collector, the analytics API and the dashboard."""
-    app = FastAPI(title="journey", version="0.1.0", docs_url="/docs")
+    app = FastAPI(title="journey", version="0.1.0", docs_url=None, redoc_url=None)
+    install_docs(app)
+    openapi_spec.install(app)
     store = api_store(api)
     limiter = RateLimiter.from_settings(ingest)  # one bucket per write key across endpoints
     app.include_router(collector_router(ingest, producer, utc_now, limiter))
@@ -76,7 +80,9 @@ def api_store(api: ApiSettings) -> SnapshotStore:
 
 def create_api_app(api: ApiSettings) -> FastAPI:
     """An API-only app: analytics API, ops endpoints and the dashboard."""
-    app = FastAPI(title="journey analytics API", version="0.1.0", docs_url="/docs")
+    app = FastAPI(title="journey analytics API", version="0.1.0", docs_url=None, redoc_url=None)
+    install_docs(app)
+    openapi_spec.install(app)
     store = api_store(api)
     app.include_router(api_router(api, store))
     app.include_router(query_router(api, store))

@@ -40,6 +40,7 @@ SCOPE: dict[tuple[str, str], str] = {
 # Routes no API token opens: writes take a write key; probes, scrapers and static files are open.
 OPEN: set[tuple[str, str]] = {
     *{("POST", f"/v1/{name}") for name in ENDPOINTS},
+    *{("POST", f"/v1/{name}/") for name in ENDPOINTS},  # analytics-java's /v1/import/
     ("POST", "/v1/webhooks/sendgrid"), ("POST", "/v1/import"), ("POST", "/v1/imports"),
     ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/journey.js"),
     ("GET", "/"), ("GET", "/dashboard"), ("GET", "/static/dashboard/{name}"),
