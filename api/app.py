@@ -11,6 +11,7 @@ from api.ops import ops_router
 from api.routes import api_router
 from api.settings import ApiSettings
 from api.store import SnapshotStore
+from journey.logsafe import install, private_files
 
 
 def create_app(settings: ApiSettings, store: SnapshotStore) -> FastAPI:
@@ -33,7 +34,10 @@ def main() -> None:
         cache_entries=settings.cache_entries,
         background=True,
     )
-    uvicorn.run(create_app(settings, store), host=settings.host, port=settings.port)
+    private_files()
+    config = uvicorn.Config(create_app(settings, store), host=settings.host, port=settings.port)
+    install()  # redact ?key= from the access log, once uvicorn configured its loggers
+    uvicorn.Server(config).run()
 
 
 if __name__ == "__main__":

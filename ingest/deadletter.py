@@ -51,7 +51,7 @@ class DeadLetterStore:
         data = b"".join(_encode(letter) + b"\n" for letter in letters)
         try:
             with self._lock:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 append_durably(self.path, data)
         except OSError as exc:
             raise DeadLetterWriteError(f"cannot write dead letters: {exc}",

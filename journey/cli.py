@@ -10,6 +10,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from journey.logsafe import install, private_dir, private_files
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 console = Console()
 
@@ -59,6 +61,14 @@ def _logging(level: str = "info") -> None:
         logging.getLogger("kafka").setLevel(logging.WARNING)
     # The processor child of `journey up` reads it from the environment it inherits.
     os.environ["JOURNEY_LOG_LEVEL"] = level
+
+
+def _serve(config: Any) -> None:
+    """Run a uvicorn.Config with secrets redacted from its access log (SPEC 6.5)."""
+    import uvicorn
+
+    install()  # uvicorn.Config has configured its loggers by now
+    uvicorn.Server(config).run()
 
 
 def _check_port(host: str, port: int) -> None:
@@ -131,7 +141,8 @@ def collector(
 
     _logging(log_level)
     settings = IngestSettings(**overrides(data_dir, kafka_bootstrap))
-    uvicorn.run(create_app(settings, open_producer(settings)), host=host, port=port)
+    private_dir(settings.data_dir)
+    _serve(uvicorn.Config(create_app(settings, open_producer(settings)), host=host, port=port))
 
 
 @app.command()
@@ -161,7 +172,9 @@ def api(
     from journey.server import create_api_app
 
     _logging(log_level)
-    uvicorn.run(create_api_app(ApiSettings(**overrides(data_dir, None))), host=host, port=port)
+    settings = ApiSettings(**overrides(data_dir, None))
+    private_dir(settings.data_dir)
+    _serve(uvicorn.Config(create_api_app(settings), host=host, port=port))
 
 
 @app.command()
@@ -268,4 +281,5 @@ def sql(
 
 
 def main() -> None:
+    private_files()  # every file journey or its children create: owner-only (SPEC 6.5)
     app()

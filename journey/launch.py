@@ -18,9 +18,10 @@ from rich.table import Table
 
 from api.settings import ApiSettings
 from ingest.settings import IngestSettings
-from journey import credentials
+from journey import credentials, logsafe
 from journey.log.factory import open_producer
 from journey.server import ProcessorSupervisor, create_app
+from journey.tokens import token_of
 
 console = Console()
 # The demo's customers move through these stage models side by side (processor presets).
@@ -38,6 +39,7 @@ def serve(overrides: dict[str, Any], host: str, port: int, demo: DemoPlan | None
     """Run collector + API + dashboard on host:port with a supervised processor child."""
     ingest = IngestSettings(**overrides)
     api = ApiSettings(**overrides)
+    logsafe.private_dir(ingest.data_dir)
     creds = credentials.ensure(
         ingest.data_dir,
         [k.get_secret_value() for k in ingest.write_keys],
@@ -57,6 +59,7 @@ def serve(overrides: dict[str, Any], host: str, port: int, demo: DemoPlan | None
     server = uvicorn.Server(
         uvicorn.Config(create_app(ingest, api, producer), host=host, port=port, log_level="warning")
     )
+    logsafe.install()  # after uvicorn.Config, which configures uvicorn's loggers
     base = f"http://{host}:{port}"
     _announce(base, creds, ingest.kafka_bootstrap)
     try:
@@ -67,11 +70,10 @@ def serve(overrides: dict[str, Any], host: str, port: int, demo: DemoPlan | None
         thread.start()
         while not server.started:
             time.sleep(0.05)
-        load_demo(base, creds.write_keys[0], creds.api_tokens[0], demo.customers, backend)
+        load_demo(base, creds.write_keys[0], token_of(creds.api_tokens[0]), demo.customers,
+                  backend)
         if demo.keep_serving:
-            console.print(
-                f"Demo loaded. Dashboard: {base}/#token={creds.api_tokens[0]}  (Ctrl-C stops)"
-            )
+            console.print(f"Demo loaded. Dashboard: {dashboard_url(base, creds)}  (Ctrl-C stops)")
             thread.join()
         else:
             server.should_exit = True
@@ -122,11 +124,20 @@ def _post(client: httpx.Client, body: dict[str, Any], key: str) -> None:
 
 
 def _announce(base: str, creds: credentials.Credentials, kafka: str | None) -> None:
+    """Where journey listens; only credentials it generated are printed (SPEC 6.1)."""
     console.print(f"journey on {base} ({'Kafka ' + kafka if kafka else 'embedded log'})")
-    if creds.generated:
+    if creds.generated_keys:
         console.print(f"  write key : {creds.write_keys[0]}")
+    if creds.generated_tokens:
         console.print(f"  API token : {creds.api_tokens[0]}")
-    console.print(f"  dashboard : {base}/#token={creds.api_tokens[0]}")
+    console.print(f"  dashboard : {dashboard_url(base, creds)}")
+
+
+def dashboard_url(base: str, creds: credentials.Credentials) -> str:
+    """The dashboard's address, carrying the token only when journey generated it."""
+    if creds.generated_tokens:
+        return f"{base}/#token={creds.api_tokens[0]}"
+    return f"{base}/  (sign in with one of your API tokens)"
 
 
 def load_demo(

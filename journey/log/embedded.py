@@ -8,6 +8,8 @@ SQLite's write lock (waiting up to the busy timeout), readers never block writer
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -49,10 +51,13 @@ class EmbeddedLog:
             raise ValueError(f"partitions must be >= 1, got {partitions}")
         self.path = directory / f"{topic}.sqlite3"
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # SQLite gives its -wal and -shm files the database file's mode: owner-only.
+            if not self.path.exists():
+                with contextlib.suppress(FileExistsError):  # another process was first
+                    os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except OSError as exc:
-            raise LogNotWritable(f"cannot create the log directory: {exc}",
-                                 file=str(directory)) from exc
+            raise LogNotWritable(f"cannot create the log: {exc}", file=str(self.path)) from exc
         self.topic = topic
         self._lock = threading.Lock()  # one connection, shared by the caller's threads
         try:
