@@ -146,6 +146,9 @@ def test_each_http_role_from_the_wheel_answers_healthz(name: str, role: type[Rol
     port = free_port()
     alone = role([name, "--port", str(port)])
     assert alone.wait_http(f"http://127.0.0.1:{port}/healthz").json() == {"status": "ok"}
+    scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+    assert scraped.status_code == 200
+    assert "journey_collector_log_append_seconds" in scraped.text  # both roles render it
 
 
 def test_the_processor_from_the_wheel_stays_up(role: type[Role]) -> None:
