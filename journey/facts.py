@@ -154,8 +154,14 @@ class Changes:
 
     def delete(self, table: str, column: str, values: frozenset[str]) -> None:
         """Queue the deletion of a table's rows whose column is in values."""
-        if values:
-            self.deletes.append((table, column, values))
+        if not values:
+            return
+        # One statement per table and column: a DELETE costs about the same for one key or many.
+        for i, (t, c, old) in enumerate(self.deletes):
+            if t == table and c == column:
+                self.deletes[i] = (t, c, old | values)
+                return
+        self.deletes.append((table, column, values))
 
     def add_facts(self, facts: CustomerFacts) -> None:
         """Queue every row of one customer's facts."""

@@ -68,6 +68,7 @@ class JourneyState:
         self.graph = KeyGraph()
         self.seen = EventIdSet()
         self.alias_values: set[int] = set()  # value hashes named by an alias previousId
+        self._alias_probe: set[int] = set()  # their values' built-in hashes (this process only)
         self.key_types: set[str] = set()
         # Per graph node: the running states of the component rooted there (None elsewhere).
         self._runs: list[list[Running] | None] = []
@@ -119,14 +120,19 @@ class JourneyState:
         touched: list[int] = []  # roots (as before this batch) whose components the batch joins
         created: set[int] = set()
         primaries: list[int] = []
+        fresh_keys: list[list[tuple[int, str, str]]] = []  # per event: its keys new to the graph
         for event in events:
             nodes: list[int] = []
+            new: list[tuple[int, str, str]] = []
             for key in event.keys:
                 h = key_hash(key.type, key.value)
                 node = graph.node(h)
                 if node is None:
                     node = self._new_key(h, key.type, key.value, touched)
                     created.add(h)
+                    new.append((h, key.type, key.value))
+                elif h in created:
+                    new.append((h, key.type, key.value))
                 else:
                     touched.append(graph.find(node))
                 nodes.append(node)
@@ -135,11 +141,17 @@ class JourneyState:
             for node in nodes[1:]:
                 touched.extend(graph.union(nodes[0], node))
             primaries.append(nodes[0])
+            fresh_keys.append(new)
         groups: dict[int, _Group] = {}
-        for event, node in zip(events, primaries, strict=True):
+        for event, node, new in zip(events, primaries, fresh_keys, strict=True):
             group = groups.setdefault(graph.find(node), _Group())
             group.events.append(event)
             group.alias = group.alias or (event.type == "alias" and bool(event.previous_id))
+            for h, _, value in new:
+                group.new_keys.add(h)
+                # A new key whose value an alias named: the alias key's type may change.
+                if hash(value) in self._alias_probe and value_hash(value) in self.alias_values:
+                    group.alias = True
         runs = self._runs
         for old_root in dict.fromkeys(touched):
             held = runs[old_root]
@@ -149,21 +161,14 @@ class JourneyState:
                 # A component joined through an alias value only has no event here: it is
                 # re-derived too.
                 groups.setdefault(root, _Group()).olds.extend(held)
-        for group in groups.values():
-            group.new_keys = {key_hash(k.type, k.value) for e in group.events for k in e.keys
-                              if key_hash(k.type, k.value) in created}
-            if any(value_hash(k.value) in self.alias_values for e in group.events
-                   for k in e.keys if key_hash(k.type, k.value) in created):
-                group.alias = True
         return groups
 
     def _new_key(self, h: int, key_type: str, value: str, touched: list[int]) -> int:
         node, _ = self.graph.add(h)
         self._runs.append(None)
         self.key_types.add(key_type)
-        vh = value_hash(value)
-        if vh in self.alias_values:
-            other = self.graph.node(vh)
+        if hash(value) in self._alias_probe:  # cheap pre-check before the stable hash
+            other = self.graph.node(value_hash(value))
             if other is not None:
                 touched.extend(self.graph.union(node, other))
         return node
@@ -175,6 +180,7 @@ class JourneyState:
         if created:
             self._runs.append(None)
             self.alias_values.add(vh)
+            self._alias_probe.add(hash(value))
             for key_type in self.key_types:
                 other = self.graph.node(key_hash(key_type, value))
                 if other is not None:
@@ -267,7 +273,8 @@ class JourneyState:
             self.customers += len(runs)
         ids_gone = frozenset(gone)
         # Deletes run before inserts: replacing a customer is a delete plus its new rows.
-        changes.deletes[:0] = [(table, "customer_id", ids_gone) for table in DERIVED]
+        for table in DERIVED:
+            changes.delete(table, "customer_id", ids_gone)
 
     # -- restoring ---------------------------------------------------------------------------
 

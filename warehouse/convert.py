@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from operator import attrgetter
 from typing import Any
 
+import msgspec
 import orjson
 import pyarrow as pa
 
@@ -18,6 +19,7 @@ from journey.schema import Event, IdentityKey
 from warehouse.tables import DERIVED_ROWS, EVENTS_SCHEMA, ROW_CLASSES, ROW_SCHEMAS
 
 StoredEvent = tuple[Event, int, int]  # (event, partition, offset)
+_JSON = msgspec.json.Encoder()  # what the event carried, kept as sent (any int size)
 
 
 def dump_json(value: Any) -> str:
@@ -39,21 +41,37 @@ def load_json(text: str) -> Any:
 
 def events_to_arrow(items: Sequence[StoredEvent]) -> pa.Table:
     """The `events` rows of stored events, one per event, in the given order (with hashes)."""
-    cols: dict[str, list[Any]] = {name: [] for name in EVENTS_SCHEMA.names}
-    for event, partition, offset in items:
-        primary = event.keys[0]
-        row = (
-            event.event_id, event.type, event.event, event.channel, event.timestamp,
-            event.received_at, event.timestamp_flagged, primary.type, primary.value,
-            dump_json([{"type": k.type, "value": k.value} for k in event.keys]),
-            event.previous_id, dump_json(event.properties), dump_json(event.traits),
-            dump_json(event.context), event.campaign_source, event.campaign_medium,
-            event.campaign_name, event.source, event.medium, event.page_url, partition, offset,
-            event_hash(event.event_id), key_hash(primary.type, primary.value),
-        )
-        for values, value in zip(cols.values(), row, strict=True):
-            values.append(value)
-    return pa.Table.from_pydict(cols, schema=EVENTS_SCHEMA)
+    # Column by column: this runs over every event the processor stores.
+    events = [item[0] for item in items]
+    primaries = [e.keys[0] for e in events]
+    cols: dict[str, list[Any]] = {
+        "event_id": [e.event_id for e in events],
+        "type": [e.type for e in events],
+        "event": [e.event for e in events],
+        "channel": [e.channel for e in events],
+        "timestamp": [e.timestamp for e in events],
+        "received_at": [e.received_at for e in events],
+        "timestamp_flagged": [e.timestamp_flagged for e in events],
+        "key_type": [k.type for k in primaries],
+        "key_value": [k.value for k in primaries],
+        "keys": [_JSON.encode(e.keys).decode() for e in events],
+        "previous_id": [e.previous_id for e in events],
+        "properties": [_JSON.encode(e.properties).decode() for e in events],
+        "traits": [_JSON.encode(e.traits).decode() for e in events],
+        "context": [_JSON.encode(e.context).decode() for e in events],
+        "campaign_source": [e.campaign_source for e in events],
+        "campaign_medium": [e.campaign_medium for e in events],
+        "campaign_name": [e.campaign_name for e in events],
+        "source": [e.source for e in events],
+        "medium": [e.medium for e in events],
+        "page_url": [e.page_url for e in events],
+        "partition": [item[1] for item in items],
+        "offset": [item[2] for item in items],
+        "event_hash": [event_hash(e.event_id) for e in events],
+        "key_hash": [key_hash(k.type, k.value) for k in primaries],
+    }
+    return pa.Table.from_pydict({name: cols[name] for name in EVENTS_SCHEMA.names},
+                                schema=EVENTS_SCHEMA)
 
 
 def events_from_arrow(batch: pa.RecordBatch | pa.Table) -> list[StoredEvent]:

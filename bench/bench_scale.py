@@ -1,0 +1,155 @@
+"""Scale benchmark (issue "Scale: a batch costs what it holds"): processor catch-up, memory,
+rebuild and API pickup at 1M and 10M events of realistic multi-channel traffic.
+
+    .venv/bin/python bench/bench_scale.py --events 1000000 10000000   # or: make bench-scale
+
+Each size gets two logs (all in order, and 10% late by up to 3 days); a `journey processor`-like
+child process catches up on each (events per CPU-second and peak RSS of that process); then
+`journey rebuild` re-derives the late one (wall time, peak RSS), and an API process is timed from
+a commit to serving it. Prints one Markdown table; every row names the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.scale_data import stream  # noqa: E402
+from journey.log.embedded import EmbeddedLog  # noqa: E402
+
+PARTITIONS = 6
+
+
+def load() -> str:
+    """The 1-minute load average, for the table."""
+    return f"{os.getloadavg()[0]:.1f}"
+
+
+def make_log(data: Path, events: int, late: float) -> int:
+    """Write the traffic to an embedded log under data; the number of records."""
+    log = EmbeddedLog(data / "log", PARTITIONS)
+    n = 0
+    chunk: list[tuple[bytes, bytes]] = []
+    try:
+        for item in stream(events, late):
+            chunk.append(item)
+            if len(chunk) == 20_000:
+                log.append(chunk)
+                n += len(chunk)
+                chunk = []
+        if chunk:
+            log.append(chunk)
+            n += len(chunk)
+    finally:
+        log.close()
+    return n
+
+
+def catch_up(data: Path) -> dict[str, Any]:
+    """(In the child) run the processor until it has committed the whole log."""
+    from processor.app import build
+    from processor.settings import ProcessorSettings
+
+    settings = ProcessorSettings(data_dir=data, partitions=PARTITIONS)
+    log = EmbeddedLog(data / "log", PARTITIONS)
+    end = log.end_offsets()
+    log.close()
+    began, cpu0 = time.perf_counter(), time.process_time()
+    processor, writer = build(settings, threading.Event())
+    started = time.perf_counter() - began
+    events = extended = rederived = batches = 0
+    try:
+        while True:
+            stats = processor.run_once()
+            events += stats.new_events
+            extended += stats.extended
+            rederived += stats.rederived
+            batches += 1 if stats.records else 0
+            if not stats.records and all(
+                    writer.state().offsets.get(p, 0) >= o for p, o in end.items()):
+                break
+    finally:
+        writer.close()
+    cpu = time.process_time() - cpu0
+    wall = time.perf_counter() - began
+    return {"events": events, "cpu_s": cpu, "wall_s": wall, "start_s": started,
+            "batches": batches, "extended": extended, "rederived": rederived,
+            "customers": processor._state.customers,  # noqa: SLF001 (a bench reads the count)
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def child(args: list[str]) -> dict[str, Any]:
+    """Run this script's child mode in a fresh process (its own peak RSS); its JSON answer."""
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
+                         check=False)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def rebuild(data: Path) -> dict[str, Any]:
+    """`journey rebuild` as a child process: wall time and peak RSS."""
+    began = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    out = subprocess.run([sys.executable, "-m", "journey", "rebuild", "--data-dir", str(data)],
+                         capture_output=True, text=True, check=False, cwd=REPO)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"wall_s": time.perf_counter() - began,
+            "peak_rss_mb": max(peak, before) / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--late", type=float, default=0.1)
+    parser.add_argument("--child-catch-up", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--keep", type=Path, help="keep the data under this directory")
+    args = parser.parse_args()
+    if args.child_catch_up:
+        print(json.dumps(catch_up(args.child_catch_up)))
+        return
+    rows: list[str] = ["| events | log | measure | value | load |", "|---|---|---|---|---|"]
+    root = args.keep or Path(tempfile.mkdtemp(prefix="journey-scale-"))
+    for size in args.events:
+        for late in (0.0, args.late):
+            name = "in order" if late == 0 else f"{late:.0%} late"
+            data = root / f"{size}-{int(late * 100)}"
+            if not (data / "log").exists():
+                made = make_log(data, size, late)
+                print(f"{size:,} / {name}: {made:,} records written", file=sys.stderr)
+            r = child(["--child-catch-up", str(data)])
+            rows.append(f"| {size:,} | {name} | catch-up | {r['events'] / r['cpu_s']:,.0f} ev per "
+                        f"CPU-s ({r['events']:,} events, {r['cpu_s']:.0f} CPU-s, {r['wall_s']:.0f} s "
+                        f"wall, {r['extended']:,} extends, {r['rederived']:,} re-derivations) "
+                        f"| {load()} |")
+            rows.append(f"| {size:,} | {name} | processor peak RSS | "
+                        f"{r['peak_rss_mb']:,.0f} MiB ({r['customers']:,} customers) | {load()} |")
+            print("\n".join(rows), file=sys.stderr)
+            if late:
+                b = rebuild(data)
+                rows.append(f"| {size:,} | {name} | journey rebuild | {b['wall_s']:.0f} s wall, "
+                            f"peak RSS {b['peak_rss_mb']:,.0f} MiB | {load()} |")
+                restart = child(["--child-catch-up", str(data)])
+                rows.append(f"| {size:,} | {name} | processor restart (state restore) | "
+                            f"{restart['start_s']:.1f} s | {load()} |")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
