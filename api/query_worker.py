@@ -20,7 +20,8 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from api.sqlguard import VIEWS, sandbox
+from api.sqlguard import VIEWS, pinned_lake, sandbox
+from warehouse.reader import Snapshot
 
 JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS
 FETCH_ROWS = 256  # rows fetched at a time while the answer is measured
@@ -33,6 +34,7 @@ class Recipe:
     version: int
     views: dict[str, str]  # name -> CREATE VIEW statement
     tables: dict[str, bytes]  # name -> Arrow IPC stream (views that are tables in memory)
+    lake: Snapshot | None = None  # the pinned lake snapshot the views read, attached anew
 
 
 def recipe(cur: duckdb.DuckDBPyConnection, version: int) -> Recipe:
@@ -48,7 +50,8 @@ def recipe(cur: duckdb.DuckDBPyConnection, version: int) -> Recipe:
             with pa.ipc.new_stream(sink, rows.schema) as writer:
                 writer.write_table(rows)
             copied[name] = sink.getvalue().to_pybytes()
-    return Recipe(version, {n: sql for n, sql in views.items() if n in VIEWS}, copied)
+    return Recipe(version, {n: sql for n, sql in views.items() if n in VIEWS}, copied,
+                  pinned_lake(cur))
 
 
 def json_default(value: Any) -> Any:
@@ -65,14 +68,15 @@ def json_default(value: Any) -> Any:
 def _build(plan: Recipe) -> duckdb.DuckDBPyConnection:
     source = duckdb.connect(":memory:")
     source.execute("SET GLOBAL TimeZone = 'UTC'")
-    for sql in plan.views.values():
+    # Views over the lake name its attachment, which only sandbox() makes in this process.
+    for sql in plan.views.values() if plan.lake is None else ():
         source.execute(sql)
     for name, data in plan.tables.items():
         rows = pa.ipc.open_stream(data).read_all()
         source.register("__journey_rows", rows)
         source.execute(f'CREATE TABLE "{name}" AS SELECT * FROM __journey_rows')
         source.unregister("__journey_rows")
-    box = sandbox(source)
+    box = sandbox(source, plan.lake)
     source.close()
     return box
 

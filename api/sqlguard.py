@@ -126,10 +126,12 @@ def _check_table_ref(ref: dict[str, Any], ctes: frozenset[str]) -> None:
                                 reason="table", table=shown, known=list(VIEWS))
 
 
-def sandbox(source: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """A new in-memory DuckDB with the documented views of `source`: the lake that `source` has
-    attached is attached again READ_ONLY at the same snapshot (tables are copied), and the
-    connection may then read only the lake's data directory and change no setting."""
+def sandbox(source: duckdb.DuckDBPyConnection,
+            lake: Snapshot | None = None) -> duckdb.DuckDBPyConnection:
+    """A new in-memory DuckDB with the documented views of `source`: the lake snapshot (`lake`,
+    else the one `source` has attached) is attached READ_ONLY, tables of `source` are copied over
+    its views, and the connection may then read only the lake's data directory and change no
+    setting. A `source` in another process (api/query_worker.py) has no lake: pass `lake`."""
     con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
                                              "autoload_known_extensions": False})
     con.execute("SET GLOBAL TimeZone = 'UTC'")
@@ -138,7 +140,7 @@ def sandbox(source: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     tables = {r[0] for r in source.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = 'memory'").fetchall()}
     directories: list[str] = []
-    pinned = pinned_lake(source)
+    pinned = lake if lake is not None else pinned_lake(source)
     if pinned is not None:
         register_views(con, pinned)
         directories.append(str(pinned.location.data_path) + "/")
@@ -146,6 +148,8 @@ def sandbox(source: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
         if name in tables:
             rows = source.execute(f'SELECT * FROM "{name}"').to_arrow_table()
             con.register("__journey_rows", rows)
+            # The API store materialises the small views; its copy replaces the lake's view.
+            con.execute(f'DROP VIEW IF EXISTS "{name}"')
             con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM __journey_rows')
             con.unregister("__journey_rows")
         elif name in views and pinned is None:
