@@ -258,24 +258,30 @@ def sql(
         str | None, typer.Option("-c", "--command", help="Run this one query, print it, exit.")
     ] = None,
     print_init: Annotated[
-        bool, typer.Option("--print-init", help="Print the views' SQL (for `duckdb -init`).")
+        bool, typer.Option("--print-init", help="Print the analysts' init SQL for "
+                           "`duckdb -init` (loads the extensions offline, attaches the lake).")
+    ] = False,
+    unsafe_full_duckdb: Annotated[
+        bool, typer.Option("--unsafe-full-duckdb", help="The full DuckDB (files, ATTACH, SET, "
+                           "...) instead of read-only SELECTs over the views.")
     ] = False,
 ) -> None:
     """Query the warehouse's views with DuckDB (see docs/analysts.md)."""
     import duckdb
 
+    from api.sqlguard import QueryRefusedError
     from journey.settings import CommonSettings
     from journey.sql_shell import NoSnapshotError, init_sql, run_one, shell
 
     warehouse_dir = CommonSettings(**overrides(data_dir, None)).warehouse_dir
     try:
         if print_init:
-            typer.echo(init_sql(warehouse_dir), nl=False)
+            typer.echo(init_sql(warehouse_dir, pinned=False), nl=False)
         elif command is not None:
-            run_one(warehouse_dir, command, console)
+            run_one(warehouse_dir, command, console, unsafe_full_duckdb)
         else:
-            raise typer.Exit(shell(warehouse_dir, console))
-    except (NoSnapshotError, duckdb.Error) as error:
+            raise typer.Exit(shell(warehouse_dir, console, unsafe_full_duckdb))
+    except (NoSnapshotError, QueryRefusedError, duckdb.Error) as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from None
 

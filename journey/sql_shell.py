@@ -1,7 +1,10 @@
 """`journey sql`: DuckDB over the current warehouse snapshot's views (SPEC 6.3) for analysts.
 
-With the `duckdb` CLI on PATH the interactive shell is that CLI started with the views as its init
-file; without it, a small prompt that runs `;`-terminated statements and prints rich tables.
+By default it is read-only over the documented views (SPEC 6.5): every statement passes the parse
+check of `POST /v1/query` (api/sqlguard.py) and runs on its sandbox (the lake attached READ_ONLY,
+no external access besides the lake's files, configuration locked), in a small prompt that runs
+`;`-terminated statements and prints rich tables. `--unsafe-full-duckdb` gives the full DuckDB:
+the `duckdb` CLI on PATH started with the views as its init file, else the prompt unguarded.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import duckdb
 from rich.console import Console
 from rich.table import Table
 
+from api.sqlguard import QueryRefusedError, check_query, sandbox
 from journey.errors import RetryableError
 from warehouse.reader import WarehouseReader
 
@@ -27,21 +31,44 @@ class NoSnapshotError(RetryableError):
     """The warehouse has no committed snapshot yet. Context: warehouse_dir."""
 
 
-def init_sql(warehouse_dir: Path) -> str:
-    """The SQL that creates the current snapshot's views (for `duckdb -init FILE`)."""
+Run = Callable[[str], duckdb.DuckDBPyConnection]
+
+
+def init_sql(warehouse_dir: Path, pinned: bool = True) -> str:
+    """The SQL that loads the extensions offline, attaches the lake and creates the views (for
+    `duckdb -init FILE`): pinned to the current snapshot, or following each newest commit."""
     reader = WarehouseReader(warehouse_dir)
     snap = reader.current()
     if snap is None:
         raise NoSnapshotError("no warehouse snapshot yet; start the processor (journey up) first",
                               warehouse_dir=str(warehouse_dir))
-    return PREAMBLE + reader.views_sql(snap)
+    return PREAMBLE + reader.views_sql(snap if pinned else None)
 
 
-def open_views(warehouse_dir: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the current snapshot's views."""
+def open_views(warehouse_dir: Path, unsafe: bool = False) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the current snapshot's views: the locked sandbox of
+    api/sqlguard.py unless unsafe (then the full DuckDB)."""
     con = duckdb.connect(":memory:")
     con.execute(init_sql(warehouse_dir))
-    return con
+    if unsafe:
+        return con
+    try:
+        return sandbox(con)
+    finally:
+        con.close()
+
+
+def runner(con: duckdb.DuckDBPyConnection, unsafe: bool) -> Run:
+    """Executes one statement on con; unless unsafe, only a SELECT over the documented views
+    (QueryRefusedError otherwise)."""
+    if unsafe:
+        return con.execute
+    parser = duckdb.connect(":memory:")  # parses only; never sees the warehouse
+
+    def run(sql: str) -> duckdb.DuckDBPyConnection:
+        check_query(sql, parser)
+        return con.execute(sql)
+    return run
 
 
 def render(cur: duckdb.DuckDBPyConnection, console: Console, max_rows: int = 1000) -> None:
@@ -57,17 +84,20 @@ def render(cur: duckdb.DuckDBPyConnection, console: Console, max_rows: int = 100
     console.print(f"{min(len(rows), max_rows)} rows{more}")
 
 
-def run_one(warehouse_dir: Path, sql: str, console: Console) -> None:
-    """Run one query over the views and print it."""
-    con = open_views(warehouse_dir)
+def run_one(warehouse_dir: Path, sql: str, console: Console, unsafe: bool = False) -> None:
+    """Run one query over the views and print it (read-only unless unsafe)."""
+    con = open_views(warehouse_dir, unsafe)
     try:
-        render(con.execute(sql), console)
+        render(runner(con, unsafe)(sql), console)
     finally:
         con.close()
 
 
-def repl(con: duckdb.DuckDBPyConnection, console: Console, read: Callable[[str], str]) -> None:
-    """Read statements until EOF or `.quit`; errors are printed, never fatal."""
+def repl(con: duckdb.DuckDBPyConnection, console: Console, read: Callable[[str], str],
+         run: Run | None = None) -> None:
+    """Read statements until EOF or `.quit` and run them with `run` (default: con.execute);
+    errors are printed, never fatal."""
+    execute = con.execute if run is None else run
     buffer: list[str] = []
     while True:
         try:
@@ -78,32 +108,37 @@ def repl(con: duckdb.DuckDBPyConnection, console: Console, read: Callable[[str],
         if not buffer and line.strip() in EXIT_WORDS:
             return
         if not buffer and line.strip() == ".tables":
-            line = "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1;"
+            # Our own catalog query: the guard admits no duckdb_views(), the view list is public.
+            render(con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal "
+                               "UNION SELECT table_name FROM duckdb_tables() WHERE database_name "
+                               "= 'memory' ORDER BY 1"), console)
+            continue
         buffer.append(line)
         if not line.rstrip().endswith(";"):
             continue
         sql, buffer = "\n".join(buffer), []
         try:
-            render(con.execute(sql), console)
-        except duckdb.Error as error:
+            render(execute(sql), console)
+        except (duckdb.Error, QueryRefusedError) as error:
             console.print(f"[red]{error}[/red]")
 
 
-def shell(warehouse_dir: Path, console: Console) -> int:
-    """The interactive shell: the duckdb CLI if installed, else the built-in prompt."""
-    sql = init_sql(warehouse_dir)
-    cli = shutil.which("duckdb")
+def shell(warehouse_dir: Path, console: Console, unsafe: bool = False) -> int:
+    """The interactive shell: read-only over the views, or with unsafe the duckdb CLI if
+    installed (else the built-in prompt without the guard)."""
+    cli = shutil.which("duckdb") if unsafe else None
     if cli is not None:
         with tempfile.NamedTemporaryFile("w", suffix=".sql", prefix="journey-views-") as init:
-            init.write(sql)
+            init.write(init_sql(warehouse_dir))
             init.flush()
             return subprocess.call([cli, "-init", init.name])
-    console.print("duckdb CLI not found; built-in prompt (end statements with ';', "
-                  ".tables lists the views, .quit leaves)")
-    con = duckdb.connect(":memory:")
+    mode = ("full DuckDB" if unsafe else
+            "read-only SELECTs over the views; --unsafe-full-duckdb for the full DuckDB")
+    console.print(f"built-in prompt, {mode} (end statements with ';', .tables lists the views, "
+                  ".quit leaves)")
+    con = open_views(warehouse_dir, unsafe)
     try:
-        con.execute(sql)
-        repl(con, console, console.input)
+        repl(con, console, console.input, runner(con, unsafe))
     finally:
         con.close()
     return 0

@@ -83,3 +83,48 @@ def test_6_3_without_the_duckdb_cli_the_shell_is_the_builtin_prompt(data_dir: Pa
     done = journey_sql("--data-dir", str(data_dir), stdin="SELECT 6 * 7 AS answer;\n")
     assert done.returncode == 0, done.stderr
     assert "built-in prompt" in done.stdout and " 42 " in done.stdout
+
+
+def test_6_5_by_default_an_escape_is_refused_and_the_flag_gives_the_full_duckdb(
+    data_dir: Path, tmp_path: Path,
+) -> None:
+    secret = tmp_path / "secret.csv"
+    secret.write_text("password\nhunter2\n")
+    escape = f"SELECT * FROM read_csv('{secret}')"
+    refused = journey_sql("--data-dir", str(data_dir), "-c", escape)
+    assert refused.returncode == 1 and "read_csv" in refused.stdout
+    assert "hunter2" not in refused.stdout
+    allowed = journey_sql("--data-dir", str(data_dir), "--unsafe-full-duckdb", "-c", escape)
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert "hunter2" in allowed.stdout
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM read_csv('{out}')",
+    "COPY (SELECT 1 AS x) TO '{out}.copy.csv'",
+    "ATTACH '{out}.duckdb' AS x",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "SET enable_external_access = true",
+])
+def test_6_5_the_default_connection_refuses_escapes_even_without_the_parse_check(
+    data_dir: Path, tmp_path: Path, sql: str,
+) -> None:
+    out = tmp_path / "outside.csv"
+    out.write_text("x\n1\n")
+    con = open_views(data_dir / "warehouse")
+    try:
+        with pytest.raises((duckdb.PermissionException, duckdb.InvalidInputException)):
+            con.execute(sql.format(out=out))
+        assert con.execute("SELECT count(*) FROM customers").fetchone() == (customers(data_dir),)
+    finally:
+        con.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outside.csv"]
+
+
+def test_6_5_the_prompt_refuses_writes_by_default(data_dir: Path, tmp_path: Path) -> None:
+    target = tmp_path / "stolen.csv"
+    done = journey_sql("--data-dir", str(data_dir),
+                       stdin=f"COPY customers TO '{target}';\nSELECT 6 * 7 AS answer;\n")
+    assert done.returncode == 0, done.stderr
+    assert "only SELECT" in done.stdout and " 42 " in done.stdout and not target.exists()
