@@ -13,10 +13,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from journey.facts import CustomerFacts
 from journey.schema import Event, IdentityKey
 from processor.components import ComponentIndex
 from processor.derive import CoreConfig, derive
-from journey.facts import CustomerFacts
 from processor.stages.model import preset
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -42,7 +42,9 @@ def _event(n: int, at: float, name: str, channel: str, keys: list[dict[str, str]
     return event
 
 
-def customer_events(i: int, start: float, rng: random.Random, first_id: int) -> list[dict[str, Any]]:
+def customer_events(
+    i: int, start: float, rng: random.Random, first_id: int
+) -> list[dict[str, Any]]:
     """About ten canonical events of customer i, in time order, ids from first_id."""
     anon = {"type": "anonymous_id", "value": f"a{i}"}
     phone = {"type": "phone", "value": f"1555{i:07d}"}

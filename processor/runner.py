@@ -77,6 +77,11 @@ class Processor:
         log.info("processor started: %d customers, %d stored events, offsets %s",
                  restored.customers, restored.events, self._offsets)
 
+    @property
+    def customers(self) -> int:
+        """Customers held by the state."""
+        return self._state.customers
+
     def run_once(self) -> BatchStats:
         """Poll and commit one micro-batch; a batch with no record commits nothing."""
         began = time.perf_counter()

@@ -21,10 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.normalize import normalize
+from journey.facts import Changes
 from journey.log.base import Record
 from journey.log.embedded import EmbeddedLog
 from journey.schema import Event
-from journey.facts import Changes
 from processor.config import core_config
 from processor.derive import CoreConfig, derive
 from processor.models_table import model_rows

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from journey.facts import CustomerFacts
 from journey.schema import Event
 from processor.components import ComponentIndex
 from processor.derive import CoreConfig, derive
-from journey.facts import CustomerFacts
 
 
 def _ids(index: ComponentIndex, component: int) -> set[str]:

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from journey.errors import ConfigError
+from journey.facts import CustomerRow, IdentityRow, StageEntryRow, TransitionRow
 from journey.schema import Event
 from processor.derive import CoreConfig, derive
-from journey.facts import CustomerRow, IdentityRow, StageEntryRow, TransitionRow
 from processor.stages.model import preset
 
 

@@ -13,10 +13,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from journey.facts import CustomerFacts
 from journey.schema import Event
 from processor.components import ComponentIndex
 from processor.derive import CoreConfig, derive
-from journey.facts import CustomerFacts
 from processor.stages.model import preset
 
 CONFIG = CoreConfig(models=(preset("default"), preset("lifecycle")))

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from processor.derive import CoreConfig, derive
 from journey.facts import SessionRow
+from processor.derive import CoreConfig, derive
 
 G = ("google", "cpc", "spring")
 F = ("facebook", "social", "spring")

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processor.derive import CoreConfig, derive
 from journey.facts import CustomerFacts
+from processor.derive import CoreConfig, derive
 from processor.stages.evaluate import conditions_hold
 from processor.stages.model import preset, validate_model
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from journey.facts import CustomerFacts
 from journey.schema import Event
 from processor.derive import CoreConfig, derive
-from journey.facts import CustomerFacts
 from processor.stitching import stitch
 
 CONFIG = CoreConfig()
