@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -25,42 +24,10 @@ from kafka.net.compat import KafkaNetClient
 
 from journey.log.base import Record
 from journey.log.errors import LogRejected, LogUnavailable, UnknownPartition
+from journey.log.kafka_health import abandon, reachable
 
 log = logging.getLogger(__name__)
 PROBE_EVERY_S = 0.5
-
-
-def reachable(bootstrap: str, timeout_s: float = 0.5) -> bool:
-    """Whether any bootstrap HOST:PORT accepts a TCP connection now (a cheap probe, so that a
-    broker known to be down costs a caller milliseconds, not kafka-python's bootstrap timeout)."""
-    for address in bootstrap.split(","):
-        host, _, port = address.strip().rpartition(":")
-        try:
-            with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout_s):
-                return True
-        except (OSError, ValueError):
-            continue
-    return False
-
-
-def _abandon(producer: Any) -> None:
-    """Stop a failed producer off the caller's thread, dropping what it still holds.
-
-    kafka-python's close() flushes first, which never ends while the broker is gone, and its
-    __del__ retries that for a second on whichever thread collects it (a stall of every
-    request). So the sender is force-closed first (pending batches are aborted: the 503 the
-    client got says they may or may not have been stored), then close() has nothing to wait for.
-    """
-
-    def close() -> None:
-        sender = getattr(producer, "_sender", None)  # kafka-python 3.0 internals, checked
-        if sender is not None:
-            sender.force_close()
-            sender.join(5.0)
-        with contextlib.suppress(Exception):
-            producer.close(timeout=1.0)
-
-    threading.Thread(target=close, name="kafka-abandon", daemon=True).start()
 
 
 def _is_retryable(exc: Exception) -> bool:
@@ -243,7 +210,7 @@ class KafkaLog:
                 return  # another append already replaced it: keep the new one
             self._producer = None
         log.warning("Kafka append failed; the producer is rebuilt on the next append")
-        _abandon(failed)
+        abandon(failed)
 
     # -- consumer --------------------------------------------------------------------------
 
