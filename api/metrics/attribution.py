@@ -29,9 +29,11 @@ KEYS: dict[str, str] = {
     "source_medium": "s.source || ' / ' || coalesce(s.medium, '(none)')",
 }
 
-# Touches are ordered by start, except that the session holding the converting event comes last:
-# a single-touch session (an email, a call) starting inside a long web session that then converts
-# must not steal the last touch. position_based: 40/20/40, one touch 100, two touches 50/50.
+# SPEC 5: the first touch is the earliest-starting session (pf = 1); the last touch is the
+# converting session, so touches are ranked a second way (pl) with it last: a single-touch session
+# (an email, a call) starting inside a long web session that then converts must take neither.
+# position_based: 40/20/40 over first, middle and last; when the earliest session is also the
+# converting one it takes both 40s; one touch 100, two touches 50/50.
 ATTRIBUTION_SQL = """
 WITH fc AS ({customers}),
 conv AS (
@@ -42,9 +44,10 @@ conv AS (
 ),
 touches AS (
     SELECT s.customer_id, {key} AS key,
+        row_number() OVER (PARTITION BY s.customer_id ORDER BY s.start, s.session_id) AS pf,
         row_number() OVER (PARTITION BY s.customer_id ORDER BY
             coalesce(list_contains(s.converted_models, $model), FALSE), s.start, s.session_id
-        ) AS pos,
+        ) AS pl,
         count(*) OVER (PARTITION BY s.customer_id) AS n
     FROM sessions s JOIN conv USING (customer_id)
     WHERE s.start <= conv.entered_at
@@ -52,13 +55,12 @@ touches AS (
 credited AS (
     SELECT customer_id, key,
         CASE $method
-            WHEN 'first_touch' THEN CASE WHEN pos = 1 THEN 1.0 ELSE 0.0 END
-            WHEN 'last_touch' THEN CASE WHEN pos = n THEN 1.0 ELSE 0.0 END
+            WHEN 'first_touch' THEN CASE WHEN pf = 1 THEN 1.0 ELSE 0.0 END
+            WHEN 'last_touch' THEN CASE WHEN pl = n THEN 1.0 ELSE 0.0 END
             WHEN 'linear' THEN 1.0 / n
-            ELSE CASE WHEN n = 1 THEN 1.0 WHEN n = 2 THEN 0.5
-                      WHEN pos = 1 OR pos = n THEN 0.4 ELSE 0.2 / (n - 2) END
+            ELSE {position_based}
         END AS credit
-    FROM touches
+    FROM (SELECT *, {ends} FROM touches)
 )
 SELECT key, round(sum(credit), 9) AS credit,
        count(DISTINCT customer_id) FILTER (WHERE credit > 0) AS conversions
@@ -66,7 +68,8 @@ FROM credited
 GROUP BY key
 HAVING sum(credit) > 0
 ORDER BY credit DESC, key
-"""
+""".replace("{position_based}", prepared.POSITION_BASED).replace(
+    "{ends}", prepared.ends("customer_id"))
 
 # The same from the snapshot's per-class pre-aggregate of every method's credit (cr_<method>)
 # and converting customers with credit (cv_<method>; customers add up over classes).

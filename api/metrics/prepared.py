@@ -157,21 +157,22 @@ WITH conv AS (
 ),
 touches AS (
     SELECT conv.model, conv.k, s.customer_id, s.channel, s.source, s.medium,
+        row_number() OVER (PARTITION BY conv.model, s.customer_id ORDER BY s.start, s.session_id
+        ) AS pf,
         row_number() OVER (PARTITION BY conv.model, s.customer_id ORDER BY
             coalesce(list_contains(s.converted_models, conv.model), FALSE), s.start, s.session_id
-        ) AS pos,
+        ) AS pl,
         count(*) OVER (PARTITION BY conv.model, s.customer_id) AS n
     FROM sessions s JOIN conv ON conv.customer_id = s.customer_id
     WHERE s.start <= conv.entered_at
 ),
 credited AS (
     SELECT model, k, customer_id, channel, source, medium,
-        CAST(CASE WHEN pos = 1 THEN 1.0 ELSE 0.0 END AS DOUBLE) AS first_touch,
-        CAST(CASE WHEN pos = n THEN 1.0 ELSE 0.0 END AS DOUBLE) AS last_touch,
+        CAST(CASE WHEN pf = 1 THEN 1.0 ELSE 0.0 END AS DOUBLE) AS first_touch,
+        CAST(CASE WHEN pl = n THEN 1.0 ELSE 0.0 END AS DOUBLE) AS last_touch,
         CAST(1.0 / n AS DOUBLE) AS linear,
-        CAST(CASE WHEN n = 1 THEN 1.0 WHEN n = 2 THEN 0.5
-             WHEN pos = 1 OR pos = n THEN 0.4 ELSE 0.2 / (n - 2) END AS DOUBLE) AS position_based
-    FROM touches
+        CAST({position_based} AS DOUBLE) AS position_based
+    FROM (SELECT *, {ends} FROM touches)
 ),
 keyed AS (
     SELECT *, 'channel' AS kind, channel AS key FROM credited
@@ -182,6 +183,21 @@ keyed AS (
 SELECT model, k, kind, key, {sums}
 FROM keyed GROUP BY model, k, kind, key
 """
+
+# SPEC 5 position_based over ranks pf (by start: 1 is the first touch) and pl (converting session
+# last: n is the last touch): 40/20/40, one touch 100, two 50/50; when one session is both first
+# and last it takes both 40s and the others share the 20.
+POSITION_BASED = """CASE WHEN n = 1 THEN 1.0 WHEN n = 2 THEN 0.5
+             ELSE (CASE WHEN pf = 1 THEN 0.4 ELSE 0.0 END)
+                  + (CASE WHEN pl = n THEN 0.4 ELSE 0.0 END)
+                  + (CASE WHEN pf <> 1 AND pl <> n THEN 0.2 / (n - ends) ELSE 0.0 END) END"""
+
+
+def ends(partition: str) -> str:
+    """The column `ends`: 1 when a customer's first touch is also its last, else 2."""
+    return (f"CASE WHEN max(CASE WHEN pf = 1 AND pl = n THEN 1 ELSE 0 END) OVER "
+            f"(PARTITION BY {partition}) = 1 THEN 1 ELSE 2 END AS ends")
+
 
 METHODS = ("first_touch", "last_touch", "linear", "position_based")
 
@@ -223,5 +239,6 @@ def prepare(con: duckdb.DuckDBPyConnection) -> None:
                     f"sum(customers) FROM __j_paths WHERE steps = {MAX_PATH_STEPS} GROUP BY ALL")
     sums = ", ".join(f"sum({m}) AS cr_{m}, count(DISTINCT customer_id) FILTER (WHERE {m} > 0) "
                      f"AS cv_{m}" for m in METHODS)
-    con.execute(_ATTRIBUTION.format(sums=sums))
+    con.execute(_ATTRIBUTION.format(sums=sums, position_based=POSITION_BASED,
+                                    ends=ends("model, customer_id")))
     con.execute(f"CREATE TABLE {DONE} AS SELECT 1 AS done")

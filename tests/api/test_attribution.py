@@ -80,3 +80,25 @@ def test_5_total_credit_equals_conversions(loaded: duckdb.DuckDBPyConnection) ->
         rows = attribution(loaded, model, CustomerFilter(), method, "source")
         total = sum(r["credit"] for r in rows)
         assert total == pytest.approx(3)
+
+
+def test_5_first_touch_is_the_earliest_starting_touch(
+    con: duckdb.DuckDBPyConnection, data: Dataset
+) -> None:
+    # E's converting web session starts first; an email touch starts inside it. The email is
+    # neither the first touch (the web session started earlier) nor the last (it did not convert).
+    data.customer("E", at(0))
+    data.stages("E", [at(0), at(0.1), at(0.2)])
+    data.session("w", "E", at(0), source="google", converted=("default",))
+    data.session("m", "E", at(0.1), channel="email", source="newsletter")
+    data.load(con)
+    model = load_model(con, "default")
+    # The per-class pre-aggregate (no first_seen window) and the plain SQL (with one) agree.
+    for f in (CustomerFilter(), CustomerFilter(since=at(-1))):
+        def got(method: Method, f: CustomerFilter = f) -> list[tuple[str, Any, int]]:
+            rows = attribution(con, model, f, method, "channel")
+            return [(r["key"], pytest.approx(r["credit"]), r["conversions"]) for r in rows]
+
+        assert got("first_touch") == [("web", 1, 1)]
+        assert got("last_touch") == [("web", 1, 1)]
+        assert got("position_based") == [("email", 0.5, 1), ("web", 0.5, 1)]
