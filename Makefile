@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup kafka browser node-sdks java-sdk wheelhouse datasets lint pytest bench clean
+.PHONY: demo test setup kafka browser node-sdks java-sdk wheelhouse datasets lint pytest bench bench-scale clean
 WHEELHOUSE := .cache/wheelhouse
 
 $(STAMP): pyproject.toml
@@ -60,6 +60,11 @@ test: lint pytest
 
 bench: setup kafka
 	$(PY) bench/run_all.py
+
+## The scale benchmark: processor catch-up, memory, rebuild at 1M and 10M events (EVENTS= to choose).
+EVENTS ?= 1000000 10000000
+bench-scale: setup
+	$(PY) bench/bench_scale.py --events $(EVENTS)
 
 clean:
 	rm -rf $(VENV) .cache data test-artifacts

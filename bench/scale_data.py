@@ -20,6 +20,7 @@ import orjson
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LATE_S = 3 * 86400
+PER_CUSTOMER = 7.6  # events per customer on average, measured on this generator
 CAMPAIGNS = [None, None, None, ("google", "cpc", "spring"), ("newsletter", "email", "weekly")]
 PRODUCTS = ["Product Viewed", "Product List Viewed", "Product Viewed", "Cart Viewed",
             "Product Added"]
@@ -91,12 +92,13 @@ def stream(events: int, late: float, days: float = 100.0, seed: int = 11
            ) -> Iterator[tuple[bytes, bytes]]:
     """(log key, canonical event JSON) in arrival order: about `events` events."""
     rng = random.Random(seed)
-    customers = max(1, events // 10)
-    step = days * 86400 / customers
+    step = days * 86400 / max(1.0, events / PER_CUSTOMER)
     pending: list[tuple[float, int, bytes, bytes]] = []  # (arrival, seq, key, value)
     seq = 0
     made = 0
-    for i in range(customers):
+    i = -1
+    while made < events:
+        i += 1
         start = i * step
         while pending and pending[0][0] <= start:
             _, _, key, value = heapq.heappop(pending)
