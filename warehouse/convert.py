@@ -20,6 +20,7 @@ from warehouse.tables import DERIVED_ROWS, EVENTS_SCHEMA, ROW_CLASSES, ROW_SCHEM
 
 StoredEvent = tuple[Event, int, int]  # (event, partition, offset)
 _JSON = msgspec.json.Encoder()  # what the event carried, kept as sent (any int size)
+_KEYS = msgspec.json.Decoder(tuple[IdentityKey, ...])
 
 
 def dump_json(value: Any) -> str:
@@ -89,8 +90,7 @@ def events_from_arrow(batch: pa.RecordBatch | pa.Table) -> list[StoredEvent]:
             timestamp=col["timestamp"][i],
             received_at=col["received_at"][i],
             timestamp_flagged=col["timestamp_flagged"][i],
-            keys=tuple(IdentityKey(type=k["type"], value=k["value"])
-                       for k in load_json(col["keys"][i])),
+            keys=_KEYS.decode(col["keys"][i]),
             previous_id=col["previous_id"][i],
             properties=load_json(col["properties"][i]),
             traits=load_json(col["traits"][i]),

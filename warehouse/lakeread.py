@@ -13,9 +13,11 @@ from warehouse.convert import StoredEvent, events_from_arrow
 from warehouse.errors import CommitError
 from warehouse.lake import LAKE
 
-# Hashes per query: a constant IN list is pushed into the Parquet scan and checked against each
-# row group's key_hash range (the files are sorted by key_hash), so few row groups are read.
-HASHES_PER_QUERY = 1000
+# Up to this many hashes go as a constant IN list, which is pushed into the Parquet scan and
+# checked against each row group's key_hash range (the files are sorted by key_hash). More are
+# joined from an Arrow table: measured on 76k events, 3,000 hashes took 1.2 s as IN lists and
+# 40 ms as a hash join.
+IN_LIST_MAX = 200
 
 
 def iter_events(cur: duckdb.DuckDBPyConnection, batch_size: int,
@@ -35,11 +37,16 @@ def events_by_key_hash(cur: duckdb.DuckDBPyConnection, hashes: Collection[int]) 
     wanted = sorted({int(h) for h in hashes})  # int(): the IN list is built from integers only
     out: list[Event] = []
     try:
-        for start in range(0, len(wanted), HASHES_PER_QUERY):
-            chunk = ", ".join(str(h) for h in wanted[start:start + HASHES_PER_QUERY])
+        if len(wanted) <= IN_LIST_MAX:
+            listed = ", ".join(str(h) for h in wanted) or "NULL"
             table = cur.execute(
-                f"SELECT * FROM {LAKE}.events WHERE key_hash IN ({chunk})").to_arrow_table()
-            out.extend(event for event, _, _ in events_from_arrow(table))
+                f"SELECT * FROM {LAKE}.events WHERE key_hash IN ({listed})").to_arrow_table()
+        else:
+            cur.register("__journey_hashes", pa.table({"h": pa.array(wanted, pa.int64())}))
+            table = cur.execute(
+                f"SELECT e.* FROM {LAKE}.events e JOIN __journey_hashes k ON e.key_hash = k.h"
+            ).to_arrow_table()
+        out.extend(event for event, _, _ in events_from_arrow(table))
     finally:
         cur.close()
     out.sort(key=Event.order_key)
