@@ -28,6 +28,7 @@ from journey.log.kafka_health import abandon, reachable
 
 log = logging.getLogger(__name__)
 PROBE_EVERY_S = 0.5
+WATCH_S = 0.5  # while an append waits, how often it checks that a broker is still there
 
 
 def _is_retryable(exc: Exception) -> bool:
@@ -186,10 +187,9 @@ class KafkaLog:
         deadline = time.monotonic() + self._timeout_s
         try:
             futures = [producer.send(self.topic, key=key, value=value) for key, value in records]
-            producer.flush(timeout=max(deadline - time.monotonic(), 0.001))
             for index, future in enumerate(futures):
                 try:
-                    future.get(timeout=max(deadline - time.monotonic(), 0.001))
+                    self._await(future, deadline)
                 except Exception as exc:
                     context = self._context(record=index, records=len(records))
                     if producer is not self._producer:  # abandoned by another append's failure
@@ -202,6 +202,20 @@ class KafkaLog:
             if isinstance(exc, LogUnavailable):
                 raise
             raise _wrap(exc, "append failed", **self._context(records=len(records))) from exc
+
+    def _await(self, future: Any, deadline: float) -> None:
+        """Wait for one record's acknowledgement, but give up within about WATCH_S once no
+        broker accepts connections: kafka-python would retry until the deadline."""
+        while True:
+            try:
+                future.get(timeout=max(min(deadline - time.monotonic(), WATCH_S), 0.001))
+                return
+            except KafkaTimeoutError:
+                if future.is_done or time.monotonic() >= deadline:
+                    raise
+            if not reachable(self.bootstrap, timeout_s=WATCH_S):
+                raise LogUnavailable("the broker went away during the append",
+                                     **self._context())
 
     def _drop_producer(self, failed: Any) -> None:
         """Forget the producer after a failure; the next append builds a fresh one."""

@@ -124,7 +124,7 @@ def test_6_5_broker_sigkill_under_load_then_ingest_resumes_by_itself(
         time.sleep(3)
         killed_at = time.monotonic()
         broker.sigkill()
-        time.sleep(12)  # long enough for requests in flight at the kill to time out
+        time.sleep(6)
         broker.start()
         back_at = time.monotonic()
         deadline = back_at + 20
@@ -140,11 +140,14 @@ def test_6_5_broker_sigkill_under_load_then_ingest_resumes_by_itself(
 
     first_ok = min(at for at, status, _ in load.seconds if at > back_at and status == 200)
     assert first_ok - back_at < 15, f"ingest resumed {first_ok - back_at:.1f}s after the broker"
-    # Once the outage is known, a 503 comes at once (not after kafka-python's 10 s timeout).
+    # A 503 comes quickly, even for requests in flight at the kill (not after kafka-python's
+    # 10 s delivery timeout), and at once once the outage is known.
+    refused = [took for at, status, took in load.seconds if status == 503]
     settled = [took for at, status, took in load.seconds
-               if status == 503 and killed_at + 11 < at < back_at]
+               if status == 503 and killed_at + 2 < at < back_at]
     assert settled, "no request was refused while the broker was down"
-    assert max(settled) < 1.0, f"slowest 503 while down: {max(settled):.1f}s"
+    assert max(refused) < 2.0, f"slowest 503: {max(refused):.1f}s"
+    assert max(settled) < 1.0, f"slowest 503 once the outage was known: {max(settled):.1f}s"
 
     ids = stored_ids(CommonSettings(kafka_bootstrap=broker.bootstrap, topic=env["JOURNEY_TOPIC"],
                                     partitions=3, data_dir=tmp_path))
@@ -154,6 +157,10 @@ def test_6_5_broker_sigkill_under_load_then_ingest_resumes_by_itself(
     acknowledged = [m for m, status in load.answers.items() if status == 200]
     lost = [m for m in acknowledged if m not in counts]
     twice = [m for m, n in counts.items() if n > 1]
+    (tmp_path / "figures.json").write_bytes(orjson.dumps({  # kept for whoever reports them
+        "acknowledged": len(acknowledged), "refused": len(refused),
+        "recovery_s": round(first_ok - back_at, 2), "slowest_503_s": round(max(refused), 3),
+        "lost": len(lost), "duplicated": len(twice)}))
     assert not lost and not twice, f"lost {lost[:5]}, duplicated {twice[:5]}"
     assert len(acknowledged) > 100 and len(settled) > 10  # the test saw both sides of the outage
 
