@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -26,3 +27,12 @@ def test_every_setting_is_in_readme_with_a_description(settings: type[BaseSettin
         assert field.description, f"{settings.__name__}.{name} has no description"
         env = f"`{prefix}{name.upper()}`"
         assert env in README, f"{env} is not documented in README.md"
+
+
+def test_readme_lists_no_setting_that_does_not_exist() -> None:
+    table = README.split("<!-- settings-table:start -->")[1].split("<!-- settings-table:end -->")[0]
+    listed = set(re.findall(r"^\| `(JOURNEY_[A-Z0-9_]+)` \|", table, flags=re.MULTILINE))
+    known = {f"{s.model_config.get('env_prefix', '')}{name.upper()}"
+             for s in SERVICES for name in s.model_fields}
+    assert listed, "README's settings table was not found"
+    assert listed <= known, f"README documents settings that no longer exist: {listed - known}"
