@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from journey.facts import Changes
-from processor import incremental
 from processor.dedup import EventIdSet
 from processor.rebuild import rederive_all
 from processor.state import JourneyState
@@ -92,8 +91,7 @@ def restore(state: JourneyState, writer: WarehouseWriter, models: Sequence[Model
             columns["component"], columns["state"], columns["types"], columns["vals"],
             strict=True,
         ):
-            state.restore_customer(list(zip(types, vals, strict=True)), component,
-                                   incremental.decode(blob))
+            state.restore_customer(list(zip(types, vals, strict=True)), component, blob)
     for batch in writer.scan(_ALIASES):
         for key_type, key_value, previous_id in zip(*batch.to_pydict().values(), strict=True):
             state.restore_alias((key_type, key_value), previous_id)
