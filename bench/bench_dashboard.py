@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_dashboard.py [--events 1000000 10000000] [--runs 5] [--reloads 3]
 
 Data: bench/bench_api.py's warehouse-shaped Parquet (generated once under --dir), published as a
-real warehouse (manifest.json + one file per table) in a temporary data dir. Each run starts a new
+real warehouse (a DuckLake, rows copied into it) in a temporary data dir. Each run starts a new
 API process (journey.server.create_api_app on uvicorn: API + dashboard), waits only for /healthz
 (which loads no snapshot), then opens the dashboard in a fresh browser context: the COLD load pays
 for the snapshot load and the cache warm-up. Then --reloads page reloads (warm server). A load
@@ -21,12 +21,10 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import httpx
-import pyarrow.parquet as pq
 from playwright.sync_api import Browser, Page, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a script, not an installed package
@@ -61,20 +59,13 @@ API_TIMES = """() => performance.getEntriesByType("resource").filter((e) => e.na
 
 
 def publish(root: Path, data_dir: Path) -> None:
-    """Make the generated tables a committed warehouse snapshot under data_dir/warehouse."""
-    from warehouse.manifest import DataFile, Manifest, write_manifest
+    """Make the generated tables a committed DuckLake snapshot under data_dir/warehouse."""
+    from bench.bench_warehouse import publish_lake
 
-    warehouse = data_dir / "warehouse"
-    tables: dict[str, tuple[DataFile, ...]] = {}
-    for table in TABLES:
-        (warehouse / table).mkdir(parents=True, exist_ok=True)
-        (warehouse / table / "bench.parquet").symlink_to(root / f"{table}.parquet")
-        rows = pq.ParquetFile(root / f"{table}.parquet").metadata.num_rows
-        tables[table] = (DataFile(f"{table}/bench.parquet", rows),)
     row = duckdb.sql(f"SELECT max(timestamp) FROM read_parquet('{root / 'events.parquet'}')")
     watermark = row.fetchone()[0]  # type: ignore[index]
-    write_manifest(warehouse, Manifest(version=1, committed_at=datetime.now(UTC),
-                                       watermark=watermark, tables=tables))
+    publish_lake(data_dir, {t: f"SELECT * FROM read_parquet('{root / t}.parquet')"
+                            for t in TABLES}, watermark)
 
 
 def serve(port: int, data_dir: Path) -> None:
