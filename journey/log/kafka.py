@@ -299,9 +299,12 @@ class KafkaLog:
 
     def close(self) -> None:
         """Close the clients (the producer first flushes what it still holds)."""
-        if self._producer is not None:
-            self._producer.close(timeout=self._timeout_s)
-            self._producer = None
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=self._timeout_s)
+            except Exception:  # the broker is gone: what it still held was never acknowledged
+                abandon(producer)
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
