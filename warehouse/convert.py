@@ -13,10 +13,9 @@ import msgspec
 import orjson
 import pyarrow as pa
 
-from journey.facts import CustomerFacts
 from journey.hashing import event_hash, key_hash
 from journey.schema import Event, IdentityKey
-from warehouse.tables import DERIVED_ROWS, EVENTS_SCHEMA, ROW_CLASSES, ROW_SCHEMAS
+from warehouse.tables import EVENTS_SCHEMA, ROW_CLASSES, ROW_SCHEMAS
 
 StoredEvent = tuple[Event, int, int]  # (event, partition, offset)
 _JSON = msgspec.json.Encoder()  # what the event carried, kept as sent (any int size)
@@ -136,14 +135,3 @@ def _dict_fields(row_class: type[Any]) -> frozenset[str]:
 _JSON_FIELDS: dict[str, frozenset[str]] = {
     name: _dict_fields(row) for name, row in ROW_CLASSES.items()
 }
-
-
-def facts_to_arrow(facts: Sequence[CustomerFacts]) -> dict[str, pa.Table]:
-    """One Arrow table per derived table from the facts of some customers (empty tables omitted)."""
-    rows: dict[str, list[Any]] = {name: [] for name in DERIVED_ROWS}
-    for fact in facts:
-        rows["customers"].append(fact.customer)
-        for name in DERIVED_ROWS:
-            if name != "customers":
-                rows[name].extend(getattr(fact, name))
-    return {name: rows_to_arrow(name, r) for name, r in rows.items() if r}

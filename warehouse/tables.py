@@ -7,7 +7,6 @@ so the contract between the journey core and the warehouse has a single source.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import types
 import typing
 from dataclasses import dataclass
@@ -127,9 +126,3 @@ _DUCKDB_TYPES: dict[pa.DataType, str] = {
 def duckdb_type(arrow_type: pa.DataType) -> str:
     """The DuckDB type that read_parquet gives a column of this Arrow type."""
     return _DUCKDB_TYPES[arrow_type]
-
-
-def bucket_of(customer_id: str, buckets: int) -> int:
-    """Deprecated: the first 8 hex digits of sha256(customer_id) modulo buckets."""
-    # The lake has no buckets; kept only until the processor stops importing it.
-    return int(hashlib.sha256(customer_id.encode()).hexdigest()[:8], 16) % buckets
