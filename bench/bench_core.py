@@ -1,5 +1,6 @@
-"""Benchmark of the pure journey core: derive() in one batch, and streaming through
-ComponentIndex in micro-batches, on a generated realistic multi-channel dataset.
+"""Benchmark of the pure journey core: derive() in one batch, and streaming through the
+processor's state (incremental path, re-derivation from an in-memory store) in micro-batches,
+on a generated realistic multi-channel dataset.
 
 Run from the repository root: `.venv/bin/python -m bench.bench_core [--events N] [--customers N]`.
 Everything runs in one process, so the figures (events per CPU second) are per core.
@@ -13,11 +14,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from journey.facts import CustomerFacts
 from journey.schema import Event, IdentityKey
-from processor.components import ComponentIndex
 from processor.derive import CoreConfig, derive
+from processor.memory import MemoryWarehouse
 from processor.stages.model import preset
+from processor.state import JourneyState
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CAMPAIGNS = [
@@ -130,17 +131,13 @@ def generate(customers: int, events: int, seed: int = 1) -> list[Event]:
 
 
 def stream(events: list[Event], config: CoreConfig, batch: int) -> int:
-    """Feed events through ComponentIndex + derive like the processor; return customer count."""
-    index = ComponentIndex()
-    current: dict[str, CustomerFacts] = {}
+    """Feed events through the processor's state like the processor; return customer count."""
+    store = MemoryWarehouse()
+    state = JourneyState(config, store)
     for start in range(0, len(events), batch):
-        for component in index.add(events[start : start + batch]):
-            for stale in index.customers_of(component):
-                current.pop(stale, None)
-            facts = derive(index.events_of(component), config)
-            current.update((f.customer.customer_id, f) for f in facts)
-            index.set_customers(component, [f.customer.customer_id for f in facts])
-    return len(current)
+        applied = state.apply(events[start : start + batch])
+        store.commit(applied.new_events, applied.changes)
+    return state.customers
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """The per-customer derivation: a pure batch function from events to the derived facts.
 
 `derive` must be given a set of events closed under linking (every event sharing a key with one
-of them, or an alias previousId value, is in it too); `ComponentIndex` yields such sets. Then
-deriving each set on its own equals deriving all events at once (SPEC 7).
+of them, or an alias previousId value, is in it too); the components of processor/graph.py are
+such sets. Then deriving each set on its own equals deriving all events at once (SPEC 7).
 """
 
 from __future__ import annotations
