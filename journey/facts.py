@@ -6,6 +6,7 @@ warehouse writer. Every field maps one-to-one to a column of the table named in 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -139,29 +140,32 @@ class StateRow:
 class Changes:
     """What one warehouse commit changes besides raw events: rows deleted, then rows inserted.
 
-    `deletes` holds (table, column, values): every row of `table` whose `column` is in `values`
-    goes. `rows` maps a derived table (or `customer_state`) to the rows to insert. Deletes run
+    `deletes` lists (table, column, values): every row of `table` whose `column` is in `values`
+    goes, one statement per table and column (a DELETE costs about the same for one key or
+    many). `rows` maps a derived table (or `customer_state`) to the rows to insert. Deletes run
     before inserts, so replacing a customer is a delete by customer_id plus its new rows.
     """
 
-    deletes: list[tuple[str, str, frozenset[str]]] = field(default_factory=list)
     rows: dict[str, list[Any]] = field(default_factory=dict)
+    _deletes: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+
+    @property
+    def deletes(self) -> list[tuple[str, str, frozenset[str]]]:
+        """The queued deletions, one per table and column."""
+        return [(t, c, frozenset(v)) for (t, c), v in self._deletes.items() if v]
 
     def add(self, table: str, rows: list[Any]) -> None:
         """Queue rows for insertion into a table."""
         if rows:
             self.rows.setdefault(table, []).extend(rows)
 
-    def delete(self, table: str, column: str, values: frozenset[str]) -> None:
+    def delete(self, table: str, column: str, values: Iterable[str]) -> None:
         """Queue the deletion of a table's rows whose column is in values."""
-        if not values:
-            return
-        # One statement per table and column: a DELETE costs about the same for one key or many.
-        for i, (t, c, old) in enumerate(self.deletes):
-            if t == table and c == column:
-                self.deletes[i] = (t, c, old | values)
-                return
-        self.deletes.append((table, column, values))
+        self._deletes.setdefault((table, column), set()).update(values)
+
+    def drop_deletes(self) -> None:
+        """Forget the queued deletions (a rebuild writes into emptied tables)."""
+        self._deletes.clear()
 
     def add_facts(self, facts: CustomerFacts) -> None:
         """Queue every row of one customer's facts."""
@@ -171,4 +175,4 @@ class Changes:
             self.add(name, getattr(facts, name))
 
     def __bool__(self) -> bool:
-        return bool(self.deletes or self.rows)
+        return bool(self.rows or any(self._deletes.values()))

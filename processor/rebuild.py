@@ -75,7 +75,7 @@ def _derived(writer: WarehouseWriter, linker: JourneyState, config: CoreConfig, 
         events = writer.events_by_key_hash(hashes)
         state = JourneyState(config, _NoHistory())
         applied = state.apply(events)
-        applied.changes.deletes.clear()  # a rebuild starts from empty tables
+        applied.changes.drop_deletes()  # a rebuild starts from empty tables
         counts[0] += state.customers
         done += len(events)
         if progress:

@@ -235,10 +235,10 @@ class JourneyState:
         cid = run.customer_id
         assert pending is not None  # a group holds at least one event
         if group.olds:
-            changes.delete("customers", "customer_id", frozenset({cid}))
-            changes.delete("transitions", "customer_id", frozenset({cid}))
-            changes.delete("customer_state", "customer_id", frozenset({cid}))
-            changes.delete("sessions", "session_id", frozenset(pending.sessions))
+            changes.delete("customers", "customer_id", (cid,))
+            changes.delete("transitions", "customer_id", (cid,))
+            changes.delete("customer_state", "customer_id", (cid,))
+            changes.delete("sessions", "session_id", pending.sessions)
         changes.add_facts(pending.facts())
         changes.add("customer_state", [StateRow(cid, 0, blob)])
 
@@ -273,10 +273,9 @@ class JourneyState:
                 changes.add("customer_state", [StateRow(run.customer_id, tag, blob)])
             self._runs[root] = tuple(runs)
             self.customers += len(runs)
-        ids_gone = frozenset(gone)
         # Deletes run before inserts: replacing a customer is a delete plus its new rows.
         for table in DERIVED:
-            changes.delete(table, "customer_id", ids_gone)
+            changes.delete(table, "customer_id", gone)
 
     # -- restoring ---------------------------------------------------------------------------
 
