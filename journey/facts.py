@@ -2,6 +2,8 @@
 
 These plain records are the contract between the pure core (stitching, sessions, stages) and the
 warehouse writer. Every field maps one-to-one to a column of the table named in the docstring.
+They are frozen msgspec structs outside the cycle collector: the processor makes several per
+event, and a struct is built about twenty times faster than a frozen dataclass.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import msgspec
 
-@dataclass(frozen=True, slots=True)
-class IdentityRow:
+
+class IdentityRow(msgspec.Struct, frozen=True, gc=False):
     """Table `identities`: one row per identity key of a customer."""
 
     customer_id: str
@@ -22,8 +25,7 @@ class IdentityRow:
     first_seen: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class CustomerRow:
+class CustomerRow(msgspec.Struct, frozen=True, gc=False):
     """Table `customers`: one row per customer."""
 
     customer_id: str
@@ -37,8 +39,7 @@ class CustomerRow:
     traits: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class SessionRow:
+class SessionRow(msgspec.Struct, frozen=True, gc=False):
     """Table `sessions` (SPEC 3). `converted_models`: models whose conversion stage an event of
     this session entered."""
 
@@ -57,8 +58,7 @@ class SessionRow:
     converted_models: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class StageEntryRow:
+class StageEntryRow(msgspec.Struct, frozen=True, gc=False):
     """Table `stage_entries` (SPEC 4.2): the stages a customer reached, per model."""
 
     customer_id: str
@@ -70,8 +70,7 @@ class StageEntryRow:
     event_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class EventStageRow:
+class EventStageRow(msgspec.Struct, frozen=True, gc=False):
     """Table `event_stages`: per event and model, the customer, the session, the event's own stage
     (or None) and the stage at the event (SPEC 4.2)."""
 
@@ -87,8 +86,7 @@ class EventStageRow:
     stage_at_index: int
 
 
-@dataclass(frozen=True, slots=True)
-class TransitionRow:
+class TransitionRow(msgspec.Struct, frozen=True, gc=False):
     """Table `transitions`: per customer and model, the count of each own-stage change."""
 
     customer_id: str
@@ -98,8 +96,7 @@ class TransitionRow:
     transitions: int
 
 
-@dataclass(frozen=True, slots=True)
-class SurveyRow:
+class SurveyRow(msgspec.Struct, frozen=True, gc=False):
     """Table `surveys`: one row per `Survey Responded` event with a known survey and a score, per
     model (stage at the response event, for emotion per stage)."""
 
@@ -125,8 +122,7 @@ class CustomerFacts:
     surveys: list[SurveyRow] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class StateRow:
+class StateRow(msgspec.Struct, frozen=True, gc=False):
     """Table `customer_state` (internal): the processor's running state of one customer, encoded
     by the processor, with `component` the hash of a key of its identity component (customers
     joined by a refused link share it). Committed with the rows it produced."""

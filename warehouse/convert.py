@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import typing
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ import pyarrow as pa
 
 from journey.hashing import event_hash, key_hash
 from journey.schema import Event, IdentityKey
-from warehouse.tables import EVENTS_SCHEMA, ROW_CLASSES, ROW_SCHEMAS
+from warehouse.tables import EVENTS_SCHEMA, ROW_CLASSES, ROW_SCHEMAS, field_names
 
 StoredEvent = tuple[Event, int, int]  # (event, partition, offset)
 _JSON = msgspec.json.Encoder()  # what the event carried, kept as sent (any int size)
@@ -129,7 +128,7 @@ def _dict_fields(row_class: type[Any]) -> frozenset[str]:
     def holds_dict(hint: Any) -> bool:
         return dict in (typing.get_origin(h) or h for h in (hint, *typing.get_args(hint)))
 
-    return frozenset(f.name for f in dataclasses.fields(row_class) if holds_dict(hints[f.name]))
+    return frozenset(name for name in field_names(row_class) if holds_dict(hints[name]))
 
 
 _JSON_FIELDS: dict[str, frozenset[str]] = {

@@ -6,13 +6,12 @@ so the contract between the journey core and the warehouse has a single source.
 
 from __future__ import annotations
 
-import dataclasses
 import types
 import typing
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import pyarrow as pa
 
 from journey.facts import (
@@ -27,8 +26,7 @@ from journey.facts import (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class ModelRow:
+class ModelRow(msgspec.Struct, frozen=True, gc=False):
     """Table `models`: one row per stage of each active stage model."""
 
     model: str
@@ -100,10 +98,16 @@ def _arrow_type(hint: Any) -> pa.DataType:
     raise TypeError(f"no Arrow type for {hint!r}")
 
 
+def field_names(row_class: type[Any]) -> tuple[str, ...]:
+    """The fields of a row class, in order."""
+    names: tuple[str, ...] = row_class.__struct_fields__
+    return names
+
+
 def schema_of(row_class: type[Any]) -> pa.Schema:
     """The Arrow schema of a dataclass row: one nullable column per field, in field order."""
     hints = typing.get_type_hints(row_class)
-    return pa.schema([(f.name, _arrow_type(hints[f.name])) for f in dataclasses.fields(row_class)])
+    return pa.schema([(name, _arrow_type(hints[name])) for name in field_names(row_class)])
 
 
 SCHEMAS: dict[str, pa.Schema] = {
