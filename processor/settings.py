@@ -14,7 +14,7 @@ class ProcessorSettings(CommonSettings):
     """How the processor batches, sessionizes and which stage models it applies."""
 
     batch_max_records: int = Field(
-        default=100_000, ge=1, description="Most records consumed into one micro-batch."
+        default=50_000, ge=1, description="Most records consumed into one micro-batch."
     )
     poll_timeout_s: float = Field(
         default=0.2, gt=0, description="Longest wait for the first record of a micro-batch (s)."

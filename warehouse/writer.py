@@ -35,6 +35,7 @@ from warehouse.tables import DERIVED_ROWS, ROW_SCHEMAS, ModelRow
 __all__ = ["Committed", "ModelRow", "WarehouseWriter"]
 
 log = logging.getLogger("journey.warehouse")
+WRITER_MEMORY_LIMIT = "256MB"
 LOCK_FILE = ".writer.lock"
 Work = Callable[[duckdb.DuckDBPyConnection], object]
 
@@ -58,6 +59,9 @@ class WarehouseWriter:
         try:
             prepare_catalog(self.location)
             self._con = connect()
+            # DuckDB would take 80% of RAM for its buffers; the writer inserts, deletes and reads
+            # one component's history at a time, and the processor's memory budget is its state.
+            self._con.execute(f"SET memory_limit = '{WRITER_MEMORY_LIMIT}'")
             self._con.execute(f"SET GLOBAL ducklake_default_data_inlining_row_limit = "
                               f"{int(self.settings.inline_row_limit)}")
             self._guard(lambda con: con.execute(attach_sql(self.location, read_only=False)))
@@ -180,6 +184,21 @@ class WarehouseWriter:
         self._guard(lambda con: maintain(con, when, self.settings))
         old = self.state()
         self._state = Committed(old.offsets, old.watermark, self._snapshot_id(), old.committed_at)
+
+    def transact(self, work: Work) -> Committed:
+        """Run work in one DuckLake transaction (conflicts retried); offsets stay as they are."""
+        self._transact(work)
+        return self._refresh()
+
+    def run(self, work: Work) -> Committed:
+        """Run work outside a transaction (DuckLake's maintenance calls make their own)."""
+        self._guard(work)
+        return self._refresh()
+
+    def _refresh(self) -> Committed:
+        old = self.state()
+        self._state = Committed(old.offsets, old.watermark, self._snapshot_id(), old.committed_at)
+        return self._state
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
