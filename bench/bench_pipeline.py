@@ -246,6 +246,18 @@ async def paced(base: str, rate: int, seconds: float, visible: list[tuple[float,
             "fresh_p95_s": cuts[18], "unseen_batches": lags.count(None)}
 
 
+def warehouse_size(data_dir: Path) -> Figures:
+    """Live Parquet files of the lake and the size of its SQLite catalog."""
+    wh = data_dir / "warehouse"
+    files = [p for p in wh.rglob("*.parquet")]
+    catalog = wh / "catalog.sqlite"
+    wal = wh / "catalog.sqlite-wal"
+    return {"parquet_files": len(files),
+            "parquet_mb": sum(p.stat().st_size for p in files) / 2**20,
+            "catalog_mb": catalog.stat().st_size / 2**20 if catalog.exists() else 0.0,
+            "catalog_wal_mb": wal.stat().st_size / 2**20 if wal.exists() else 0.0}
+
+
 def freshness(bootstrap: str | None, rate: int, seconds: float) -> Figures:
     """`journey up` (collector + API + processor child) under a steady offered load."""
     with tempfile.TemporaryDirectory(prefix="bench-fresh-", ignore_cleanup_errors=True) as tmp:
@@ -259,6 +271,7 @@ def freshness(bootstrap: str | None, rate: int, seconds: float) -> Figures:
             time.sleep(2)  # the processor child starts after the server
             visible: list[tuple[float, int]] = []
             figures = asyncio.run(paced(f"http://127.0.0.1:{port}", rate, seconds, visible))
+            figures |= warehouse_size(Path(tmp))
             figures["up_rss_mb"] = peak_rss_mb(proc.pid)
             figures["processor_child_rss_mb"] = tree_peak_rss_mb(proc.pid) - peak_rss_mb(proc.pid)
         finally:

@@ -114,6 +114,58 @@ def rebuild(data: Path) -> dict[str, Any]:
             "peak_rss_mb": max(peak, before) / 1024}
 
 
+def api_pickup(data: Path, late: float) -> float:
+    """Seconds from a commit to the API serving it: an API process serves the warehouse, 1,000
+    new events are committed by a processor, and /readyz is polled until it reports that
+    version."""
+
+    from bench.common import free_port
+    from warehouse.reader import WarehouseReader
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOURNEY_")}
+    env |= {"JOURNEY_DATA_DIR": str(data), "JOURNEY_API_TOKENS": "bench",
+            "JOURNEY_PORT": str(port), "JOURNEY_PARTITIONS": str(PARTITIONS)}
+    api = subprocess.Popen([sys.executable, "-m", "journey", "api"], cwd=REPO, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        version = _wait_version(base, api, lambda v: v is not None, 900)
+        log = EmbeddedLog(data / "log", PARTITIONS)
+        try:
+            fresh = [(k, v.replace(b'"event_id":"e', b'"event_id":"pickup-e', 1))
+                     for k, v in stream(1000, late, seed=99)]
+            log.append(fresh)
+        finally:
+            log.close()
+        child(["--child-catch-up", str(data)])
+        committed_at = time.perf_counter()
+        snap = WarehouseReader(data / "warehouse").current()
+        target = snap.version if snap else 0
+        assert target > (version or 0)
+        _wait_version(base, api, lambda v: v is not None and v >= target, 900)
+        return time.perf_counter() - committed_at
+    finally:
+        api.terminate()
+        api.wait(timeout=30)
+
+
+def _wait_version(base: str, proc: subprocess.Popen[bytes], ok: Any, timeout_s: float) -> Any:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            r = httpx.get(f"{base}/readyz", timeout=2)
+            version = r.json().get("version") if r.status_code == 200 else None
+            if ok(version):
+                return version
+        except (httpx.TransportError, ValueError):
+            pass
+        time.sleep(0.02)
+    raise RuntimeError("the API did not serve the expected snapshot in time")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
@@ -149,6 +201,9 @@ def main() -> None:
                 restart = child(["--child-catch-up", str(data)])
                 rows.append(f"| {size:,} | {name} | processor restart (state restore) | "
                             f"{restart['start_s']:.1f} s | {load()} |")
+                pickup = api_pickup(data, late)
+                rows.append(f"| {size:,} | {name} | API: commit to served | {pickup:.1f} s "
+                            f"| {load()} |")
     print("\n".join(rows))
 
 
