@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
+import duckdb
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
@@ -16,6 +18,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from api.model_version import model_versions
 from api.store import SnapshotStore
 from journey import metrics as product_metrics
 
@@ -54,8 +57,11 @@ class SnapshotCollector(Collector):
             yield age
 
 
-def ops_router(store: SnapshotStore) -> APIRouter:
-    """GET /healthz, /readyz and /metrics (no token: probes and scrapers call them)."""
+def ops_router(store: SnapshotStore, data_dir: Path | None = None) -> APIRouter:
+    """GET /healthz, /readyz and /metrics (no token: probes and scrapers call them).
+
+    With data_dir, /metrics also carries the processor's series from its textfile there.
+    """
     router = APIRouter()
     registry = CollectorRegistry()
     registry.register(SnapshotCollector(store))
@@ -69,13 +75,21 @@ def ops_router(store: SnapshotStore) -> APIRouter:
         bound = store.current()
         if bound is None:
             return JSONResponse({"status": "waiting for the first warehouse snapshot"}, 503)
-        return JSONResponse({"status": "ready", "version": bound.version})
+        with store.cursor() as (served, cur):
+            try:
+                versions = store.cached(served.version, "readyz-models",
+                                        lambda: model_versions(cur))
+            except duckdb.CatalogException:  # a snapshot from before the models table existed
+                versions = {}
+        return JSONResponse({"status": "ready", "version": served.version, "models": versions})
 
     @router.get("/metrics")
     def metrics() -> Response:
         # The collector's series too: under `journey up` it shares this process.
         body = (generate_latest(REQUESTS_REGISTRY) + generate_latest(registry)
                 + product_metrics.render())
+        if data_dir is not None:  # the processor runs in another process (README, Metrics)
+            body += product_metrics.read_textfile(data_dir)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return router

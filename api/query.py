@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import requires
 from api.errors import BadParameterError, UnknownTraitError
+from api.model_version import MODELS_SQL, model_version
 from api.query_process import Limits, QueryBusyError, QueryProcess
 from api.query_worker import Recipe, recipe
 from api.routes import ApiRoute, cached_answer, int_param
@@ -91,12 +92,10 @@ def parse_request(body: bytes, max_rows: int) -> QueryRequest:
 
 
 def models(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Every active stage model: its name, conversion stage and stages in order (by name)."""
-    rows = cur.execute(
-        "SELECT model, list(stage ORDER BY stage_index), "
-        "first(stage ORDER BY stage_index) FILTER (WHERE conversion_stage) "
-        "FROM models GROUP BY model ORDER BY model").fetchall()
-    return [{"model": m, "conversion_stage": conv, "stages": stages} for m, stages, conv in rows]
+    """Every active stage model: its name, version, conversion stage and stages in order."""
+    return [{"model": m, "version": model_version(stages, conv, lapse),
+             "conversion_stage": conv, "stages": stages}
+            for m, stages, conv, lapse in cur.execute(MODELS_SQL).fetchall()]
 
 
 def trait_values(cur: duckdb.DuckDBPyConnection, name: str, top: int) -> dict[str, Any]:

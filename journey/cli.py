@@ -147,14 +147,16 @@ def collector(
 
 @app.command()
 def processor(
-    data_dir: DataDir = None, kafka_bootstrap: Kafka = None, log_level: LogLevel = "info"
+    data_dir: DataDir = None, kafka_bootstrap: Kafka = None, log_level: LogLevel = "info",
+    metrics_port: Annotated[int | None, typer.Option(
+        "--metrics-port", help="Also serve the processor's /metrics on this port.")] = None,
 ) -> None:
     """Run only the stream processor."""
     from processor.app import run
     from processor.settings import ProcessorSettings
 
     _logging(log_level)
-    run(ProcessorSettings(**overrides(data_dir, kafka_bootstrap)))
+    run(ProcessorSettings(**overrides(data_dir, kafka_bootstrap)), metrics_port)
 
 
 @app.command()
@@ -179,16 +181,14 @@ def api(
 
 @app.command()
 def rebuild(data_dir: DataDir = None) -> None:
-    """Re-derive every customer, session and stage from the stored raw events."""
-    from processor.rebuild import rebuild as run_rebuild
+    """Re-derive every customer, session and stage from the stored raw events (beside a running
+    processor too: it builds the new version and switches to it while the API serves)."""
+    from journey.rebuild_cli import run as run_rebuild
     from processor.settings import ProcessorSettings
 
-    _logging()
-    result = run_rebuild(ProcessorSettings(**overrides(data_dir, None)))
-    console.print(
-        f"rebuilt {result.customers} customers from {result.events} events "
-        f"in {result.seconds:.1f}s (snapshot {result.version})"
-    )
+    _logging("warning")  # the progress bar says what happens
+    if not run_rebuild(ProcessorSettings(**overrides(data_dir, None)), console):
+        raise typer.Exit(1)
 
 
 @app.command("import")

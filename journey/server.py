@@ -59,7 +59,7 @@ def create_app(ingest: IngestSettings, api: ApiSettings, producer: LogProducer) 
     app.include_router(snippet_router())
     app.include_router(api_router(api, store))
     app.include_router(query_router(api, store))
-    app.include_router(ops_router(store))
+    app.include_router(ops_router(store, api.data_dir))
     app.include_router(dashboard_router())
     return app
 
@@ -86,7 +86,7 @@ def create_api_app(api: ApiSettings) -> FastAPI:
     store = api_store(api)
     app.include_router(api_router(api, store))
     app.include_router(query_router(api, store))
-    app.include_router(ops_router(store))
+    app.include_router(ops_router(store, api.data_dir))
     app.include_router(dashboard_router())
     return app
 

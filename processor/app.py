@@ -8,11 +8,15 @@ import signal
 import threading
 from types import FrameType
 
+from prometheus_client import start_http_server
+
 from ingest.deadletter import DeadLetter, DeadLetterStore
+from journey import metrics
 from journey.log.base import Record
 from journey.log.factory import open_consumer
 from processor.config import core_config
 from processor.models_table import model_rows
+from processor.observe import BetweenBatches
 from processor.runner import Processor
 from processor.settings import ProcessorSettings
 from processor.state import JourneyState
@@ -45,6 +49,13 @@ def take_warehouse(writer: WarehouseWriter, stop: threading.Event) -> bool:
 
 def build(settings: ProcessorSettings, stop: threading.Event) -> tuple[Processor, WarehouseWriter]:
     """A started processor over the configured log and warehouse."""
+    processor, writer, _ = build_observed(settings, stop)
+    return processor, writer
+
+
+def build_observed(settings: ProcessorSettings,
+                   stop: threading.Event) -> tuple[Processor, WarehouseWriter, BetweenBatches]:
+    """build(), with the hook that records its metrics and serves rebuild requests."""
     config = core_config(settings)
     # A short lock timeout: take_warehouse() keeps retrying, and says at once that it waits.
     writer = WarehouseWriter(WarehouseSettings(data_dir=settings.data_dir, lock_timeout_s=1.0))
@@ -76,11 +87,13 @@ def build(settings: ProcessorSettings, stop: threading.Event) -> tuple[Processor
     gc.set_threshold(20_000, 20, 20)
     processor.start()
     gc.freeze()
-    return processor, writer
+    hook = BetweenBatches(settings, processor, consumer, writer)
+    hook.refresh()
+    return processor, writer, hook
 
 
-def run(settings: ProcessorSettings) -> None:
-    """Run the processor until SIGTERM or SIGINT."""
+def run(settings: ProcessorSettings, metrics_port: int | None = None) -> None:
+    """Run the processor until SIGTERM or SIGINT; serve its metrics on metrics_port if set."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -88,8 +101,10 @@ def run(settings: ProcessorSettings) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    processor, writer = build(settings, stop)
+    if metrics_port is not None:
+        start_http_server(metrics_port, registry=metrics.PROCESSOR_REGISTRY)
+    processor, writer, hook = build_observed(settings, stop)
     try:
-        processor.run(stop.is_set, settings.retry_backoff_s)
+        processor.run(stop.is_set, settings.retry_backoff_s, hook)
     finally:
         writer.close()

@@ -6,7 +6,8 @@ slices of about SLICE_EVENTS events by their root, reads each slice's events bac
 derives them with the same state code as the live processor (every component is new to a fresh
 state, so in-order customers take the incremental path and the others `derive()`), and streams
 the rows into one warehouse transaction that replaces every derived table at once. It takes the
-warehouse's writer lock, so it waits for (or must replace) a running processor.
+warehouse's writer lock; beside a running processor, `journey rebuild` asks that processor to
+run it instead (processor/rebuild_request.py).
 """
 
 from __future__ import annotations
@@ -97,11 +98,18 @@ def rederive_all(writer: WarehouseWriter, config: CoreConfig, models: Sequence[M
     return total, counts[0], committed.version
 
 
-def rebuild(settings: ProcessorSettings, progress: Progress | None = None) -> RebuildResult:
-    """Derive everything again from the stored events and replace every derived table at once."""
+def rebuild(settings: ProcessorSettings, progress: Progress | None = None,
+            lock_timeout_s: float | None = None) -> RebuildResult:
+    """Derive everything again from the stored events and replace every derived table at once.
+
+    WarehouseLockedError when a running processor holds the warehouse for lock_timeout_s.
+    """
     began = time.perf_counter()
     config = core_config(settings)
-    writer = WarehouseWriter(WarehouseSettings(data_dir=settings.data_dir))
+    warehouse = WarehouseSettings(data_dir=settings.data_dir)
+    if lock_timeout_s is not None:
+        warehouse = WarehouseSettings(data_dir=settings.data_dir, lock_timeout_s=lock_timeout_s)
+    writer = WarehouseWriter(warehouse)
     writer.open()
     try:
         events, customers, version = rederive_all(

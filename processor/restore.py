@@ -18,7 +18,7 @@ import numpy as np
 
 from journey.facts import Changes
 from processor.dedup import EventIdSet
-from processor.rebuild import rederive_all
+from processor.rebuild import Progress, rederive_all
 from processor.state import JourneyState
 from warehouse.tables import ModelRow
 from warehouse.writer import WarehouseWriter
@@ -64,23 +64,29 @@ def stored_models(writer: WarehouseWriter) -> list[ModelRow]:
     return rows
 
 
-def restore(state: JourneyState, writer: WarehouseWriter, models: Sequence[ModelRow]) -> Restored:
-    """Fill an empty state from the warehouse; rebuild derived tables if they are stale."""
+def restore(state: JourneyState, writer: WarehouseWriter, models: Sequence[ModelRow],
+            force: bool = False, progress: Progress | None = None) -> Restored:
+    """Fill an empty state from the warehouse; rebuild derived tables if stale (or forced)."""
     configured = sorted(models, key=lambda m: (m.model, m.stage_index))
     events = _count(writer, "events")
     rebuilt = False
-    if stored_models(writer) != configured:
+    if force:
+        # `journey rebuild` beside a running processor: a model's rules may have changed without
+        # its stage list (which is all the models table records), so never trust the comparison.
+        rederive_all(writer, state.config, configured, progress)
+        rebuilt = True
+    elif stored_models(writer) != configured:
         if events:
             log.info("the stage models changed since the last commit: rebuilding every derived "
                      "table from the %d stored events", events)
-            rederive_all(writer, state.config, configured)
+            rederive_all(writer, state.config, configured, progress)
             rebuilt = True
         else:
             committed = writer.state()
             writer.commit([], Changes(), {}, committed.watermark, models=configured)
     elif events and not _count(writer, "customer_state"):
         log.info("no processor state stored beside %d events: rebuilding it", events)
-        rederive_all(writer, state.config, configured)
+        rederive_all(writer, state.config, configured, progress)
         rebuilt = True
     parts = [b.column(0).to_numpy(zero_copy_only=False).astype(np.int64)
              for b in writer.scan("SELECT event_hash FROM events")]

@@ -39,6 +39,7 @@ class BatchStats:
     extended: int = 0
     rederived: int = 0
     seconds: float = 0.0
+    commit_seconds: float = 0.0
 
 
 class Processor:
@@ -82,6 +83,16 @@ class Processor:
         """Customers held by the state."""
         return self._state.customers
 
+    @property
+    def offsets(self) -> dict[int, int]:
+        """The next offset of each partition, as committed (between batches)."""
+        return dict(self._offsets)
+
+    def replace_state(self, state: JourneyState, model_rows: Sequence[ModelRow]) -> None:
+        """Go on with a state restored under other stage models (between batches only)."""
+        self._state = state
+        self._model_rows = list(model_rows)
+
     def run_once(self) -> BatchStats:
         """Poll and commit one micro-batch; a batch with no record commits nothing."""
         began = time.perf_counter()
@@ -115,16 +126,17 @@ class Processor:
         for event in applied.new_events:
             if self._watermark is None or event.timestamp > self._watermark:
                 self._watermark = event.timestamp
-        self._commit_until_done(stored, applied.changes)
+        stats.commit_seconds = self._commit_until_done(stored, applied.changes)
         stats.new_events = len(stored)
         stats.extended, stats.rederived = applied.extended, applied.rederived
         stats.seconds = time.perf_counter() - began
         return stats
 
-    def _commit_until_done(self, events: list[tuple[Event, int, int]], changes: Changes) -> None:
+    def _commit_until_done(self, events: list[tuple[Event, int, int]], changes: Changes) -> float:
         # The state already holds these events: giving up on the commit would lose them, so a
         # retryable failure is retried here (a fatal one crashes, and the restart replays them).
         wait = 0.2
+        began = time.perf_counter()
         while True:
             try:
                 self._writer.commit(events, changes, dict(self._offsets), self._watermark)
@@ -133,15 +145,21 @@ class Processor:
                 log.warning("commit failed, retrying in %.1fs: %s", wait, exc)
                 time.sleep(wait)
                 wait = min(wait * 2, 30.0)
+        took = time.perf_counter() - began
         self._commits += 1
         if self._commits % self._maintain_every == 0:
             try:
                 self._writer.maintain()
             except RetryableError as exc:  # maintenance can wait for the next round
                 log.warning("warehouse maintenance failed: %s", exc)
+        return took
 
-    def run(self, should_stop: Callable[[], bool], backoff_s: float = 1.0) -> None:
-        """Loop until should_stop(); retry retryable failures of the log with backoff."""
+    def run(self, should_stop: Callable[[], bool], backoff_s: float = 1.0,
+            after_batch: Callable[[BatchStats], None] | None = None) -> None:
+        """Loop until should_stop(); retry retryable failures of the log with backoff.
+
+        after_batch(stats) runs after every poll, empty or not (metrics, rebuild requests).
+        """
         wait = backoff_s
         while not should_stop():
             try:
@@ -152,6 +170,8 @@ class Processor:
                 wait = min(wait * 2, 30.0)
                 continue
             wait = backoff_s
+            if after_batch is not None:
+                after_batch(stats)
             if stats.records:
                 log.info(
                     "batch: %d records, %d new events, %d customers extended, %d components "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from api.model_version import model_version
+from api.ops import ops_router
 from api.query import query_router
 from api.settings import ApiSettings
 from journey.server import create_api_app
@@ -30,7 +33,9 @@ def dataset(version: int = 1, customers: int = 3) -> Dataset:
 def app_for(wh: MemoryWarehouse, **settings: object) -> TestClient:
     s = ApiSettings(api_tokens=[SecretStr(TOKEN)], **settings)  # type: ignore[arg-type]
     app = FastAPI()
-    app.include_router(query_router(s, make_store(wh)))
+    store = make_store(wh)
+    app.include_router(query_router(s, store))
+    app.include_router(ops_router(store))
     return TestClient(app)
 
 
@@ -127,14 +132,27 @@ def test_6_2_no_snapshot_yet_is_a_503() -> None:
 def test_4_1_models_lists_every_model_with_stages_in_order(client: TestClient) -> None:
     r = client.get("/v1/models", headers=AUTH)
     assert r.status_code == 200
-    assert r.json() == [
+    body = r.json()
+    versions = [m.pop("version") for m in body]
+    assert body == [
         {"model": "aida", "conversion_stage": "action",
          "stages": ["awareness", "interest", "desire", "action"]},
         {"model": "default", "conversion_stage": "decision",
          "stages": ["awareness", "consideration", "decision", "retention", "advocacy"]},
     ]
+    # SPEC 6.4: the API says which model version it serves, also in /readyz.
+    assert all(re.fullmatch(r"[0-9a-f]{12}", v) for v in versions) and len(set(versions)) == 2
+    assert client.get("/readyz").json()["models"] == {"aida": versions[0], "default": versions[1]}
     again = client.get("/v1/models", headers={**AUTH, "If-None-Match": r.headers["etag"]})
     assert again.status_code == 304
+
+
+def test_6_4_model_version_follows_every_stored_property_of_a_model() -> None:
+    base = model_version(["a", "b"], "b", 86400.0)
+    assert base == model_version(["a", "b"], "b", 86400)
+    others = {model_version(["a", "c"], "c", 86400.0), model_version(["a", "b"], "a", 86400.0),
+              model_version(["a", "b"], "b", 3600.0), model_version(["b", "a"], "b", 86400.0)}
+    assert base not in others and len(others) == 4
 
 
 def test_2_3_trait_values_count_customers_most_common_first(wh: MemoryWarehouse) -> None:

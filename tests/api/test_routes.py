@@ -159,7 +159,9 @@ def test_6_2_ops_endpoints(settings: ApiSettings) -> None:
     r = client.get("/v1/kpis", headers=AUTH)
     assert r.status_code == 503 and r.json()["error"] == "not_ready"
     wh.data = dataset(version=7)
-    assert client.get("/readyz").json() == {"status": "ready", "version": 7}
+    ready = client.get("/readyz").json()
+    assert ready.pop("models").keys() == {"aida", "default"}  # each model's served version
+    assert ready == {"status": "ready", "version": 7}
     client.get("/v1/kpis", headers=AUTH)
     metrics = client.get("/metrics").text
     assert 'journey_api_requests_total{endpoint="/v1/kpis",status="200"}' in metrics
