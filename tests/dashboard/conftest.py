@@ -53,19 +53,21 @@ def demo_events(customers: int = DEMO_CUSTOMERS) -> list[Event]:
 
 
 def commit(writer: WarehouseWriter, events: list[Event], first_offset: int,
-           config: CoreConfig) -> None:
+           config: CoreConfig, before: frozenset[str] = frozenset()) -> frozenset[str]:
     """Derive every customer of `events` and commit them with the new events, as the processor
-    does (each customer's rows are deleted by customer_id, then inserted again)."""
+    does (each customer's rows are deleted by customer_id, then inserted again; `before` are the
+    ids committed last time, since a customer's id changes when it gets a user_id); the ids."""
     changes = Changes()
     facts = derive(events, config)
     for f in facts:
         changes.add_facts(f)
     customers = frozenset(f.customer.customer_id for f in facts)
     for table in DERIVED_ROWS:
-        changes.delete(table, "customer_id", customers)
+        changes.delete(table, "customer_id", customers | before)
     fresh = [(e, 0, first_offset + i) for i, e in enumerate(events[first_offset:])]
     writer.commit(fresh, changes, {0: len(events)}, max(e.timestamp for e in events),
                   list(model_rows(config.models)))
+    return customers
 
 
 @dataclass
@@ -77,6 +79,7 @@ class Served:
     config: CoreConfig
     events: list[Event] = field(default_factory=list)
     token: str = TOKEN
+    customers: frozenset[str] = frozenset()
 
     def api(self, path: str, **params: str) -> Any:
         """GET an API path with the token, as the page does; the JSON answer."""
@@ -89,7 +92,7 @@ class Served:
         """Commit more events: a new warehouse version the page must pick up."""
         start = len(self.events)
         self.events = self.events + events
-        commit(self.writer, self.events, start, self.config)
+        self.customers = commit(self.writer, self.events, start, self.config, self.customers)
 
 
 def free_port() -> int:
