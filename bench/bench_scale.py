@@ -58,8 +58,9 @@ def make_log(data: Path, events: int, late: float) -> int:
     return n
 
 
-def catch_up(data: Path) -> dict[str, Any]:
-    """(In the child) run the processor until it has committed the whole log."""
+def catch_up(data: Path, deadline_s: float = 0.0) -> dict[str, Any]:
+    """(In the child) run the processor until it has committed the whole log (or for at most
+    deadline_s seconds of wall time, when given)."""
     from processor.app import build
     from processor.settings import ProcessorSettings
 
@@ -80,6 +81,8 @@ def catch_up(data: Path) -> dict[str, Any]:
             batches += 1 if stats.records else 0
             if not stats.records and all(
                     writer.state().offsets.get(p, 0) >= o for p, o in end.items()):
+                break
+            if deadline_s and time.perf_counter() - began > deadline_s:
                 break
     finally:
         writer.close()
@@ -172,9 +175,11 @@ def main() -> None:
     parser.add_argument("--late", type=float, default=0.1)
     parser.add_argument("--child-catch-up", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--keep", type=Path, help="keep the data under this directory")
+    parser.add_argument("--deadline-s", type=float, default=0.0,
+                        help="(child) stop catching up after this many seconds of wall time")
     args = parser.parse_args()
     if args.child_catch_up:
-        print(json.dumps(catch_up(args.child_catch_up)))
+        print(json.dumps(catch_up(args.child_catch_up, args.deadline_s)))
         return
     rows: list[str] = ["| events | log | measure | value | load |", "|---|---|---|---|---|"]
     root = args.keep or Path(tempfile.mkdtemp(prefix="journey-scale-"))
