@@ -16,6 +16,7 @@ from api.auth import requires
 from api.errors import (
     ApiError,
     BadParameterError,
+    CustomerNotFoundError,
     NotReadyError,
     SnapshotReadError,
     UnauthorizedError,
@@ -46,8 +47,10 @@ from api.openapi_spec import operation
 from api.ops import LATENCY, REQUESTS
 from api.settings import ApiSettings
 from api.store import Bound, SnapshotStore
+from processor import erasure
 
 Params = Mapping[str, str]
+ERASE_TIMEOUT_S = 60.0  # a DELETE waits this long for the processor to apply the erasure
 Compute = Callable[[duckdb.DuckDBPyConnection, Params], Any]
 
 
@@ -187,6 +190,7 @@ def api_router(settings: ApiSettings, store: SnapshotStore) -> APIRouter:
     # SPEC 6.1: aggregates need `read`; one customer's profile and events need `pii`.
     read = [Depends(requires(settings.api_tokens, "read"))]
     pii = [Depends(requires(settings.api_tokens, "pii"))]
+    admin = [Depends(requires(settings.api_tokens, "admin"))]
     router = APIRouter(route_class=ApiRoute)
 
     def answer(request: Request, compute: Callable[[duckdb.DuckDBPyConnection], Any]) -> Response:
@@ -228,5 +232,25 @@ def api_router(settings: ApiSettings, store: SnapshotStore) -> APIRouter:
     def get_customer(request: Request, key: str) -> Response:
         model = request.query_params.get("model") or "default"
         return answer(request, lambda cur: customers.customer(cur, load_model(cur, model), key))
+
+    @router.delete("/v1/customers/{key}", dependencies=admin)
+    def delete_customer(key: str) -> Response:
+        """SPEC 2.4: 200 once the customer is erased from every store; 404 if no one has key."""
+        result = erasure.request(settings, key, ERASE_TIMEOUT_S)
+        if result is None:
+            raise NotReadyError("the erasure is queued but not applied yet (is the processor "
+                                "running?); it will be applied: retry to get its answer", key=key)
+        if result["status"] == "failed":
+            raise SnapshotReadError(f"the erasure failed: {result['message']}; retry", key=key)
+        if result["status"] != "erased":
+            raise CustomerNotFoundError(f"no customer has the identity key {key!r}", key=key)
+        # Serve the snapshot that no longer holds the customer before answering.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            bound = store.refresh(force=True)
+            if bound is not None and bound.version >= int(result["version"]):
+                break
+            time.sleep(0.05)
+        return Response(orjson.dumps(result), media_type="application/json")
 
     return router

@@ -6,10 +6,11 @@ Entries name the write key by its non-secret name, never by the key itself.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -60,12 +61,50 @@ class DeadLetterStore:
 
 def append_durably(path: Path, data: bytes) -> None:
     """Append data to path and fsync it; O_APPEND keeps each write whole across processes."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    while True:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            # An erasure may have replaced the file while this one waited for the lock: append
+            # to the file that now has the name, never to the replaced one.
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_ino != os.stat(path).st_ino:
+                continue
+            os.write(fd, data)
+            os.fsync(fd)
+            return
+        except FileNotFoundError:
+            continue
+        finally:
+            os.close(fd)
+
+
+def rewrite_without(directory: Path, match: Callable[[bytes], bool]) -> int:
+    """Rewrite every dead-letter file without the lines that match (SPEC 2.4 erasure); the new
+    file replaces the old one atomically, under the lock appends take. How many lines went."""
+    removed = 0
+    if not directory.is_dir():
+        return 0
+    for path in sorted(directory.glob("*.jsonl")):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with open(fd, "rb", closefd=False) as old:
+                lines = old.read().splitlines(keepends=True)
+            kept = [line for line in lines if not match(line)]
+            if len(kept) == len(lines):
+                continue
+            removed += len(lines) - len(kept)
+            tmp = path.with_name(f".{path.name}.erase")
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(out, b"".join(kept))
+                os.fsync(out)
+            finally:
+                os.close(out)
+            os.replace(tmp, path)
+        finally:
+            os.close(fd)
+    return removed
 
 
 def _encode(letter: DeadLetter) -> bytes:

@@ -252,6 +252,35 @@ def deadletter_replay(
 
 
 @app.command()
+def erase(
+    key: Annotated[str, typer.Argument(help="Any identity key of the customer (value or "
+                                            "type:value).")],
+    data_dir: DataDir = None,
+    kafka_bootstrap: Kafka = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait.")] = 120.0,
+) -> None:
+    """Erase the customer holding KEY from every store (SPEC 2.4); the running processor applies
+    it, or this command does when no processor holds the warehouse."""
+    from journey.settings import CommonSettings
+    from processor.erasure import request
+
+    _logging("warning")
+    result = request(CommonSettings(**overrides(data_dir, kafka_bootstrap)), key, timeout)
+    if result is None:
+        console.print("the erasure is queued but was not applied in time (is the processor "
+                      "running?); it stays queued")
+        raise typer.Exit(2)
+    if result["status"] == "failed":
+        console.print(f"the erasure failed: {result['message']}")
+        raise typer.Exit(3)
+    if result["status"] != "erased":
+        console.print("no customer holds this key")
+        raise typer.Exit(1)
+    console.print(f"erased customer {result['customer_id']}: {result['keys']} keys, "
+                  f"{result['log_records']} log records, {result['dead_letters']} dead letters")
+
+
+@app.command()
 def sql(
     data_dir: DataDir = None,
     command: Annotated[

@@ -15,6 +15,7 @@ from journey import metrics
 from journey.log.base import Record
 from journey.log.factory import open_consumer
 from processor.config import core_config
+from processor.fingerprint import fingerprint, record, recorded
 from processor.models_table import model_rows
 from processor.observe import BetweenBatches
 from processor.runner import Processor
@@ -85,7 +86,13 @@ def build_observed(settings: ProcessorSettings,
     # flat arrays; what is left are a batch's short-lived objects: collect the young generation
     # less often than CPython's default of every 700 allocations.
     gc.set_threshold(20_000, 20, 20)
-    processor.start()
+    built_with = fingerprint(config)
+    known = recorded(settings.data_dir)
+    if known is not None and known != built_with:  # None: first start, or before this existed
+        log.info("stage model rules or session settings changed since the derived tables were "
+                 "built: rebuilding them before consuming")
+    processor.start(rebuild=known is not None and known != built_with)
+    record(settings.data_dir, built_with)
     gc.freeze()
     hook = BetweenBatches(settings, processor, consumer, writer)
     hook.refresh()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from journey.facts import Changes
 from journey.schema import Event
+from processor import fingerprint
 from processor.config import core_config
 from processor.derive import CoreConfig
 from processor.models_table import model_rows
@@ -114,6 +115,7 @@ def rebuild(settings: ProcessorSettings, progress: Progress | None = None,
     try:
         events, customers, version = rederive_all(
             writer, config, list(model_rows(config.models)), progress)
+        fingerprint.record(settings.data_dir, fingerprint.fingerprint(config))
     finally:
         writer.close()
     return RebuildResult(events=events, customers=customers,

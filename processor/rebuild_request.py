@@ -17,6 +17,7 @@ from pathlib import Path
 
 import msgspec
 
+from processor import fingerprint
 from processor.config import core_config
 from processor.models_table import model_rows
 from processor.restore import restore
@@ -126,6 +127,7 @@ def serve_request(settings: ProcessorSettings, processor: Processor,
         reporter.report(Status(request_id, "failed", error=str(exc)))
         raise
     processor.replace_state(state, rows)
+    fingerprint.record(settings.data_dir, fingerprint.fingerprint(config))
     version = writer.state().version
     reporter.report(Status(request_id, "done", "done", restored.events, restored.events,
                            version=version))

@@ -19,7 +19,9 @@ import numpy as np
 from journey.facts import Changes
 from processor.dedup import EventIdSet
 from processor.rebuild import Progress, rederive_all
+from processor.sessions import micros
 from processor.state import JourneyState
+from warehouse.erase import erasures
 from warehouse.tables import ModelRow
 from warehouse.writer import WarehouseWriter
 
@@ -91,6 +93,7 @@ def restore(state: JourneyState, writer: WarehouseWriter, models: Sequence[Model
     parts = [b.column(0).to_numpy(zero_copy_only=False).astype(np.int64)
              for b in writer.scan("SELECT event_hash FROM events")]
     state.seen = EventIdSet(np.concatenate(parts) if parts else None)
+    state.erased = {h: micros(at) for h, at in erasures(writer).items()}
     for batch in writer.scan(_CUSTOMERS):
         columns = batch.to_pydict()
         for component, blob, types, vals in zip(

@@ -68,10 +68,11 @@ class Processor:
         self._offsets: dict[int, int] = {}
         self._watermark: datetime | None = None
 
-    def start(self) -> None:
-        """Restore the state from the warehouse and seek the log to the committed offsets."""
+    def start(self, rebuild: bool = False) -> None:
+        """Restore the state from the warehouse (rebuilding it first if asked, or if the stored
+        models differ) and seek the log to the committed offsets."""
         committed = self._writer.state()
-        restored = restore(self._state, self._writer, self._model_rows)
+        restored = restore(self._state, self._writer, self._model_rows, force=rebuild)
         self._offsets = {p: committed.offsets.get(p, 0) for p in self._consumer.partitions()}
         self._watermark = committed.watermark
         self._consumer.seek(self._offsets)

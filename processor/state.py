@@ -22,7 +22,7 @@ from typing import Protocol
 from journey.facts import Changes, CustomerFacts, StateRow
 from journey.hashing import event_hash, key_hash
 from journey.schema import Event
-from processor import ids, incremental
+from processor import erased, ids, incremental
 from processor.dedup import EventIdSet
 from processor.derive import CoreConfig, derive_customers
 from processor.graph import KeyGraph, value_hash
@@ -74,13 +74,15 @@ class JourneyState:
         # encoded: about 300 bytes instead of 800 as objects; a batch decodes what it touches.
         self._runs: list[tuple[bytes, ...] | None] = []
         self.customers = 0
+        # SPEC 2.4: erased key hash -> erasure time (µs); older events with such a key are dropped.
+        self.erased: erased.Erased = {}
 
     # -- the batch ---------------------------------------------------------------------------
 
     def apply(self, events: Iterable[Event]) -> Applied:
         """Add a batch (duplicates by event_id dropped); return what to store and write."""
         out = Applied()
-        fresh = self._dedup(list(events))
+        fresh = self._dedup(erased.not_erased(self.erased, list(events)))
         if not fresh:
             return out
         out.new_events = fresh
@@ -193,7 +195,9 @@ class JourneyState:
     # -- the incremental path ----------------------------------------------------------------
 
     def _extendable(self, group: _Group) -> bool:
-        if group.alias:
+        # A key of an erased customer is still a graph node, so it is not "new" to the graph;
+        # re-deriving gives the new customer all its keys, as derive() over what is stored does.
+        if group.alias or erased.touches(self.erased, group.events):
             return False
         users = {k.value for e in group.events for k in e.keys if k.type == "user_id"}
         if not group.olds:
@@ -276,6 +280,21 @@ class JourneyState:
         # Deletes run before inserts: replacing a customer is a delete plus its new rows.
         for table in DERIVED:
             changes.delete(table, "customer_id", gone)
+
+    # -- erasure -----------------------------------------------------------------------------
+
+    def forget(self, customer_id: str, hashes: Collection[int], erased_at: int) -> None:
+        """Drop an erased customer's running state (its neighbours in a component stay) and
+        remember its key hashes, so older events with those keys are dropped from now on."""
+        for h in hashes:
+            self.erased[h] = max(self.erased.get(h, erased_at), erased_at)
+        graph = self.graph
+        roots = {graph.find(n) for h in hashes if (n := graph.node(h)) is not None}
+        for root in roots:
+            held = self._runs[root] or ()
+            kept = tuple(b for b in held if incremental.decode(b).customer_id != customer_id)
+            self.customers -= len(held) - len(kept)
+            self._runs[root] = kept or None
 
     # -- restoring ---------------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ DATA_DIR = "data"
 INTERNAL_DDL: dict[str, str] = {
     "journey_offsets": '"partition" INTEGER, next_offset BIGINT',
     "journey_meta": "watermark TIMESTAMPTZ, committed_at TIMESTAMPTZ",
+    # SPEC 2.4: one-way hashes of erased keys, so a replayed log never brings a customer back.
+    "erasures": "key_hash BIGINT, erased_at TIMESTAMPTZ",
 }
 EXTENSIONS: tuple[tuple[str, str], ...] = (
     ("duckdb_extension_sqlite_scanner", "sqlite_scanner"),

@@ -8,9 +8,9 @@ processor stores them atomically with its warehouse write and seeks to them on s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +53,19 @@ class LogConsumer(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ErasableLog(Protocol):
+    """A log whose records can be deleted (the embedded log; SPEC 2.4 erasure).
+
+    A Kafka topic cannot delete a record: there the topic's retention (7 days by default) bounds
+    how long an erased customer's raw events stay, and the processor drops them when replayed.
+    """
+
+    def erase(self, match: Callable[[bytes], bool]) -> int:
+        """Delete every record whose value matches, leaving no copy in the file; how many."""
+        ...
 
 
 def partition_for(key: bytes, partitions: int) -> int:

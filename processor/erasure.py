@@ -1,0 +1,175 @@
+"""Erasure (SPEC 2.4) applied by the single writer of the warehouse.
+
+For each queued request (processor/erasure_requests.py): find the customer holding the key,
+delete its events and rows and record the hashes of its keys in one warehouse transaction,
+forget it in the processor's memory, purge the lake's files, delete its records from the
+embedded log and its dead letters, then publish the result. The processor applies requests at
+its polls, between micro-batches' commits: records already polled but not yet applied carry a
+`received_at` before the erasure and are dropped by the state like any replayed record.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ingest.deadletter import rewrite_without
+from journey.errors import JourneyError, RetryableError
+from journey.log.base import ErasableLog, LogConsumer, Record
+from journey.log.embedded import EmbeddedLog
+from journey.schema import Event
+from journey.settings import CommonSettings
+from processor import erasure_requests as requests
+from processor.erased import Erased, not_erased
+from processor.sessions import micros
+from processor.state import JourneyState
+from warehouse import erase
+from warehouse.errors import WarehouseLockedError
+from warehouse.settings import WarehouseSettings
+from warehouse.writer import WarehouseWriter
+
+log = logging.getLogger("journey.processor")
+CHECK_EVERY_S = 0.05  # how often polls look for queued requests
+
+
+class Eraser:
+    """Applies queued erasure requests with the warehouse writer (and the state, if running)."""
+
+    def __init__(self, data_dir: Path, writer: WarehouseWriter, log_: object | None,
+                 state: Callable[[], JourneyState | None] = lambda: None) -> None:
+        self.data_dir = data_dir
+        self.writer = writer
+        self.log = log_
+        self.state = state
+
+    def apply_pending(self) -> int:
+        """Apply every queued request; how many."""
+        queued = requests.pending(self.data_dir)
+        for rid, key in queued:
+            try:
+                result = self.erase(key)
+            except RetryableError:
+                raise  # the request stays queued; the loop retries after its backoff
+            except JourneyError as exc:  # never a restart loop over one request
+                log.error("erasure failed: %s", exc.message)
+                result = {"status": "failed", "message": exc.message}
+            requests.finish(self.data_dir, rid, result)
+        return len(queued)
+
+    def erase(self, key: str) -> requests.Result:
+        """Erase the customer holding key everywhere this product stores it."""
+        found = erase.find(self.writer, key)
+        if found is None:
+            return {"status": "not_found"}
+        began = time.perf_counter()
+        now = datetime.now(UTC)
+        erase.delete_customer(self.writer, found, now)
+        state = self.state()
+        if state is not None:
+            state.forget(found.customer_id, found.hashes, micros(now))
+        erase.purge(self.writer)
+        marks: Erased = dict.fromkeys(found.hashes, micros(now))
+        values = [v for _, v in found.keys]
+        records = 0
+        if isinstance(self.log, ErasableLog):
+            records = self.log.erase(lambda value: _record_matches(value, marks, values))
+        else:
+            log.info("erasure: the Kafka topic keeps the customer's raw records until its "
+                     "retention ends; a replay drops them")
+        letters = rewrite_without(self.data_dir / "deadletter",
+                                  lambda line: _holds_value(line, values))
+        log.info("erased customer %s: %d keys, %d log records, %d dead letters, %.2fs",
+                 found.customer_id, len(found.keys), records, letters,
+                 time.perf_counter() - began)
+        return {"status": "erased", "customer_id": found.customer_id, "keys": len(found.keys),
+                "log_records": records, "dead_letters": letters, "erased_at": now.isoformat(),
+                "version": self.writer.state().version}
+
+
+class ErasingConsumer:
+    """A LogConsumer that lets the eraser run at its polls (no batch is being applied then)."""
+
+    def __init__(self, inner: LogConsumer, eraser: Eraser) -> None:
+        self.inner = inner
+        self.eraser = eraser
+        self._checked = 0.0
+
+    def partitions(self) -> list[int]:
+        """All partitions of the topic."""
+        return self.inner.partitions()
+
+    def seek(self, positions: dict[int, int]) -> None:
+        """Read each listed partition from that offset next."""
+        self.inner.seek(positions)
+
+    def poll(self, max_records: int, timeout_s: float) -> list[Record]:
+        """Apply queued erasures (at most every CHECK_EVERY_S), then poll."""
+        now = time.monotonic()
+        if now - self._checked >= CHECK_EVERY_S:
+            self._checked = now
+            self.eraser.apply_pending()
+        return self.inner.poll(max_records, timeout_s)
+
+    def end_offsets(self) -> dict[int, int]:
+        """The offset after the last record of each partition."""
+        return self.inner.end_offsets()
+
+    def close(self) -> None:
+        """Close the inner consumer."""
+        self.inner.close()
+
+
+def apply_without_processor(data_dir: Path, log_: Callable[[], object | None]) -> bool:
+    """Apply the queue here if no processor holds the warehouse; whether it could."""
+    if not requests.pending(data_dir):
+        return False
+    writer = WarehouseWriter(WarehouseSettings(data_dir=data_dir, lock_timeout_s=0.0))
+    try:
+        writer.open()
+    except WarehouseLockedError:
+        return False
+    opened = None
+    try:
+        opened = log_()
+        Eraser(data_dir, writer, opened).apply_pending()
+    finally:
+        writer.close()
+        close = getattr(opened, "close", None)
+        if close is not None:
+            close()
+    return True
+
+
+def _record_matches(value: bytes, marks: Erased, values: list[str]) -> bool:
+    try:
+        event = Event.from_json(value)
+    except ValueError:  # not a canonical event: look for the values themselves
+        return _holds_value(value, values)
+    return not not_erased(marks, [event])
+
+
+def _holds_value(data: bytes, values: list[str]) -> bool:
+    """Whether data holds one of the values as a whole JSON string (plain or inside JSON text)."""
+    low = data.lower()
+    for value in values:
+        v = value.lower().encode()
+        if b'"' + v + b'"' in low or b'\\"' + v + b'\\"' in low:
+            return True
+    return False
+
+
+def request(settings: CommonSettings, key: str, timeout_s: float) -> requests.Result | None:
+    """Erase the customer holding key and wait for the result (None: not applied in time)."""
+
+    def open_log() -> object | None:
+        # On Kafka a record cannot be deleted (see ErasableLog): nothing to open.
+        if settings.kafka_bootstrap:
+            return None
+        return EmbeddedLog(settings.log_dir, settings.partitions, settings.topic)
+
+    rid = requests.submit(settings.data_dir, key)
+    return requests.wait(settings.data_dir, rid, timeout_s,
+                         lambda: apply_without_processor(settings.data_dir, open_log))
