@@ -15,6 +15,7 @@ from journey import metrics
 from journey.log.base import Record
 from journey.log.factory import open_consumer
 from processor.config import core_config
+from processor.erasure import Eraser, ErasingConsumer
 from processor.fingerprint import fingerprint, record, recorded
 from processor.models_table import model_rows
 from processor.observe import BetweenBatches
@@ -62,7 +63,8 @@ def build_observed(settings: ProcessorSettings,
     writer = WarehouseWriter(WarehouseSettings(data_dir=settings.data_dir, lock_timeout_s=1.0))
     if not take_warehouse(writer, stop):
         raise SystemExit(0)
-    consumer = open_consumer(settings)
+    eraser = Eraser(settings.data_dir, writer, log_ := open_consumer(settings))
+    consumer = ErasingConsumer(log_, eraser)
     letters = DeadLetterStore(settings.data_dir / "deadletter", stage="processor")
 
     def dead_letter(record: Record, exc: Exception) -> None:
@@ -82,6 +84,7 @@ def build_observed(settings: ProcessorSettings,
         dead_letter=dead_letter,
         maintain_every=settings.maintain_every,
     )
+    eraser.state = lambda: processor.state
     # Running states are msgspec structs outside the cycle collector (gc=False) and the graph is
     # flat arrays; what is left are a batch's short-lived objects: collect the young generation
     # less often than CPython's default of every 700 allocations.

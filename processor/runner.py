@@ -85,6 +85,11 @@ class Processor:
         return self._state.customers
 
     @property
+    def state(self) -> JourneyState:
+        """The state batches are applied to (an erasure forgets a customer in it)."""
+        return self._state
+
+    @property
     def offsets(self) -> dict[int, int]:
         """The next offset of each partition, as committed (between batches)."""
         return dict(self._offsets)
