@@ -39,10 +39,14 @@ Figures = dict[str, Any]
 
 
 def track(i: int, at: datetime) -> dict[str, Any]:
-    """A realistic analytics.js track call from one of ~1,000 visitors."""
+    """A realistic analytics.js track call: visitors make ten calls each, a third of them
+    signed in (one user per browser, as on a real site; a browser shared by hundreds of users
+    would join them all into one identity component that every batch re-derives)."""
+    visitor = i // 10
     return {
         "type": "track", "event": "Product Viewed", "messageId": uuid.uuid4().hex,
-        "anonymousId": f"anon-{i % 997}", "userId": f"user-{i % 311}" if i % 3 == 0 else None,
+        "anonymousId": f"anon-{visitor}",
+        "userId": f"user-{visitor}" if visitor % 3 == 0 and i % 10 >= 5 else None,
         "properties": {"sku": f"SKU-{i % 500}", "price": 19.99, "currency": "EUR"},
         "context": {"page": {"url": f"https://shop.example/p/{i % 500}?utm_source=news",
                              "referrer": "https://www.google.com/"}, "locale": "en-GB"},
