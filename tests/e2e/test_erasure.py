@@ -1,7 +1,8 @@
-"""SPEC 2.4 erasure end to end on the embedded log: `journey up`, DELETE /v1/customers/{key} and
-`journey erase`, then every file under the data directory read with its own reader, restarts
-(committed offsets, then a fresh warehouse replaying the log from the start), dead-letter replay,
-events in flight at the DELETE and an event received after it."""
+"""SPEC 2.4 erasure end to end on the embedded log and on Kafka: `journey up`,
+DELETE /v1/customers/{key} and `journey erase`, then every file under the data directory read
+with its own reader, restarts (committed offsets, then on the embedded log a fresh warehouse
+replaying the log from the start), dead-letter replay, events in flight at the DELETE and an
+event received after it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 
 import httpx
 import pyarrow.parquet as pq
+import pytest
 
 from tests.e2e.conftest import ROOT, TOKEN, WRITE_KEY, Proc, free_port, wait_http
 
@@ -116,10 +118,14 @@ def _up(env: dict[str, str], tmp_path: Path, procs: list[Proc], port: int) -> Pr
     return proc
 
 
+@pytest.mark.parametrize("backend", ["embedded", pytest.param("kafka", marks=pytest.mark.kafka)])
 def test_2_4_erasure_leaves_no_trace_and_stays_erased(
-    env: dict[str, str], tmp_path: Path, procs: list[Proc],
+    backend: str, request: pytest.FixtureRequest, env: dict[str, str], tmp_path: Path,
+    procs: list[Proc],
 ) -> None:
     env = {**env, "JOURNEY_INLINE_ROW_LIMIT": "5"}  # the customer's rows land in Parquet files
+    if backend == "kafka":
+        env["JOURNEY_KAFKA_BOOTSTRAP"] = request.getfixturevalue("kafka_bootstrap")
     data = Path(env["JOURNEY_DATA_DIR"])
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -168,6 +174,7 @@ def test_2_4_erasure_leaves_no_trace_and_stays_erased(
     for value in (*VICTIM.values(), *CLI_VICTIM.values()):
         assert value not in text, (value, read)
     assert OTHER["email"] in text and OTHER["user"] in text
+    assert (backend == "embedded") == any((data / "log").glob("*.sqlite3"))  # the log in use
 
     # Replaying dead letters brings nothing back.
     replay = httpx.post(f"{base}/v1/deadletters/replay", headers=AUTH, timeout=30)
@@ -181,8 +188,10 @@ def test_2_4_erasure_leaves_no_trace_and_stays_erased(
     _until(lambda: _status(base, VICTIM["user"]) == 200, "the new event's customer")
     assert _status(base, VICTIM["email"]) == 404
 
-    # A restart replays from the committed offsets; a fresh warehouse replays the whole log.
-    for wipe in (False, True):
+    # A restart replays from the committed offsets; a fresh warehouse replays the whole log (not
+    # on Kafka: the topic keeps the records until its retention, and the erasures went with the
+    # warehouse, README "Erasure").
+    for wipe in (False, True) if backend == "embedded" else (False,):
         up.stop()
         if wipe:  # the processor child may still be closing its files for a moment
             _until(lambda: _wiped(data / "warehouse"), "the warehouse removed", 10)
