@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from ingest.deadletter import rewrite_without
 from journey.errors import JourneyError, RetryableError
@@ -48,9 +49,9 @@ class Eraser:
     def apply_pending(self) -> int:
         """Apply every queued request; how many."""
         queued = requests.pending(self.data_dir)
-        for rid, key in queued:
+        for rid, body in queued:
             try:
-                result = self.erase(key)
+                result = self.erase(str(body["key"]), rid, body)
             except RetryableError:
                 raise  # the request stays queued; the loop retries after its backoff
             except JourneyError as exc:  # never a restart loop over one request
@@ -59,14 +60,25 @@ class Eraser:
             requests.finish(self.data_dir, rid, result)
         return len(queued)
 
-    def erase(self, key: str) -> requests.Result:
-        """Erase the customer holding key everywhere this product stores it."""
-        found = erase.find(self.writer, key)
-        if found is None:
-            return {"status": "not_found"}
+    def erase(self, key: str, rid: str | None = None,
+              body: dict[str, Any] | None = None) -> requests.Result:
+        """Erase the customer holding key everywhere this product stores it (a request whose
+        commit was made before a crash is finished from what its body recorded)."""
         began = time.perf_counter()
-        now = datetime.now(UTC)
-        erase.delete_customer(self.writer, found, now)
+        found = erase.find(self.writer, key)
+        if found is None and body is not None and "customer_id" in body:
+            found = erase.Found(str(body["customer_id"]),
+                                tuple((str(t), str(v)) for t, v in body["keys"]))
+            now = datetime.fromisoformat(str(body["erased_at"]))
+        elif found is None:
+            return {"status": "not_found"}
+        else:
+            now = datetime.now(UTC)
+            if rid is not None:
+                requests.begin(self.data_dir, rid, {
+                    "key": key, "customer_id": found.customer_id,
+                    "keys": [list(k) for k in found.keys], "erased_at": now.isoformat()})
+            erase.delete_customer(self.writer, found, now)
         state = self.state()
         if state is not None:
             state.forget(found.customer_id, found.hashes, micros(now))

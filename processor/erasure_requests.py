@@ -37,8 +37,9 @@ def submit(data_dir: Path, key: str) -> str:
     return rid
 
 
-def pending(data_dir: Path) -> list[tuple[str, str]]:
-    """(request id, key) of every queued request, oldest first."""
+def pending(data_dir: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(request id, body) of every queued request, oldest first; a body has the key and, once
+    its commit is under way, what `begin` recorded."""
     directory = request_dir(data_dir)
     if not directory.is_dir():
         return []
@@ -48,7 +49,13 @@ def pending(data_dir: Path) -> list[tuple[str, str]]:
             found.append((path.stat().st_mtime, path.stem, orjson.loads(path.read_bytes())))
         except (OSError, orjson.JSONDecodeError):
             continue  # removed meanwhile, or still being written
-    return [(rid, str(body["key"])) for _, rid, body in sorted(found)]
+    return [(rid, body) for _, rid, body in sorted(found, key=lambda f: (f[0], f[1]))]
+
+
+def begin(data_dir: Path, rid: str, body: dict[str, Any]) -> None:
+    """Record in a request, before its commit, what a restart needs to finish it (the customer,
+    its keys and the erasure time): after the commit no warehouse row names them any more."""
+    _write(request_dir(data_dir) / f"{rid}.request", orjson.dumps(body))
 
 
 def finish(data_dir: Path, rid: str, result: Result) -> None:

@@ -1,0 +1,58 @@
+"""SPEC 2.4: an erasure whose commit was made before a crash is finished when its request is
+applied again (the warehouse no longer names the customer; the request recorded it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pyarrow.parquet as pq
+
+from processor import erasure_requests as requests
+from processor.derive import CoreConfig
+from processor.erasure import Eraser
+from processor.state import JourneyState
+from tests.processor.conftest import Make
+from warehouse import erase
+from warehouse.settings import WarehouseSettings
+from warehouse.writer import WarehouseWriter
+
+VALUE = "resume-me-4c1d@example.com"
+
+
+def _parquet_text(root: Path) -> str:
+    tables = [pq.read_table(p) for p in root.rglob("*.parquet")]
+    return repr([t.to_pylist() for t in tables])
+
+
+def test_2_4_a_request_interrupted_after_its_commit_is_finished(tmp_path: Path,
+                                                                 make: Make) -> None:
+    writer = WarehouseWriter(WarehouseSettings(data_dir=tmp_path, inline_row_limit=0))
+    writer.open()
+    try:
+        state = JourneyState(CoreConfig(), writer)
+        events = [make("r1", 0, user="ur", email=VALUE), make("k1", 0, user="uk", email="k@x.io")]
+        applied = state.apply(events)
+        writer.commit([(e, 0, i) for i, e in enumerate(applied.new_events)], applied.changes,
+                      {0: 2}, None)
+        rid = requests.submit(tmp_path, VALUE)
+        # What Eraser.erase does up to the commit, then a crash before the purge.
+        found = erase.find(writer, VALUE)
+        assert found is not None
+        now = writer.state().committed_at
+        assert now is not None
+        requests.begin(tmp_path, rid, {"key": VALUE, "customer_id": found.customer_id,
+                                       "keys": [list(k) for k in found.keys],
+                                       "erased_at": now.isoformat()})
+        erase.delete_customer(writer, found, now)
+        assert erase.find(writer, VALUE) is None
+        assert VALUE in _parquet_text(writer.root)  # deleted, not yet gone from the files
+
+        assert Eraser(tmp_path, writer, None, lambda: state).apply_pending() == 1
+        result = orjson.loads((requests.request_dir(tmp_path) / f"{rid}.result").read_bytes())
+        assert result["status"] == "erased" and result["customer_id"] == found.customer_id
+        text = _parquet_text(writer.root)
+        assert VALUE not in text and "k@x.io" in text
+        assert not list(requests.request_dir(tmp_path).glob("*.request"))
+    finally:
+        writer.close()
