@@ -56,7 +56,10 @@ def test_6_3_sigkill_at_random_points_of_commit_leaves_whole_commits(tmp_path: P
         _kill_during_commits(tmp_path, rng.uniform(0.5, 2.0))
         interrupted += bool(_unreferenced(root))
         snap = WarehouseReader(root).current()
-        assert snap is not None and snap.version >= last_version
+        if snap is None:  # killed before its first commit (a loaded machine commits slowly)
+            assert last_version == 0
+            continue
+        assert snap.version >= last_version
         version, events, customer_events, session_events, offset = snapshot_figures(snap)
         # Every table shows one whole commit: no half batch, no facts without their events,
         # and the offset committed with the events that produced it.
