@@ -186,8 +186,8 @@ def _campaign(context: Mapping[str, Any]) -> tuple[str | None, str | None, str |
     )
 
 
-def _host(url: str | None) -> str | None:
-    if not url:
+def _host(url: object) -> str | None:
+    if not url or not isinstance(url, str):  # a referrer sent as a number is no host
         return None
     try:
         return urlsplit(url.strip()).hostname or None

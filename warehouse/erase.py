@@ -45,6 +45,10 @@ class Found:
 
 def find(writer: WarehouseWriter, key: str) -> Found | None:
     """The customer of a key given as `value` or `type:value` (as GET /v1/customers does)."""
+    if "\x00" in key:
+        # DuckLake 1.5.5 pushes the filter's literal into its catalog query, where a NUL ends the
+        # string ("unterminated quoted string"); no collected key holds one (JSON-normalised ids).
+        return None
     kind, sep, value = key.partition(":")
     rows: list[tuple[object, ...]] = []
     if sep:
