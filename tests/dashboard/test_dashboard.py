@@ -229,8 +229,9 @@ def test_6_2_customer_lookup_shows_the_timeline_across_channels(
 
 
 def test_6_2_polls_with_if_none_match_and_shows_new_data(
-    page: Page, growing: tuple[Served, list[Event]], screenshot: Screenshots
+    growing: tuple[Served, list[Event]], page: Page, screenshot: Screenshots
 ) -> None:
+    # `growing` comes first so that its server stops after the polling page has closed.
     served, later = growing
     statuses: list[int] = []
 
@@ -531,7 +532,7 @@ def served_with_models(served: Served) -> Iterator[Served]:
 
 
 def test_issue11_model_selector_lists_the_api_models(
-    page: Page, served_with_models: Served
+    served_with_models: Served, page: Page
 ) -> None:
     served = served_with_models
     open_dashboard(page, served)
