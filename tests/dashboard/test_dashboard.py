@@ -20,6 +20,7 @@ import httpx
 import pytest
 from conftest import ARTIFACTS, TOKEN, Screenshots, Served, build_app, serve
 from playwright.sync_api import Page, Response
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from pydantic import SecretStr
 
 from api.query import query_router
@@ -445,8 +446,16 @@ def test_issue11_persona_and_period_comparison_side_by_side(
 
 
 def download(page: Page, panel: str, fmt: str) -> str:
-    with page.expect_download() as info:
-        page.locator(f"button.exp[data-export={panel}][data-format={fmt}]").click()
+    # The page re-renders its panels on every poll: a click that lands on a button being
+    # replaced starts no download, so it is clicked again (a person would click twice too).
+    for attempt in range(3):
+        try:
+            with page.expect_download(timeout=10_000) as info:
+                page.locator(f"button.exp[data-export={panel}][data-format={fmt}]").click()
+            break
+        except PlaywrightTimeoutError:
+            if attempt == 2:
+                raise
     path = info.value.path()
     assert info.value.suggested_filename == f"journey-{panel}.{fmt}"
     return Path(path).read_text(encoding="utf-8")
