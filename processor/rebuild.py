@@ -13,14 +13,14 @@ run it instead (processor/rebuild_request.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from journey.facts import Changes
-from journey.schema import Event
 from processor import fingerprint
 from processor.config import core_config
 from processor.derive import CoreConfig
+from processor.memory import MemoryWarehouse
 from processor.models_table import model_rows
 from processor.settings import ProcessorSettings
 from processor.state import JourneyState
@@ -30,13 +30,6 @@ from warehouse.writer import WarehouseWriter
 
 SLICE_EVENTS = 200_000
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
-
-
-class _NoHistory:
-    """A fresh state re-derives nothing from storage: every component is new to it."""
-
-    def events_by_key_hash(self, hashes: Collection[int]) -> list[Event]:
-        return []
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +43,7 @@ class RebuildResult:
 def _graph(writer: WarehouseWriter, config: CoreConfig, progress: Progress | None,
            total: int) -> JourneyState:
     """Pass 1: the identity graph of every stored event."""
-    linker = JourneyState(config, _NoHistory())
+    linker = JourneyState(config, MemoryWarehouse())
     done = 0
     for chunk in writer.iter_events(100_000):
         linker.link_only([event for event, _, _ in chunk])
@@ -75,7 +68,7 @@ def _derived(writer: WarehouseWriter, linker: JourneyState, config: CoreConfig, 
     done = 0
     for hashes in _slices(linker, total):
         events = writer.events_by_key_hash(hashes)
-        state = JourneyState(config, _NoHistory())
+        state = JourneyState(config, MemoryWarehouse())
         applied = state.apply(events)
         applied.changes.drop_deletes()  # a rebuild starts from empty tables
         counts[0] += state.customers

@@ -19,7 +19,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from journey.facts import Changes, CustomerFacts, StateRow
+from journey.facts import Changes, StateRow
 from journey.hashing import event_hash, key_hash
 from journey.schema import Event
 from processor import erased, ids, incremental
@@ -273,7 +273,7 @@ class JourneyState:
                 blob = incremental.encode(run)
                 runs.append(blob)
                 gone.add(run.customer_id)
-                _add_facts(changes, facts)
+                changes.add_facts(facts)
                 changes.add("customer_state", [StateRow(run.customer_id, tag, blob)])
             self._runs[root] = tuple(runs)
             self.customers += len(runs)
@@ -332,7 +332,3 @@ class JourneyState:
         if created:
             self._runs.append(None)
         return node
-
-
-def _add_facts(changes: Changes, facts: CustomerFacts) -> None:
-    changes.add_facts(facts)
