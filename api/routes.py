@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
+from api import csvout
 from api.auth import requires
 from api.errors import (
     ApiError,
@@ -25,7 +26,9 @@ from api.etag import make_etag, matches
 from api.metrics import (
     attribution,
     cohorts,
+    compare,
     customers,
+    dropoff,
     funnel,
     journey_map,
     kpis,
@@ -138,6 +141,27 @@ def get_sessions(cur: duckdb.DuckDBPyConnection, q: Params) -> Any:
     return sessions.session_stats(cur, since, until, parse_channel(q.get("channel")))
 
 
+def side(q: Params, name: str) -> CustomerFilter:
+    """Selection `name` of /v1/compare: its `name.from`, `name.to`, `name.channel`,
+    `name.trait.X` parameters as a filter (errors name the prefixed parameter)."""
+    prefix = name + "."
+    try:
+        return parse_filter({k[len(prefix):]: v for k, v in q.items() if k.startswith(prefix)})
+    except BadParameterError as error:
+        param = prefix + str(error.context.get("param", ""))
+        raise BadParameterError(f"selection {name}: {error.message}",
+                                **{**error.context, "param": param}) from None
+
+
+def get_compare(cur: duckdb.DuckDBPyConnection, q: Params) -> Any:
+    """/v1/compare: selections a and b, each as the funnel's from/to/channel/trait.X."""
+    a, b = side(q, "a"), side(q, "b")
+    model = load_model(cur, q.get("model") or "default")
+    check_traits(cur, a)
+    check_traits(cur, b)
+    return compare.compare(cur, model, a, b)
+
+
 # The model-level views a dashboard polls; computed for every model when a snapshot arrives.
 WARMED: dict[str, Compute] = {
     "/v1/funnel": metric(funnel.funnel),
@@ -161,6 +185,8 @@ COMPUTES: dict[str, Compute] = {
     ),
     "/v1/timeseries": get_timeseries,
     "/v1/sessions": get_sessions,
+    "/v1/dropoff": metric(dropoff.dropoff),
+    "/v1/compare": get_compare,
 }
 
 
@@ -169,17 +195,30 @@ def cache_key(path: str, params: list[tuple[str, str]]) -> tuple[str, tuple[tupl
     return (path, tuple(sorted(params)))
 
 
+def template(request: Request) -> str:
+    """The path template of the route serving the request (e.g. /v1/customers/{key}/events)."""
+    return str(getattr(request.scope.get("route"), "path", request.url.path))
+
+
 def cached_answer(
     store: SnapshotStore, request: Request, compute: Callable[[duckdb.DuckDBPyConnection], Any]
 ) -> Response:
-    """compute's JSON on the current snapshot, cached per version, with ETag and 304."""
+    """compute's JSON on the current snapshot, cached per version, with ETag and 304; CSV of
+    the endpoint's table instead when the request accepts text/csv (api.csvout)."""
+    as_csv = csvout.wants_csv(request.headers.get("accept")) and template(request) in csvout.TABLES
+    # A representation of its own: its own ETag and cache entry ('#' is never in a path).
+    path = request.url.path + ("#csv" if as_csv else "")
     with store.cursor() as (bound, cur):
         params = request.query_params.multi_items()
-        etag = make_etag(bound.version, request.url.path, params)
-        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        etag = make_etag(bound.version, path, params)
+        headers = {"ETag": etag, "Cache-Control": "no-cache", "Vary": "Accept"}
         if matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
-        key = cache_key(request.url.path, params)
+        key = cache_key(path, params)
+        if as_csv:
+            body = store.cached(bound.version, key,
+                                lambda: csvout.table(template(request), compute(cur)) or b"")
+            return Response(body, media_type=csvout.CSV, headers=headers)
         body = store.cached(bound.version, key, lambda: orjson.dumps(compute(cur)))
         return Response(body, media_type="application/json", headers=headers)
 

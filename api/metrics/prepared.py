@@ -88,6 +88,43 @@ CREATE TABLE __j_funnel AS
 SELECT model, pos, count(d) AS customers, median(d) AS median FROM __j_dsorted GROUP BY ALL;
 """
 
+# SPEC 5.1 drop-off: one row per lapsed (model, customer) with its current stage's position,
+# the days from entering that stage to its last event, and that last event (by time, then
+# event_id). Lapsed is fixed per snapshot, as in __j_kpi.
+_STOPS = """
+CREATE TABLE __j_stop AS
+WITH lapsed AS (
+    SELECT r.model, r.customer_id, r.k, r.first_seen, r.first_channel, r.last_seen, r.cur_stage,
+           st.pos
+    FROM __j_reach r
+    JOIN (SELECT model, max(lapse_after_s) AS lapse_after_s FROM models GROUP BY model) m
+        USING (model)
+    JOIN __j_stages st ON st.model = r.model AND st.stage = r.cur_stage
+    WHERE coalesce(epoch((SELECT max(watermark) FROM meta)) - epoch(r.last_seen)
+                   > m.lapse_after_s, FALSE)
+),
+entered AS (
+    SELECT l.model, l.customer_id, min(se.entered_at) AS entered_at
+    FROM lapsed l JOIN stage_entries se ON se.model = l.model
+        AND se.customer_id = l.customer_id AND se.stage = l.cur_stage
+    GROUP BY ALL
+),
+last AS (
+    SELECT es.model, es.customer_id,
+           arg_max(es.event, (es.timestamp, es.event_id)) AS event,
+           arg_max(es.channel, (es.timestamp, es.event_id)) AS channel
+    FROM event_stages es SEMI JOIN lapsed l
+        ON l.model = es.model AND l.customer_id = es.customer_id
+    GROUP BY ALL
+)
+SELECT l.model, l.customer_id, l.k, l.first_seen, l.first_channel, l.pos,
+       date_diff('microsecond', e.entered_at, l.last_seen) / 86400e6 AS days,
+       last.event, last.channel
+FROM lapsed l LEFT JOIN entered e USING (model, customer_id)
+LEFT JOIN last USING (model, customer_id)
+ORDER BY l.model, l.k, l.pos
+"""
+
 # SPEC 5 survey scales (scores outside are dropped) and the emotion of a score in [-1, 1].
 SCALE = """
     WHERE (survey = 'nps' AND score BETWEEN 0 AND 10) OR (survey = 'csat' AND score BETWEEN 1 AND 5)
@@ -227,6 +264,7 @@ def prepare(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_COUNTS.format(norm=NORM, scale=SCALE, stages=" UNION ALL ".join(
         f"SELECT model, {i} AS pos, k, d{i} AS d FROM __j_reach WHERE d{i} IS NOT NULL"
         for i in range(1, stages + 1))))
+    con.execute(_STOPS)
     con.execute(_EVENTS)
     con.execute("CREATE TABLE __j_paths (model VARCHAR, kind VARCHAR, steps INTEGER, k INTEGER, "
                 "path VARCHAR[], customers BIGINT)")
