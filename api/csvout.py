@@ -1,70 +1,14 @@
-"""SPEC 6.2 CSV answers: `Accept: text/csv` turns an endpoint's list or table into RFC 4180 CSV
-with a header row. Which list is "the table" is decided per endpoint in TABLES; the cells of a
-row are flattened the same way everywhere (see `flatten`)."""
+"""SPEC 6.2 CSV answers of the analytics API: which list of each endpoint's JSON answer is "the
+table" (TABLES); the rows are flattened and written by journey.csvout, the same everywhere."""
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-import orjson
+from journey.csvout import CSV, Row, flatten, render, wants_csv
 
-CSV = "text/csv; charset=utf-8"
-Row = dict[str, Any]
-
-
-def wants_csv(accept: str | None) -> bool:
-    """Whether an Accept header asks for text/csv (any parameters; not with q=0)."""
-    for part in (accept or "").split(","):
-        media, *params = (p.strip() for p in part.split(";"))
-        if media.lower() == "text/csv":
-            return not any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000")
-                           for p in params)
-    return False
-
-
-def flatten(row: Mapping[str, Any], prefix: str = "", spread: bool = True) -> Row:
-    """One CSV row of a JSON object: nested objects become `parent_child` columns (spread) or
-    JSON text, lists of scalars are joined with ` > ` (a path), lists of objects are JSON text."""
-    out: Row = {}
-    for key, value in row.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and spread and value:
-            out |= flatten(value, f"{name}_")
-        elif isinstance(value, Mapping):
-            out[name] = orjson.dumps(value).decode()
-        elif isinstance(value, list | tuple):
-            if any(isinstance(v, Mapping | list | tuple) for v in value):
-                out[name] = orjson.dumps(value).decode()
-            else:
-                out[name] = " > ".join(cell(v) for v in value)
-        else:
-            out[name] = value
-    return out
-
-
-def cell(value: Any) -> str:
-    """A scalar as CSV text: null is empty, booleans are true/false, numbers as in JSON."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def render(rows: Iterable[Row], columns: list[str] | None = None) -> bytes:
-    """Rows (flat dicts) as CSV: a header of `columns` (default: every key in first-seen order)."""
-    rows = list(rows)
-    if columns is None:
-        columns = list(dict.fromkeys(k for r in rows for k in r))
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(columns)
-    for r in rows:
-        writer.writerow([cell(r.get(c)) for c in columns])
-    return buffer.getvalue().encode()
+__all__ = ["CSV", "TABLES", "table", "wants_csv"]
 
 
 def _stages(answer: Any) -> list[Row]:
@@ -131,7 +75,6 @@ TABLES: dict[str, Callable[[Any], list[Row]]] = {
     "/v1/traits/{name}/values": lambda answer: _rows(answer["values"]),
     "/v1/identity/conflicts": _rows,
     "/v1/query": _query,
-    "/v1/deadletters": lambda answer: _opaque(answer["dead_letters"]),
 }
 
 
@@ -147,8 +90,6 @@ EMPTY: dict[str, list[str]] = {
     "/v1/traits/{name}/values": ["value", "customers"],
     "/v1/identity/conflicts": ["key_type", "key_value", "event_id", "at", "customer_id",
                                "refused_customer_id"],
-    "/v1/deadletters": ["id", "replayed", "received_at", "write_key", "reason", "index", "event",
-                        "stage", "partition", "offset"],
 }
 
 

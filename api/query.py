@@ -9,11 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 import duckdb
+import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from api import csvout
 from api.auth import requires
 from api.errors import BadParameterError, UnknownTraitError
 from api.model_version import MODELS_SQL, model_version
@@ -135,6 +137,13 @@ def query_router(settings: ApiSettings, store: SnapshotStore) -> APIRouter:
         """Run one read-only SELECT over the documented views."""
         body = parse_request(await request.body(), runner.max_rows)
         answer = await run_in_threadpool(runner.run, body.sql, body.limit)
+        if csvout.wants_csv(request.headers.get("accept")):
+            # SPEC 6.2 CSV: the rows under a header of the column names; whether the answer was
+            # cut moves to a header, as the CSV has no room for it.
+            result = orjson.loads(answer)
+            truncated = "true" if result.get("truncated") else "false"
+            return Response(csvout.table("/v1/query", result), media_type=csvout.CSV,
+                            headers={"X-Journey-Truncated": truncated})
         return Response(answer, media_type="application/json")
 
     @router.get("/v1/models", dependencies=read)

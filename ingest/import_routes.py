@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import SecretStr
 
 from ingest import imports
@@ -25,6 +25,7 @@ from ingest.routes import Collector
 from ingest.settings import IngestSettings
 from ingest.webhooks import guarded, store_mapped, write_key
 from ingest.wire import decode_body
+from journey.csvout import CSV, flatten, render, wants_csv
 from journey.log.base import LogProducer
 from journey.tokens import TokenSet
 
@@ -76,6 +77,11 @@ def import_router(settings: IngestSettings, producer: LogProducer, clock: Callab
     return router
 
 
+# The CSV header of an empty dead-letter listing (otherwise: the keys of its letters).
+DEAD_COLUMNS = ["id", "replayed", "received_at", "write_key", "reason", "index", "event", "stage",
+                "partition", "offset"]
+
+
 def deadletter_router(settings: IngestSettings, producer: LogProducer,
                       clock: Callable[[], datetime], tokens: Sequence[SecretStr],
                       limiter: RateLimiter | None = None) -> APIRouter:
@@ -88,15 +94,22 @@ def deadletter_router(settings: IngestSettings, producer: LogProducer,
 
     @router.get("/v1/deadletters", summary="Newest dead letters, newest first",
                 response_model=None)
-    async def listed(request: Request, limit: int = 100) -> JSONResponse:
+    async def listed(request: Request, limit: int = 100) -> Response:
+        rows: list[dict[str, Any]] = []
+
         def handle(_: bytes) -> tuple[int, dict[str, Any]]:
             limiter.check(bearer(request.headers.get("authorization"), admins))
-            rows = [{"id": item.id, "replayed": item.replayed,
-                     **item.letter.model_dump(mode="json")}
-                    for item in list_letters(directory, max(0, min(limit, 10_000)))]
+            rows.extend({"id": item.id, "replayed": item.replayed,
+                         **item.letter.model_dump(mode="json")}
+                        for item in list_letters(directory, max(0, min(limit, 10_000))))
             return 200, {"dead_letters": rows}
 
-        return await guarded(request, 0, handle, settings.retry_after_s)
+        answer = await guarded(request, 0, handle, settings.retry_after_s)
+        if answer.status_code != 200 or not wants_csv(request.headers.get("accept")):
+            return answer
+        # SPEC 6.2 CSV: one row per letter; the event (any JSON) as JSON text in one cell.
+        body = render([flatten(r, spread=False) for r in rows], None if rows else DEAD_COLUMNS)
+        return Response(body, media_type=CSV)
 
     @router.post("/v1/deadletters/replay", summary="Replay the collector's dead letters",
                  response_model=None)
