@@ -35,7 +35,9 @@ WRITE_KEY = "wk-fuzz-all"
 TOKEN = "tok-fuzz-all"
 PARAMS = ["from", "to", "channel", "model", "trait.plan", "trait.", "method", "by", "weeks",
           "steps", "top", "limit", "offset", "since", "key", "kind", "format", "mapping",
-          "stage", "segment", "compare", "interval", "bucket"]
+          "stage", "segment", "compare", "interval", "bucket", "a.from", "a.to", "a.channel",
+          "a.trait.plan", "a.trait.", "b.from", "b.to", "b.channel", "b.trait.plan", "b.trait.",
+          "a.", "b", "level"]
 VALUES = [
     "", " ", "0", "-1", "1", "20", "1e309", "NaN", "inf", "-0", "3.5", str(2**63), str(2**64),
     str(-(2**63) - 1), "9" * 400, "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00",
@@ -92,6 +94,9 @@ def headers(rng: random.Random, token_route: bool) -> dict[str, str]:
                                           "multipart/form-data", "application/x-ndjson", "x/"])
     if rng.random() < 0.1:
         out["Content-Encoding"] = rng.choice(["gzip", "br", "deflate", "identity", "x"])
+    if rng.random() < 0.2:  # SPEC 6.2 CSV answers, and junk media ranges
+        out["Accept"] = rng.choice(["text/csv", "text/csv;q=0", "text/csv; charset=x, */*",
+                                    "application/json", ";;,", "text/*", "text/csv;q=x"])
     if rng.random() < 0.05:
         out["If-None-Match"] = rng.choice(['"x"', "*", "W/\"1\"", ""])
     return out
