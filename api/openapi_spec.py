@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from api.csvout import TABLES as CSV_TABLES
 from journey.schema import CHANNELS
 
 Schema = dict[str, Any]
@@ -41,6 +42,18 @@ TRAIT = {"name": "trait", "in": "query", "required": False, "style": "deepObject
          "explode": True, "schema": {"type": "object", "additionalProperties": {"type": "string"}},
          "description": "Persona filter: `trait.plan=pro` keeps customers whose trait plan is pro."}
 FILTERS = [MODEL, FROM, TO, CHANNEL, TRAIT]
+
+
+def _side(name: str) -> list[Schema]:
+    """The parameters of one selection of /v1/compare: the funnel's filters, prefixed."""
+    return [
+        _query(f"{name}.from", FROM["schema"], f"Selection {name}: first seen at or after this."),
+        _query(f"{name}.to", TO["schema"], f"Selection {name}: first seen before this."),
+        _query(f"{name}.channel", CHANNEL["schema"], f"Selection {name}: first-touch channel."),
+        {**TRAIT, "name": f"{name}.trait",
+         "description": f"Selection {name}: `{name}.trait.plan=pro` keeps the pro customers."},
+    ]
+
 
 STAGE_ROW: Schema = {"type": "object", "properties": {
     "stage": {"type": "string"}, "customers": {"type": "integer"},
@@ -123,7 +136,20 @@ ROUTES: dict[str, tuple[str, list[Schema], Schema]] = {
             "stage": {"type": "string"}, "reached": {"type": "integer"},
             "stopped": {"type": "integer"}, "stop_rate": NUMBER_OR_NULL,
             "median_days_to_stop": NUMBER_OR_NULL,
-            "last_touchpoints": {"type": "array", "items": {"type": "object"}}})}}),
+            "last_touchpoints": _rows({"event": {"type": "string"}, "channel": {"type": "string"},
+                                       "customers": {"type": "integer"}})})}}),
+    "/v1/compare": ("Two selections' funnels side by side, and per stage b − a", [
+        MODEL, *_side("a"), *_side("b")], {
+        "type": "object", "properties": {
+            "model": {"type": "string"},
+            **{side: {"type": "object", "properties": {
+                "filter": {"type": "object", "properties": {
+                    "from": {"type": ["string", "null"]}, "to": {"type": ["string", "null"]},
+                    "channel": {"type": ["string", "null"]}, "traits": {"type": "object"}}},
+                "stages": {"type": "array", "items": STAGE_ROW}}} for side in ("a", "b")},
+            "delta": _rows({"stage": {"type": "string"},
+                            "delta_conversion_from_first": NUMBER_OR_NULL,
+                            "delta_median_time_to_stage_s": NUMBER_OR_NULL})}}),
     "/v1/identity/conflicts": ("Identity keys refused by stitching (SPEC 2.2)", [], _rows({
         "key": {"type": "object"}, "event_id": {"type": "string"}, "at": {"type": "string"},
         "customer_id": {"type": "string"}, "refused_customer_id": {"type": "string"}})),
@@ -148,7 +174,7 @@ def operation(path: str) -> Schema:
         "responses": {
             "200": {"description": summary, "content": {
                 "application/json": {"schema": schema},
-                "text/csv": {"schema": {"type": "string"}},
+                **({"text/csv": {"schema": {"type": "string"}}} if path in CSV_TABLES else {}),
             }},
             **ERRORS,
         },

@@ -89,3 +89,13 @@ def test_5_1_bad_selections_are_400_naming_the_parameter(
     assert r.status_code == 400, r.text
     if param is not None:
         assert r.json()["param"] == param
+
+
+def test_5_1_openapi_states_both_selections(client: TestClient) -> None:
+    op = client.get("/openapi.json").json()["paths"]["/v1/compare"]["get"]
+    names = {p["name"] for p in op["parameters"]}
+    assert {"model", "a.from", "a.to", "a.channel", "a.trait", "b.from", "b.to", "b.channel",
+            "b.trait"} <= names
+    content = op["responses"]["200"]["content"]
+    assert set(content["application/json"]["schema"]["properties"]) == {"model", "a", "b", "delta"}
+    assert "text/csv" in content
