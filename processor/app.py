@@ -94,7 +94,11 @@ def build_observed(settings: ProcessorSettings,
     if known is not None and known != built_with:  # None: first start, or before this existed
         log.info("stage model rules or session settings changed since the derived tables were "
                  "built: rebuilding them before consuming")
-    processor.start(rebuild=known is not None and known != built_with)
+    try:
+        processor.start(rebuild=known is not None and known != built_with)
+    except BaseException:
+        writer.close()  # a damaged store (StoreDamagedError) stops the start: release the lock
+        raise
     record(settings.data_dir, built_with)
     gc.freeze()
     hook = BetweenBatches(settings, processor, consumer, writer)

@@ -27,7 +27,7 @@ from processor import erasure_requests as requests
 from processor.erased import Erased, not_erased
 from processor.sessions import micros
 from processor.state import JourneyState
-from warehouse import erase
+from warehouse import erase, erasure_record
 from warehouse.errors import WarehouseLockedError
 from warehouse.settings import WarehouseSettings
 from warehouse.writer import WarehouseWriter
@@ -79,6 +79,8 @@ class Eraser:
                     "key": key, "customer_id": found.customer_id,
                     "keys": [list(k) for k in found.keys], "erased_at": now.isoformat()})
             erase.delete_customer(self.writer, found, now)
+        # The durable copy outside the lake (also when finishing a request after a crash).
+        erasure_record.append(self.data_dir, found.hashes, now)
         state = self.state()
         if state is not None:
             state.forget(found.customer_id, found.hashes, micros(now))

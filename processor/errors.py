@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from journey.errors import BadEventError, ConfigError
+from warehouse.errors import StoreDamagedError
 
 
 class ModelFileError(ConfigError):
@@ -29,3 +30,8 @@ class ModelFileError(ConfigError):
 
 class UndecodableRecordError(BadEventError):
     """A log record that is not a canonical event; it goes to the dead-letter store."""
+
+
+class LogBehindWarehouseError(StoreDamagedError):
+    """The log ends before the offsets the warehouse committed (fields: partition, log_end,
+    committed): it was replaced or lost its file."""

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 
 from journey.facts import Changes
@@ -21,7 +22,9 @@ from processor.dedup import EventIdSet
 from processor.rebuild import Progress, rederive_all
 from processor.sessions import micros
 from processor.state import JourneyState
+from warehouse import erasure_record
 from warehouse.erase import erasures
+from warehouse.errors import DataFileError
 from warehouse.tables import ModelRow
 from warehouse.writer import WarehouseWriter
 
@@ -68,7 +71,20 @@ def stored_models(writer: WarehouseWriter) -> list[ModelRow]:
 
 def restore(state: JourneyState, writer: WarehouseWriter, models: Sequence[ModelRow],
             force: bool = False, progress: Progress | None = None) -> Restored:
-    """Fill an empty state from the warehouse; rebuild derived tables if stale (or forced)."""
+    """Fill an empty state from the warehouse; rebuild derived tables if stale (or forced).
+
+    A file that cannot be read (damaged inside, where the writer's size check cannot see it)
+    stops the start with DataFileError rather than an anonymous DuckDB error.
+    """
+    try:
+        return _restore(state, writer, models, force, progress)
+    except duckdb.Error as error:
+        raise DataFileError(f"a warehouse file could not be read at start: {error}",
+                            path=str(writer.location.data_path)) from None
+
+
+def _restore(state: JourneyState, writer: WarehouseWriter, models: Sequence[ModelRow],
+             force: bool, progress: Progress | None) -> Restored:
     configured = sorted(models, key=lambda m: (m.model, m.stage_index))
     events = _count(writer, "events")
     rebuilt = False
@@ -93,7 +109,10 @@ def restore(state: JourneyState, writer: WarehouseWriter, models: Sequence[Model
     parts = [b.column(0).to_numpy(zero_copy_only=False).astype(np.int64)
              for b in writer.scan("SELECT event_hash FROM events")]
     state.seen = EventIdSet(np.concatenate(parts) if parts else None)
-    state.erased = {h: micros(at) for h, at in erasures(writer).items()}
+    # The lake's records and their durable copy beside it (a lake rebuilt by `journey doctor`
+    # from the log starts with the copy's records only).
+    erased = erasure_record.union(erasures(writer), erasure_record.read(writer.settings.data_dir))
+    state.erased = {h: micros(at) for h, at in erased.items()}
     for batch in writer.scan(_CUSTOMERS):
         columns = batch.to_pydict()
         for component, blob, types, vals in zip(

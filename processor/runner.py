@@ -18,7 +18,7 @@ from journey.errors import RetryableError
 from journey.facts import Changes
 from journey.log.base import LogConsumer, Record
 from journey.schema import Event
-from processor.errors import UndecodableRecordError
+from processor.errors import LogBehindWarehouseError, UndecodableRecordError
 from processor.restore import restore
 from processor.state import JourneyState
 from warehouse.tables import ModelRow
@@ -72,6 +72,7 @@ class Processor:
         """Restore the state from the warehouse (rebuilding it first if asked, or if the stored
         models differ) and seek the log to the committed offsets."""
         committed = self._writer.state()
+        _check_log_not_behind(committed.offsets, self._consumer.end_offsets())
         restored = restore(self._state, self._writer, self._model_rows, force=rebuild)
         self._offsets = {p: committed.offsets.get(p, 0) for p in self._consumer.partitions()}
         self._watermark = committed.watermark
@@ -185,6 +186,18 @@ class Processor:
                     stats.records, stats.new_events, stats.extended, stats.rederived,
                     stats.seconds,
                 )
+
+
+def _check_log_not_behind(committed: dict[int, int], ends: dict[int, int]) -> None:
+    """A log that ends before the committed offsets was replaced (or lost its file): seeking
+    there would skip every record it gets until it reaches them again."""
+    behind = {p: (ends.get(p, 0), o) for p, o in committed.items() if ends.get(p, 0) < o}
+    if behind:
+        p, (end, offset) = min(behind.items())
+        raise LogBehindWarehouseError(
+            f"the log ends before the warehouse's committed offsets on {len(behind)} partitions "
+            f"(partition {p}: log ends at {end}, warehouse committed {offset}); the log was "
+            "replaced or lost", path="log", partition=p, log_end=end, committed=offset)
 
 
 def decode(record: Record) -> Event:

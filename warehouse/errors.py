@@ -23,3 +23,29 @@ class CommitError(FatalError):
 
 class WriterStateError(FatalError):
     """The writer was used before open() or after close()."""
+
+
+REPAIR_COMMAND = "journey doctor --repair"
+
+
+class StoreDamagedError(FatalError):
+    """A store is missing or damaged; nothing was deleted, and `journey doctor --repair` says
+    what it can repair (fields: path, repair)."""
+
+    def __init__(self, message: str, *, path: str, **context: object) -> None:
+        super().__init__(f"{message}; stopped without deleting anything: run "
+                         f"`{REPAIR_COMMAND}`", path=path, **context)
+        self.path = path
+
+
+class CatalogMissingError(StoreDamagedError):
+    """The catalog file is gone while the warehouse's data files remain: a fresh catalog would
+    leave them unreferenced, and maintenance would delete them."""
+
+
+class CatalogDamagedError(StoreDamagedError):
+    """The catalog cannot be read (not a database, malformed, not a DuckLake)."""
+
+
+class DataFileError(StoreDamagedError):
+    """A data or delete file the catalog references is missing or unreadable (fields: path)."""

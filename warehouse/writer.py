@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from journey.facts import Changes
 from journey.schema import Event
-from warehouse import lakeread
+from warehouse import integrity, lakeread
 from warehouse.convert import StoredEvent, events_to_arrow, rows_to_arrow
 from warehouse.errors import CommitError, WarehouseIOError, WarehouseLockedError, WriterStateError
 from warehouse.lake import LAKE, Committed, attach_sql, connect, ident, locate, prepare_catalog
@@ -52,11 +52,18 @@ class WarehouseWriter:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._state: Committed | None = None
 
-    def open(self) -> Committed:
-        """Take the writer lock, attach the lake (creating its tables on first use)."""
+    def open(self, verify: bool = True) -> Committed:
+        """Take the writer lock, attach the lake (creating its tables on first use).
+
+        verify: refuse (StoreDamagedError) a missing catalog beside data files, an unreadable
+        catalog or a referenced file that is missing or cut (warehouse/integrity.py); only
+        `journey doctor --repair` opens a damaged lake, to repair it.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock_fd = _lock(self.root / LOCK_FILE, self.settings.lock_timeout_s)
         try:
+            if verify:
+                integrity.check_catalog(self.location)
             prepare_catalog(self.location)
             self._con = connect()
             # DuckDB would take 80% of RAM for its buffers; the writer inserts, deletes and reads
@@ -66,6 +73,8 @@ class WarehouseWriter:
                               f"{int(self.settings.inline_row_limit)}")
             self._guard(lambda con: con.execute(attach_sql(self.location, read_only=False)))
             self._transact(create_tables)
+            if verify:
+                self._guard(integrity.check_files)
             self._state = self._read_state()
             _write_private(self.root / VIEWS_SQL, views_sql(self.location))
         except BaseException:

@@ -1,0 +1,126 @@
+"""Checks that keep a damaged lake from being "repaired" by deletion (SPEC 6.5).
+
+A writer that opened a lake whose SQLite catalog is gone would create a fresh one, and its
+maintenance would then delete every old Parquet file as an orphan. A writer that opened a lake
+whose catalog references a missing or cut file would fail in the middle of a commit. Both are
+refused up front with a typed error naming the repair command; `journey doctor` runs the same
+checks and reads every file in full.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from warehouse.errors import CatalogDamagedError, CatalogMissingError, DataFileError
+from warehouse.lake import LAKE, Location
+
+
+@dataclass(frozen=True, slots=True)
+class LakeFile:
+    """A data or delete file the current snapshot of a table references, with its stored size."""
+
+    table: str
+    path: Path
+    size: int
+    kind: str  # "data" or "delete"
+
+
+def data_files_on_disk(loc: Location) -> list[Path]:
+    """Every file under the lake's data directory."""
+    if not loc.data_path.is_dir():
+        return []
+    return sorted(p for p in loc.data_path.rglob("*") if p.is_file())
+
+
+def check_catalog(loc: Location, full: bool = False) -> None:
+    """Refuse a missing SQLite catalog beside existing data files, or an unreadable one.
+
+    full: SQLite's integrity_check (reads every page) instead of a read of the DuckLake tables.
+    """
+    path = loc.sqlite_path
+    if path is None:
+        return  # a PostgreSQL catalog is checked by its server
+    if not path.exists():
+        found = data_files_on_disk(loc)
+        if found:
+            raise CatalogMissingError(
+                f"the warehouse catalog {path} is missing but {len(found)} data files remain "
+                f"under {loc.data_path}", path=str(path), data_files=len(found))
+        return
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            if full:
+                rows = con.execute("PRAGMA integrity_check").fetchall()
+                if rows != [("ok",)]:
+                    raise sqlite3.DatabaseError("; ".join(str(r[0]) for r in rows[:3]))
+            tables = {r[0] for r in con.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
+            if tables and "ducklake_metadata" not in tables:
+                raise sqlite3.DatabaseError("not a DuckLake catalog")
+            if tables:
+                con.execute("SELECT count(*) FROM ducklake_snapshot").fetchone()
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as error:
+        raise CatalogDamagedError(f"the warehouse catalog {path} cannot be read: {error}",
+                                  path=str(path)) from None
+
+
+def referenced_files(con: duckdb.DuckDBPyConnection) -> list[LakeFile]:
+    """The data and delete files of every table at the current snapshot of the attached lake."""
+    tables = [r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = ? ORDER BY table_name",
+        [LAKE]).fetchall()]
+    out: list[LakeFile] = []
+    for table in tables:
+        rows = con.execute(
+            "SELECT data_file, data_file_size_bytes, delete_file, delete_file_size_bytes "
+            "FROM ducklake_list_files(?, ?)", [LAKE, table]).fetchall()
+        for data, data_size, delete, delete_size in rows:
+            out.append(LakeFile(table, Path(data), int(data_size), "data"))
+            if delete is not None:
+                out.append(LakeFile(table, Path(delete), int(delete_size or 0), "delete"))
+    return out
+
+
+def file_problem(item: LakeFile, read: bool = False) -> str | None:
+    """What is wrong with one referenced file (missing, other size, unreadable), or None.
+
+    read: also read every row group (finds damage inside a file whose size is right).
+    """
+    try:
+        size = item.path.stat().st_size
+    except FileNotFoundError:
+        return "missing"
+    except OSError as error:
+        return f"cannot be read: {error}"
+    if item.size and size != item.size:
+        return f"has {size} bytes, the catalog recorded {item.size}"
+    try:
+        parquet = pq.ParquetFile(item.path)
+        if read:
+            for group in range(parquet.num_row_groups):
+                parquet.read_row_group(group)
+    except Exception as error:  # pyarrow raises several types for a damaged file
+        return f"is not a readable Parquet file: {error}"
+    return None
+
+
+def check_files(con: duckdb.DuckDBPyConnection) -> None:
+    """Refuse a lake whose current snapshot references a missing or cut file (stat only)."""
+    for item in referenced_files(con):
+        try:
+            size = item.path.stat().st_size
+        except OSError:
+            raise DataFileError(f"the {item.kind} file {item.path} of table {item.table} is "
+                                "missing", path=str(item.path), table=item.table) from None
+        if item.size and size != item.size:
+            raise DataFileError(
+                f"the {item.kind} file {item.path} of table {item.table} has {size} bytes, the "
+                f"catalog recorded {item.size}", path=str(item.path), table=item.table)
