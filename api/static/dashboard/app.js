@@ -5,6 +5,7 @@ import { boardView, normaliseStage } from "./board.js";
 import { attributionView, funnelView, mixView, transitionsView } from "./charts.js";
 import { customerView } from "./customer.js";
 import { fmtAgo, fmtDuration, fmtInt, fmtNum, fmtPct, fmtTime, h, label, mount } from "./dom.js";
+import { dropoffTable, dropoffView } from "./dropoff.js";
 import { download, svgTable, toCsv } from "./export.js";
 import { regroup } from "./groups.js";
 import {
@@ -27,6 +28,7 @@ const state = {
   customerKey: "",
   timer: null,
   exports: {}, // panel name -> {title, table, svg?}: what the CSV and SVG buttons download
+  view: "map", // the journey map panel's view: "map" or "dropoff"
 };
 
 // SPEC 1.2 channels, the values the API's channel= accepts.
@@ -48,6 +50,9 @@ function selection(prefix = "") {
 
 const nextDay = (day) => new Date(Date.parse(`${day}T00:00:00Z`) + DAY_MS).toISOString().slice(0, 10);
 const prevDay = (day, n = 1) => new Date(Date.parse(`${day}T00:00:00Z`) - n * DAY_MS).toISOString().slice(0, 10);
+
+/** params with every name prefixed (selection a or b of /v1/compare: `b.trait.persona`). */
+const prefixed = (prefix, params) => Object.fromEntries(Object.entries(params).map(([k, v]) => [`${prefix}${k}`, v]));
 
 /** Query parameters of a selection: the "to" day is included, so the API's exclusive `to` is the
  * next day. */
@@ -181,7 +186,9 @@ async function fetchAll(sel) {
     cohorts: api.get("/v1/cohorts", { ...model, ...seg, weeks: 8 }),
     paths: api.get("/v1/paths", { ...model, ...seg, by: $("paths-by").value, steps: 4, top: 8 }),
     sessions: api.get("/v1/sessions", period),
-    compare: api.get("/v1/funnel", { ...model, ...segmentParams(selection("b-")) }),
+    dropoff: api.get("/v1/dropoff", { ...model, ...seg }),
+    compare: api.get("/v1/compare", { ...model, ...prefixed("a.", seg),
+      ...prefixed("b.", segmentParams(selection("b-"))) }),
   };
   const names = Object.keys(jobs);
   const done = await Promise.all(Object.values(jobs));
@@ -249,6 +256,10 @@ function render(r, sel, force) {
     const t = mapTable(r.map.data, r.funnel.data);
     state.exports.map = { title, table: t, svg: () => mapSvg(t, title) };
   }
+  if (changed("dropoff")) {
+    mount($("dropoff"), dropoffView(r.dropoff.data));
+    state.exports.dropoff = { title, table: dropoffTable(r.dropoff.data) };
+  }
   if (changed("funnel")) {
     mount($("funnel"), funnelView(r.funnel.data));
     state.exports.funnel = { title, table: { columns: ["stage", "customers", "conversion_from_previous",
@@ -297,9 +308,9 @@ function render(r, sel, force) {
       rows: t.rows.map(([c, n, cu, med, p90, ev, , bounce]) => [c, fmtInt(n), fmtInt(cu), fmtDuration(med),
         fmtDuration(p90), fmtNum(ev, 1), fmtPct(bounce)]), widths: [100, 90, 90, 110, 110, 120, 100] }) };
   }
-  if (changed("compare") || changed("funnel") || force) {
+  if (changed("compare") || force) {
     const selB = selection("b-");
-    const rows = compareRows(r.funnel.data, r.compare.data);
+    const rows = compareRows(r.compare.data);
     mount($("compare"), compareView(rows, describe(sel), describe(selB)));
     state.exports.compare = { title: `A: ${describe(sel)} · B: ${describe(selB)}`, table: compareTable(rows) };
   }
@@ -360,11 +371,26 @@ function rememberSelection() {
   const b = selection("b-");
   for (const [k, v] of [["model", sel.model === "default" ? "" : sel.model], ["persona", sel.persona],
     ["from", sel.from], ["to", sel.to], ["channel", sel.channel], ["b.persona", b.persona],
-    ["b.from", b.from], ["b.to", b.to], ["b.channel", b.channel]]) {
+    ["b.from", b.from], ["b.to", b.to], ["b.channel", b.channel],
+    ["view", state.view === "map" ? "" : state.view]]) {
     if (v) q.set(k, v); else q.delete(k);
   }
   const s = q.toString();
   history.replaceState(null, "", location.pathname + (s ? `?${s}` : ""));
+}
+
+/** Show the journey map panel's view ("map" or "dropoff"): its tab, its content, its exports. */
+function showView(view) {
+  state.view = view === "dropoff" ? "dropoff" : "map";
+  for (const tab of document.querySelectorAll(".view-tab")) {
+    tab.setAttribute("aria-selected", String(tab.dataset.view === state.view));
+  }
+  $("board").hidden = state.view !== "map";
+  $("dropoff").hidden = state.view !== "dropoff";
+  for (const btn of document.querySelectorAll("#map-title ~ .tools button.exp")) {
+    btn.hidden = btn.dataset.view !== state.view;
+  }
+  document.body.dataset.view = state.view;
 }
 
 function selectionChanged() {
@@ -436,6 +462,9 @@ function wire() {
   for (const id of ["from", "to", "channel", "b-persona", "b-from", "b-to", "b-channel", "paths-by"]) {
     $(id).addEventListener("change", selectionChanged);
   }
+  for (const tab of document.querySelectorAll(".view-tab")) {
+    tab.addEventListener("click", () => { showView(tab.dataset.view); rememberSelection(); });
+  }
   $("filters").addEventListener("submit", (ev) => ev.preventDefault());
   $("compare-form").addEventListener("submit", (ev) => ev.preventDefault());
   $("clear-filters").addEventListener("click", () => {
@@ -483,6 +512,7 @@ function restoreSelection() {
     ["b-persona", "b.persona"], ["b-from", "b.from"], ["b-to", "b.to"], ["b-channel", "b.channel"]]) {
     $(id).value = q.get(key) || "";
   }
+  showView(q.get("view") || "map");
 }
 
 wire();

@@ -84,18 +84,17 @@ export function sessionsView(data) {
     h("tfoot", {}, h("tr", { "data-channel": "all" }, h("th", { scope: "row" }, "all"), sessionCells(data))));
 }
 
-// ---- comparison (two /v1/funnel answers, SPEC 5.1 "Comparison") ------------------------------
+// ---- comparison (/v1/compare, SPEC 5.1 "Comparison") ---------------------------------------
 
-const minus = (b, a) => (a === null || a === undefined || b === null || b === undefined ? null : b - a);
-
-/** SPEC 5.1: per stage, delta_conversion_from_first and delta_median_time_to_stage_s = b - a. */
-export function compareRows(a, b) {
-  const bByStage = new Map((b.stages || []).map((st) => [st.stage, st]));
-  return (a.stages || []).map((sa) => {
-    const sb = bByStage.get(sa.stage) || {};
-    return { stage: sa.stage, a: sa, b: sb,
-      delta_conversion_from_first: minus(sb.conversion_from_first, sa.conversion_from_first),
-      delta_median_time_to_stage_s: minus(sb.median_time_to_stage_s, sa.median_time_to_stage_s) };
+/** Per stage: both funnels' rows and the API's deltas b - a (null when either side is null). */
+export function compareRows(cmp) {
+  const bByStage = new Map((cmp.b?.stages || []).map((st) => [st.stage, st]));
+  const deltas = new Map((cmp.delta || []).map((d) => [d.stage, d]));
+  return (cmp.a?.stages || []).map((sa) => {
+    const d = deltas.get(sa.stage) || {};
+    return { stage: sa.stage, a: sa, b: bByStage.get(sa.stage) || {},
+      delta_conversion_from_first: d.delta_conversion_from_first ?? null,
+      delta_median_time_to_stage_s: d.delta_median_time_to_stage_s ?? null };
   });
 }
 
