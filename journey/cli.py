@@ -154,9 +154,14 @@ def processor(
     """Run only the stream processor."""
     from processor.app import run
     from processor.settings import ProcessorSettings
+    from warehouse.errors import StoreDamagedError
 
     _logging(log_level)
-    run(ProcessorSettings(**overrides(data_dir, kafka_bootstrap)), metrics_port)
+    try:
+        run(ProcessorSettings(**overrides(data_dir, kafka_bootstrap)), metrics_port)
+    except StoreDamagedError as error:  # SPEC 6.5: stop with the error and the repair command
+        typer.echo(f"journey processor: {error}", err=True)
+        raise typer.Exit(3) from None
 
 
 @app.command()
@@ -189,6 +194,35 @@ def rebuild(data_dir: DataDir = None) -> None:
     _logging("warning")  # the progress bar says what happens
     if not run_rebuild(ProcessorSettings(**overrides(data_dir, None)), console):
         raise typer.Exit(1)
+
+
+@app.command()
+def doctor(
+    data_dir: DataDir = None,
+    kafka_bootstrap: Kafka = None,
+    repair: Annotated[bool, typer.Option(
+        "--repair", help="Repair what can be (pipeline stopped); damaged files are moved to "
+        "DATA_DIR/quarantine/, never deleted.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+) -> None:
+    """Check the warehouse, the log and the dead letters (SPEC 6.5); exit 0 when healthy."""
+    import orjson
+
+    from journey.doctor.run import diagnose
+    from processor.settings import ProcessorSettings
+
+    _logging("warning")
+    result = diagnose(ProcessorSettings(**overrides(data_dir, kafka_bootstrap)), repair)
+    if as_json:
+        typer.echo(orjson.dumps({"healthy": result.healthy, "refused": result.refused,
+                                 "findings": [f.as_dict() for f in result.findings]}).decode())
+    else:
+        for finding in result.findings:
+            typer.echo(finding.line())
+        if not result.healthy and not repair:
+            typer.echo("run `journey doctor --repair` with the pipeline stopped to repair")
+    if not result.healthy:
+        raise typer.Exit(2 if result.refused else 1)
 
 
 @app.command("import")

@@ -297,6 +297,17 @@ class KafkaLog:
             raise _wrap(exc, "end_offsets failed", **self._context()) from exc
         return {tp.partition: int(offset) for tp, offset in ends.items()}
 
+    def beginning_offsets(self) -> dict[int, int]:
+        """The offset of the oldest record the topic still keeps in each partition (retention
+        removes older ones); `journey doctor` compares them with the warehouse's offsets."""
+        consumer = self._open_consumer()
+        try:
+            starts = consumer.beginning_offsets(self._assigned,
+                                                timeout_ms=int(self._timeout_s * 1000))
+        except Exception as exc:
+            raise _wrap(exc, "beginning_offsets failed", **self._context()) from exc
+        return {tp.partition: int(offset) for tp, offset in starts.items()}
+
     def close(self) -> None:
         """Close the clients (the producer first flushes what it still holds)."""
         producer, self._producer = self._producer, None
