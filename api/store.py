@@ -26,6 +26,12 @@ MATERIALISED: tuple[str, ...] = (
     "surveys",
     "models",
     "meta",
+    # B2B accounts: the rows, then the views over them (warehouse/accounts.py), in that order.
+    "account_events",
+    "identity_conflicts",
+    "account_members",
+    "accounts",
+    "account_stage_entries",
 )
 
 # ART indexes for the point lookups of /v1/customers/{key} (a key, then one customer's rows).

@@ -109,6 +109,31 @@ class SurveyRow(msgspec.Struct, frozen=True, gc=False):
     stage_at: str
 
 
+class AccountEventRow(msgspec.Struct, frozen=True, gc=False):
+    """Table `account_events` (SPEC 5.1): one row per `group` event, which makes its customer a
+    member of the account `account_id` (the call's groupId); `traits` are the call's traits,
+    which describe the account. Accounts are views over these rows (warehouse/accounts.py)."""
+
+    event_id: str
+    customer_id: str
+    account_id: str
+    timestamp: datetime
+    traits: dict[str, Any]
+
+
+class ConflictRow(msgspec.Struct, frozen=True, gc=False):
+    """Table `identity_conflicts` (SPEC 5.1): a link of SPEC 2.2 that was refused, one row per
+    event and refused key: the key (whose customer holds another user_id), the event that
+    carried it (of customer `customer_id`) and the customer that holds the key."""
+
+    customer_id: str
+    key_type: str
+    key_value: str
+    event_id: str
+    at: datetime
+    refused_customer_id: str
+
+
 @dataclass(slots=True)
 class CustomerFacts:
     """Everything derived for one customer, over all models."""
@@ -120,6 +145,14 @@ class CustomerFacts:
     event_stages: list[EventStageRow] = field(default_factory=list)
     transitions: list[TransitionRow] = field(default_factory=list)
     surveys: list[SurveyRow] = field(default_factory=list)
+    account_events: list[AccountEventRow] = field(default_factory=list)
+    identity_conflicts: list[ConflictRow] = field(default_factory=list)
+
+
+# The derived tables a customer's facts fill, in CustomerFacts' field order.
+FACT_TABLES: tuple[str, ...] = ("customers", "identities", "sessions", "stage_entries",
+                                "event_stages", "transitions", "surveys", "account_events",
+                                "identity_conflicts")
 
 
 class StateRow(msgspec.Struct, frozen=True, gc=False):
@@ -166,8 +199,7 @@ class Changes:
     def add_facts(self, facts: CustomerFacts) -> None:
         """Queue every row of one customer's facts."""
         self.add("customers", [facts.customer])
-        for name in ("identities", "sessions", "stage_entries", "event_stages", "transitions",
-                     "surveys"):
+        for name in FACT_TABLES[1:]:
             self.add(name, getattr(facts, name))
 
     def __bool__(self) -> bool:

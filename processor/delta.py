@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from journey.facts import (
+    AccountEventRow,
     CustomerFacts,
     CustomerRow,
     EventStageRow,
@@ -35,7 +36,8 @@ _TRAITS = msgspec.json.Decoder(dict[str, object])
 class Delta(msgspec.Struct, gc=False):  # a Struct: made per event, it is 3x cheaper to create
     """The change of one customer: its row and transitions (replacing the old ones), session
     upserts by session_id (`sessions` maps each touched session_id to its latest state), and new
-    identity, stage entry, event stage and survey rows."""
+    identity, stage entry, event stage, survey and account rows (an extend refuses no link, so it
+    records no identity conflict)."""
 
     run: Running
     config: CoreConfig
@@ -48,6 +50,7 @@ class Delta(msgspec.Struct, gc=False):  # a Struct: made per event, it is 3x che
     stage_entries: list[StageEntryRow] = msgspec.field(default_factory=list)
     event_stages: list[EventStageRow] = msgspec.field(default_factory=list)
     surveys: list[SurveyRow] = msgspec.field(default_factory=list)
+    account_events: list[AccountEventRow] = msgspec.field(default_factory=list)
 
     def merge(self, later: Delta) -> None:
         """Fold a later delta of the same customer into this one: the net change of both."""
@@ -59,6 +62,7 @@ class Delta(msgspec.Struct, gc=False):  # a Struct: made per event, it is 3x che
         self.stage_entries.extend(later.stage_entries)
         self.event_stages.extend(later.event_stages)
         self.surveys.extend(later.surveys)
+        self.account_events.extend(later.account_events)
 
     def customer(self) -> CustomerRow:
         """The customer's row after the change."""
@@ -96,4 +100,5 @@ class Delta(msgspec.Struct, gc=False):  # a Struct: made per event, it is 3x che
             list(self.event_stages),
             transitions,
             list(self.surveys),
+            list(self.account_events),
         )

@@ -14,6 +14,8 @@ from typing import Any
 
 from journey.errors import ConfigError
 from journey.facts import (
+    AccountEventRow,
+    ConflictRow,
     CustomerFacts,
     CustomerRow,
     EventStageRow,
@@ -55,6 +57,18 @@ def survey_score(event: Event) -> tuple[str, float] | None:
         return None
     low, high = SURVEY_SCALES[survey]
     return (survey, value) if low <= value <= high else None
+
+
+def account_event(customer_id: str, event: Event) -> AccountEventRow | None:
+    """The membership a `group` event records (SPEC 5.1), or None for any other event."""
+    if event.type != "group":
+        return None
+    account = event.properties.get("group_id")
+    if not isinstance(account, str) or not account:
+        return None
+    traits = event.properties.get("group_traits")
+    return AccountEventRow(event.event_id, customer_id, account, event.timestamp,
+                           traits if isinstance(traits, dict) else {})
 
 
 def _default_models() -> tuple[StageModel, ...]:
@@ -102,6 +116,13 @@ def derive_customers(
     stitching = stitch(unique_sorted(events))
     out = [(_customer_facts(c, stitching.key_first_seen, config), c.events)
            for c in stitching.customers]
+    if stitching.refusals:
+        by_customer = {id(c): facts for c, (facts, _) in zip(stitching.customers, out, strict=True)}
+        for event, (key_type, value), holder, owner in stitching.refusals:
+            facts = by_customer[id(owner)]
+            facts.identity_conflicts.append(ConflictRow(
+                facts.customer.customer_id, key_type, value, event.event_id, event.timestamp,
+                by_customer[id(holder)].customer.customer_id))
     out.sort(key=lambda item: item[0].customer.customer_id)
     return out
 
@@ -132,6 +153,7 @@ def _customer_facts(
         facts.sessions.append(session_row(sid, cid, [events[i] for i in indices], ordered))
         for i in indices:
             session_of[i] = sid
+    facts.account_events = [row for e in events if (row := account_event(cid, e)) is not None]
     responses = [(i, *r) for i, e in enumerate(events) if (r := survey_score(e)) is not None]
     for model, ev in zip(config.compiled, evaluations, strict=True):
         _model_facts(facts, cid, model, ev, events, session_of, responses)

@@ -20,11 +20,15 @@ import orjson
 from processor.derive import CoreConfig
 
 FILE = "rebuild/derived-with.sha256"
+# Bumped when the core derives other rows from the same events (2: account_events and
+# identity_conflicts), so a data dir derived by an older release is rebuilt on start.
+DERIVATION = 2
 
 
 def fingerprint(config: CoreConfig) -> str:
     """SHA-256 of the session settings and every stage model in full (rules included)."""
     body = orjson.dumps({
+        "derivation": DERIVATION,
         "session_timeout_s": float(config.session_timeout_s),
         "split_on_campaign_change": config.split_on_campaign_change,
         "models": [orjson.loads(m.model_dump_json()) for m in config.models],

@@ -24,7 +24,7 @@ from journey.facts import EventStageRow, IdentityRow, StageEntryRow, SurveyRow
 from journey.schema import SESSION_CHANNELS, Channel, Event
 from processor import ids
 from processor.delta import Delta
-from processor.derive import CoreConfig, survey_score
+from processor.derive import CoreConfig, account_event, survey_score
 from processor.sessions import (
     OpenSession,
     add_event,
@@ -214,6 +214,9 @@ def _stage_rows(
             StageEntryRow(cid, name, names[s], s, ts, not (matched >> s) & 1, eid)
             for s in range(before + 1, after + 1)
         )
+    account = account_event(cid, event)
+    if account is not None:
+        delta.account_events.append(account)
     response = survey_score(event)
     for model, progress, own_stage in zip(config.compiled, run.models, own, strict=True):
         at = progress.reached

@@ -19,7 +19,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from journey.facts import Changes, StateRow
+from journey.facts import FACT_TABLES, Changes, StateRow
 from journey.hashing import event_hash, key_hash
 from journey.schema import Event
 from processor import erased, ids, incremental
@@ -29,8 +29,7 @@ from processor.graph import KeyGraph, value_hash
 from processor.incremental import Running
 from processor.sessions import micros
 
-DERIVED = ("identities", "customers", "sessions", "stage_entries", "event_stages", "transitions",
-           "surveys", "customer_state")
+DERIVED = (*FACT_TABLES, "customer_state")
 
 
 class History(Protocol):

@@ -35,7 +35,13 @@ class Stitching:
 
     customers: list[Customer]
     key_first_seen: dict[Key, datetime]
-    refused_links: int
+    # SPEC 5.1 identity conflicts: (event, refused key, its customer, the event's customer).
+    refusals: list[tuple[Event, Key, Customer, Customer]] = field(default_factory=list)
+
+    @property
+    def refused_links(self) -> int:
+        """How many links were refused (SPEC 2.2)."""
+        return len(self.refusals)
 
 
 class _Keys:
@@ -74,8 +80,10 @@ class _Keys:
             ra, rb = rb, ra
         self.parent[rb] = ra
         self.size[ra] += self.size[rb]
-        if ua is None and ub is not None:
-            self.user_id[ra] = ub
+        # The root kept may be either one (by size): it takes the user_id of whichever had one.
+        user = ua if ua is not None else ub
+        if user is not None:
+            self.user_id[ra] = user
         return True
 
 
@@ -100,7 +108,7 @@ def stitch(events: Sequence[Event]) -> Stitching:
     """Stitch events that are unique and sorted by (timestamp, event_id) into customers."""
     uf = _Keys()
     first_seen: dict[Key, datetime] = {}
-    refused = 0
+    refused: list[tuple[Event, Key]] = []
     previous = {e.previous_id for e in events if e.type == "alias" and e.previous_id}
     carried = _carried_keys(events, previous) if previous else {}
     for event in events:
@@ -113,7 +121,7 @@ def stitch(events: Sequence[Event]) -> Stitching:
         primary = keys[0]
         for key in keys[1:]:
             if not uf.link(key, primary):
-                refused += 1
+                refused.append((event, key))
     by_root: dict[Key, Customer] = {}
     for event in events:
         root = uf.find((event.keys[0].type, event.keys[0].value))
@@ -125,7 +133,10 @@ def stitch(events: Sequence[Event]) -> Stitching:
         owner = by_root.get(uf.find(key))
         if owner is not None:  # every key's customer owns an event; be safe all the same
             owner.keys.append(key)
-    return Stitching(list(by_root.values()), first_seen, refused)
+    refusals = [(event, key, by_root[uf.find(key)],
+                 by_root[uf.find((event.keys[0].type, event.keys[0].value))])
+                for event, key in refused]
+    return Stitching(list(by_root.values()), first_seen, refusals)
 
 
 def merge_traits(events: Iterable[Event]) -> dict[str, Any]:

@@ -19,14 +19,14 @@ import duckdb
 import pyarrow as pa
 
 from ingest.identity import normalize_email, normalize_phone
+from journey.facts import FACT_TABLES
 from journey.hashing import key_hash
 from journey.schema import key_rank
 from warehouse.lake import LAKE, Committed, ident
 from warehouse.writer import WarehouseWriter
 
 # Every table with a customer_id column whose rows describe one customer.
-CUSTOMER_TABLES = ("identities", "customers", "sessions", "stage_entries", "event_stages",
-                   "transitions", "surveys", "customer_state")
+CUSTOMER_TABLES = (*FACT_TABLES, "customer_state")
 _NORMALISE = {"email": normalize_email, "phone": normalize_phone}
 
 
@@ -88,6 +88,9 @@ def delete_customer(writer: WarehouseWriter, found: Found, now: datetime) -> Com
             for table in CUSTOMER_TABLES:
                 con.execute(f"DELETE FROM {LAKE}.{ident(table)} WHERE customer_id = ?",
                             [found.customer_id])
+            # A neighbour's refused link names the erased customer's key.
+            con.execute(f"DELETE FROM {LAKE}.identity_conflicts WHERE refused_customer_id = ?",
+                        [found.customer_id])
             con.execute(f"INSERT INTO {LAKE}.erasures SELECT h, ? FROM __journey_erased", [now])
         finally:
             con.unregister("__journey_erased")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from warehouse.accounts import ACCOUNT_VIEWS, account_view_statements
 from warehouse.lake import (
     LAKE,
     Location,
@@ -28,7 +29,7 @@ from warehouse.lake import (
 from warehouse.tables import SCHEMAS
 
 VIEWS_SQL = "views.sql"
-VIEWS: tuple[str, ...] = (*SCHEMAS, "meta")
+VIEWS: tuple[str, ...] = (*SCHEMAS, "meta", *ACCOUNT_VIEWS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,4 +104,4 @@ def view_statements(version: int | None) -> str:
     lines.append(
         f"CREATE OR REPLACE VIEW meta AS SELECT {snapshot} AS version, m.committed_at, "
         f"m.watermark FROM (SELECT 1) AS one LEFT JOIN {LAKE}.journey_meta AS m ON true;")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + account_view_statements()

@@ -15,6 +15,8 @@ import msgspec
 import pyarrow as pa
 
 from journey.facts import (
+    AccountEventRow,
+    ConflictRow,
     CustomerRow,
     EventStageRow,
     IdentityRow,
@@ -78,6 +80,8 @@ DERIVED_ROWS: dict[str, type[Any]] = {
     "event_stages": EventStageRow,
     "transitions": TransitionRow,
     "surveys": SurveyRow,
+    "account_events": AccountEventRow,
+    "identity_conflicts": ConflictRow,
 }
 
 

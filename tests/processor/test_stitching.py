@@ -139,6 +139,22 @@ def test_2_2_a_customer_holds_at_most_one_user_id(make: Any) -> None:
         assert len({t for t in _keys(f) if t[0] == "user_id"}) == 1
 
 
+def test_2_2_a_user_id_survives_joining_a_larger_keyless_customer(make: Any) -> None:
+    # Union by size keeps the larger root: the user_id of the smaller one must move to it, or a
+    # second user_id could join later (a customer with two user_ids).
+    events = [
+        make("u", 0, user="alice", anon="z"),
+        *(make(f"b{i}", 1 + i, phone="15550001", anon=f"b{i}") for i in range(3)),
+        make("j", 10, phone="15550001", anon="z"),  # joins alice's {alice, z} to the phone's 4
+        make("k", 20, user="bob", phone="15550001"),  # refused: the phone's customer is alice's
+    ]
+    result = stitch(sorted(events, key=Event.order_key))
+    assert sorted(c.user_id or "" for c in result.customers) == ["alice", "bob"]
+    assert [(e.event_id, k) for e, k, _, _ in result.refusals] == [("k", ("phone", "15550001"))]
+    for f in derive(events, CONFIG):
+        assert len({t for t in _keys(f) if t[0] == "user_id"}) == 1
+
+
 def test_2_2_customer_id_from_user_id_is_stable(make: Any) -> None:
     anon_only = derive([make("a", 0, anon="A")], CONFIG)
     expected_k = "k_" + hashlib.sha256(b"anonymous_id:A").hexdigest()[:20]

@@ -18,7 +18,9 @@ if __name__ == "__main__":  # a child process: make the project importable
 import duckdb
 
 from journey.facts import (
+    AccountEventRow,
     Changes,
+    ConflictRow,
     CustomerFacts,
     CustomerRow,
     EventStageRow,
@@ -74,6 +76,10 @@ def make_facts(customer: str, events: int) -> CustomerFacts:
         transitions=[TransitionRow(customer, "default", "awareness", "consideration", 1)],
         surveys=[SurveyRow("e9", customer, "default", last, "nps", 9.0, "consideration")]
         if events % 2 else [],
+        account_events=[AccountEventRow(f"g-{customer}", customer, "acme", last,
+                                        {"plan": "enterprise", "seats": events})],
+        identity_conflicts=[ConflictRow(customer, "email", f"{customer}@shared.example", "e0",
+                                        T0, "other")],
     )
 
 
