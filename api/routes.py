@@ -167,6 +167,8 @@ WARMED: dict[str, Compute] = {
     "/v1/funnel": metric(funnel.funnel),
     "/v1/kpis": metric(kpis.kpis),
     "/v1/journey-map": metric(journey_map.journey_map),
+    "/v1/dropoff": metric(dropoff.dropoff),
+    "/v1/compare": get_compare,
 }
 COMPUTES: dict[str, Compute] = {
     **WARMED,
@@ -185,8 +187,6 @@ COMPUTES: dict[str, Compute] = {
     ),
     "/v1/timeseries": get_timeseries,
     "/v1/sessions": get_sessions,
-    "/v1/dropoff": metric(dropoff.dropoff),
-    "/v1/compare": get_compare,
 }
 
 
