@@ -5,6 +5,7 @@ campaigns, gaps around the session timeout and surveys.
 
 Refused (conflicting user_id) links are generated too: derive sorts by event time, so once all
 events are in, the result cannot depend on arrival order; SPEC 7's exemption is not needed here.
+So are group calls (SPEC 5.1 accounts) and the refused links themselves (identity conflicts).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ NAMES = [
     "Aliased",
     "Call Completed",
     "Product Used",
+    "Grouped",
 ]
 CHANNELS = ["web", "web", "app", "email", "call", "store"]
 CAMPAIGNS = [None, None, ("google", "cpc", "a"), ("news", "email", "b")]
@@ -76,6 +78,9 @@ def _build(make: Any, index: int, raw: Raw) -> Event:
         channel = "web"
     if name == "Identified":
         kw["traits"] = {"score": score, f"t{person}": slot}
+    if name == "Grouped":
+        kw["properties"] = {"group_id": f"acct{score % 2}",
+                            "group_traits": {"plan": ["free", "pro"][slot % 2], f"t{person}": 1}}
     if name == "Survey Responded":
         kw["properties"] = {"survey": ["nps", "csat"][score % 2], "score": score}
     built: Event = make(
@@ -91,7 +96,7 @@ def _build(make: Any, index: int, raw: Raw) -> Event:
 
 
 TABLES = ("identities", "customers", "sessions", "stage_entries", "event_stages", "transitions",
-          "surveys")
+          "surveys", "account_events", "identity_conflicts")
 
 
 def _stream(batches: list[list[Event]]) -> dict[str, list[object]]:
