@@ -63,7 +63,12 @@ def build_observed(settings: ProcessorSettings,
     writer = WarehouseWriter(WarehouseSettings(data_dir=settings.data_dir, lock_timeout_s=1.0))
     if not take_warehouse(writer, stop):
         raise SystemExit(0)
-    eraser = Eraser(settings.data_dir, writer, log_ := open_consumer(settings))
+    try:
+        log_ = open_consumer(settings)
+    except BaseException:
+        writer.close()  # e.g. a damaged embedded log (LogCorrupt): release the lock
+        raise
+    eraser = Eraser(settings.data_dir, writer, log_)
     consumer = ErasingConsumer(log_, eraser)
     letters = DeadLetterStore(settings.data_dir / "deadletter", stage="processor")
 
