@@ -15,14 +15,31 @@ CSV = "text/csv; charset=utf-8"
 Row = dict[str, Any]
 
 
+def _quality(params: list[str]) -> float:
+    """The q= of a media range (1 when absent, 0 when malformed)."""
+    for p in params:
+        name, _, value = p.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                q = float(value)
+            except ValueError:
+                return 0.0
+            return q if 0.0 <= q <= 1.0 else 0.0
+    return 1.0
+
+
 def wants_csv(accept: str | None) -> bool:
-    """Whether an Accept header asks for text/csv (any parameters; not with q=0)."""
+    """Whether an Accept header asks for text/csv, named explicitly, at least as much as JSON
+    (application/json, application/* or */*)."""
+    csv_q, json_q = 0.0, 0.0
     for part in (accept or "").split(","):
         media, *params = (p.strip() for p in part.split(";"))
-        if media.lower() == "text/csv":
-            return not any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000")
-                           for p in params)
-    return False
+        media = media.lower()
+        if media == "text/csv":
+            csv_q = max(csv_q, _quality(params))
+        elif media in ("application/json", "application/*", "*/*"):
+            json_q = max(json_q, _quality(params))
+    return csv_q > 0 and csv_q >= json_q
 
 
 def flatten(row: Mapping[str, Any], prefix: str = "", spread: bool = True) -> Row:

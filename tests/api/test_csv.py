@@ -158,10 +158,11 @@ def test_6_2_csv_has_its_own_etag_and_304(client: TestClient) -> None:
 
 def test_6_2_json_unless_csv_is_asked_for(client: TestClient) -> None:
     for accept in ("*/*", "application/json", "text/html,application/xhtml+xml,*/*;q=0.8",
-                   "text/csv;q=0"):
+                   "text/csv;q=0", "text/csv;q=0.5, application/json", "text/csv;q=x"):
         r = client.get("/v1/funnel", headers={**JSON, "Accept": accept})
         assert r.headers["content-type"] == "application/json", accept
     # An object that is no table (one customer's profile) stays JSON.
     assert client.get("/v1/customers/u1", headers=CSV).headers["content-type"] == \
         "application/json"
     assert wants_csv("application/json;q=0.9, text/csv") and not wants_csv(None)
+    assert wants_csv("*/*, text/csv") and wants_csv("text/csv; charset=utf-8")
