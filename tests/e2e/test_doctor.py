@@ -207,6 +207,18 @@ def test_6_5_damaged_log_is_salvaged_at_its_offsets(store: Store) -> None:
     assert list((store.data / "quarantine").rglob("journey.events.sqlite3"))
 
 
+def test_6_5_lost_log_stops_the_processor_and_new_records_are_not_skipped(store: Store) -> None:
+    log = store.data / "log" / "journey.events.sqlite3"
+    for path in log.parent.iterdir():
+        path.unlink()
+    _append(store.data, [])  # the collector starts a new, empty log
+    assert "log ends before" in refused_without_deleting(store.data)
+    repaired_and_same(store, log)
+    _append(store.data, _records(_messages("late", "late@x.org", 90)))
+    run_processor(store.data)  # the new log's offsets 0.. are read, not skipped
+    assert len(contents(store.data)["customers"]) == CUSTOMERS + 1
+
+
 def test_6_5_damaged_dead_letter_lines_move_aside_and_the_good_ones_stay(store: Store) -> None:
     letters = store.data / "deadletter" / "collector.jsonl"
     with letters.open("ab") as f:
