@@ -74,6 +74,7 @@ TABLES: dict[str, Callable[[Any], list[Row]]] = {
     "/v1/models": _rows,
     "/v1/traits/{name}/values": lambda answer: _rows(answer["values"]),
     "/v1/identity/conflicts": _rows,
+    "/v1/accounts/{group_id}": lambda answer: _rows(answer["members"]),
     "/v1/query": _query,
 }
 

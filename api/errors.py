@@ -37,6 +37,13 @@ class UnauthorizedError(ApiError):
     code = "unauthorized"
 
 
+class AccountNotFoundError(ApiError):
+    """No account has the group id of the path (SPEC 5.1). Context: account_id."""
+
+    status = 404
+    code = "account_not_found"
+
+
 class CustomerNotFoundError(ApiError):
     """No identity key matches the customer key of the path. Context: key."""
 

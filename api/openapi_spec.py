@@ -68,9 +68,23 @@ def _rows(properties: dict[str, Schema]) -> Schema:
 
 
 ROUTES: dict[str, tuple[str, list[Schema], Schema]] = {
-    "/v1/funnel": ("Customers reaching each stage, in stage order", FILTERS, {
+    "/v1/funnel": ("Customers (or B2B accounts) reaching each stage, in stage order", [
+        *FILTERS,
+        _query("level", {"type": "string", "default": "customer", "enum": ["customer", "account"]},
+               "account: the funnel over accounts (SPEC 5.1); `customers` then counts accounts, "
+               "and the filters apply to the account's first_seen, first-touch channel and "
+               "traits."),
+    ], {"type": "object", "properties": {
+        "model": {"type": "string"}, "level": {"type": "string"},
+        "stages": {"type": "array", "items": STAGE_ROW}}}),
+    "/v1/accounts/{group_id}": ("One B2B account: traits, stage, stages and members", [MODEL], {
         "type": "object", "properties": {
-            "model": {"type": "string"}, "stages": {"type": "array", "items": STAGE_ROW}}}),
+            "account_id": {"type": "string"}, "traits": {"type": "object"},
+            "stage": {"type": ["string", "null"]},
+            "first_seen": {"type": "string", "format": "date-time"},
+            "stages": _rows({"stage": {"type": "string"}, "entered_at": {"type": "string"}}),
+            "members": _rows({"customer_id": {"type": "string"},
+                              "stage": {"type": ["string", "null"]}})}}),
     "/v1/kpis": ("Headline KPIs of the customers", FILTERS, {
         "type": "object", "properties": {
             "customers": {"type": "integer"}, "events": {"type": "integer"},
@@ -150,7 +164,11 @@ ROUTES: dict[str, tuple[str, list[Schema], Schema]] = {
             "delta": _rows({"stage": {"type": "string"},
                             "delta_conversion_from_first": NUMBER_OR_NULL,
                             "delta_median_time_to_stage_s": NUMBER_OR_NULL})}}),
-    "/v1/identity/conflicts": ("Identity keys refused by stitching (SPEC 2.2)", [], _rows({
+    "/v1/identity/conflicts": ("Identity keys refused by stitching (SPEC 2.2)", [
+        _query("limit", {"type": "integer", "minimum": 1, "maximum": 100000, "default": 1000},
+               "Conflicts returned."),
+        _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Conflicts skipped."),
+    ], _rows({
         "key": {"type": "object"}, "event_id": {"type": "string"}, "at": {"type": "string"},
         "customer_id": {"type": "string"}, "refused_customer_id": {"type": "string"}})),
 }

@@ -24,9 +24,11 @@ from api.errors import (
 )
 from api.etag import make_etag, matches
 from api.metrics import (
+    accounts,
     attribution,
     cohorts,
     compare,
+    conflicts,
     customers,
     dropoff,
     funnel,
@@ -162,9 +164,18 @@ def get_compare(cur: duckdb.DuckDBPyConnection, q: Params) -> Any:
     return compare.compare(cur, model, a, b)
 
 
+def get_funnel(cur: duckdb.DuckDBPyConnection, q: Params) -> Any:
+    """/v1/funnel: over customers, or with level=account over B2B accounts (SPEC 5.1)."""
+    level = choice_param(q, "level", "customer", ("customer", "account"))
+    if level == "account":
+        return accounts.account_funnel(cur, load_model(cur, q.get("model") or "default"),
+                                       parse_filter(q))
+    return metric(funnel.funnel)(cur, q)
+
+
 # The model-level views a dashboard polls; computed for every model when a snapshot arrives.
 WARMED: dict[str, Compute] = {
-    "/v1/funnel": metric(funnel.funnel),
+    "/v1/funnel": get_funnel,
     "/v1/kpis": metric(kpis.kpis),
     "/v1/journey-map": metric(journey_map.journey_map),
     "/v1/dropoff": metric(dropoff.dropoff),
@@ -271,6 +282,20 @@ def api_router(settings: ApiSettings, store: SnapshotStore) -> APIRouter:
     def get_customer(request: Request, key: str) -> Response:
         model = request.query_params.get("model") or "default"
         return answer(request, lambda cur: customers.customer(cur, load_model(cur, model), key))
+
+    @router.get("/v1/accounts/{group_id}", dependencies=read,
+                openapi_extra=operation("/v1/accounts/{group_id}"))
+    def get_account(request: Request, group_id: str) -> Response:
+        model = request.query_params.get("model") or "default"
+        return answer(request, lambda cur: accounts.account(cur, load_model(cur, model), group_id))
+
+    @router.get("/v1/identity/conflicts", dependencies=pii,
+                openapi_extra=operation("/v1/identity/conflicts"))
+    def get_conflicts(request: Request) -> Response:
+        q = request.query_params
+        limit = int_param(q, "limit", 1000, 1, 100_000)
+        offset = int_param(q, "offset", 0, 0, 2**62)
+        return answer(request, lambda cur: conflicts.conflicts(cur, limit, offset))
 
     @router.delete("/v1/customers/{key}", dependencies=admin)
     def delete_customer(key: str) -> Response:

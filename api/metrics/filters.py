@@ -212,6 +212,15 @@ def load_model(con: duckdb.DuckDBPyConnection, name: str) -> StageModel:
     return StageModel(name, tuple(r[0] for r in rows), conversion, float(rows[0][2]))
 
 
+def has_relation(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the snapshot has a table or view `name` (a hand-made test warehouse, or one
+    written before the table existed, may not)."""
+    row = con.execute("SELECT (SELECT count(*) FROM duckdb_tables() WHERE table_name = $n) + "
+                      "(SELECT count(*) FROM duckdb_views() WHERE view_name = $n)",
+                      {"n": name}).fetchone()
+    return bool(row and row[0])
+
+
 def iso(value: datetime | None) -> str | None:
     """A naive-UTC or aware datetime as ISO-8601 UTC with `Z` (SPEC: times on the wire)."""
     if value is None:
