@@ -10,6 +10,7 @@ stays erased.
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -101,29 +102,41 @@ class Store:
     before: dict[str, Any]
 
 
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     """A data dir: 40 customers, an erased one whose records were appended again (a Kafka topic
-    cannot delete them), 5 dead letters; small commits become Parquet files, not inlined rows."""
-    for name in ("JOURNEY_KAFKA_BOOTSTRAP", "JOURNEY_MODELS", "JOURNEY_CATALOG_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("JOURNEY_INLINE_ROW_LIMIT", "5")
-    monkeypatch.setenv("JOURNEY_LOG_LEVEL", "warning")  # the CLI sets it; restored afterwards
-    data = tmp_path / "data"
-    victim = _records(_messages("victim-7c1d", VICTIM, 0))
-    people = [m for c in range(CUSTOMERS) for m in _messages(f"u{c}", f"p{c}@x.org", c + 1)]
-    _append(data, victim + _records(people))
-    DeadLetterStore(data / "deadletter").append([
-        DeadLetter(received_at=T0, reason="bad", event={"i": i}) for i in range(5)])
-    run_processor(data)
-    result = request(CommonSettings(data_dir=data), VICTIM, 60)
-    assert result is not None and result["status"] == "erased", result
-    _append(data, victim)  # received before the erasure: a replay must drop them
-    run_processor(data)
-    before = contents(data)
-    assert len(before["customers"]) == CUSTOMERS and not before["victim"]
-    assert len(erasure_record.read(data)) >= 2  # user_id, anonymous_id, email
-    yield Store(data, before)
+    cannot delete them), 5 dead letters; small commits become Parquet files, not inlined rows.
+    Built once; each test gets a fresh copy at the same path (the catalog names its files by
+    absolute path)."""
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("JOURNEY_KAFKA_BOOTSTRAP", "JOURNEY_MODELS", "JOURNEY_CATALOG_URL"):
+            env.delenv(name, raising=False)
+        env.setenv("JOURNEY_INLINE_ROW_LIMIT", "5")
+        env.setenv("JOURNEY_LOG_LEVEL", "warning")  # the CLI sets it; restored afterwards
+        data = tmp_path_factory.mktemp("doctor") / "data"
+        victim = _records(_messages("victim-7c1d", VICTIM, 0))
+        people = [m for c in range(CUSTOMERS) for m in _messages(f"u{c}", f"p{c}@x.org", c + 1)]
+        _append(data, victim + _records(people))
+        DeadLetterStore(data / "deadletter").append([
+            DeadLetter(received_at=T0, reason="bad", event={"i": i}) for i in range(5)])
+        run_processor(data)
+        result = request(CommonSettings(data_dir=data), VICTIM, 60)
+        assert result is not None and result["status"] == "erased", result
+        _append(data, victim)  # received before the erasure: a replay must drop them
+        run_processor(data)
+        before = contents(data)
+        assert len(before["customers"]) == CUSTOMERS and not before["victim"]
+        assert len(erasure_record.read(data)) >= 2  # user_id, anonymous_id, email
+        shutil.copytree(data, data.with_name("template"))
+        yield Store(data, before)
+
+
+@pytest.fixture
+def store(built: Store) -> Store:
+    """A fresh copy of the built data dir."""
+    shutil.rmtree(built.data)
+    shutil.copytree(built.data.with_name("template"), built.data)
+    return built
 
 
 def doctor(data: Path, *more: str) -> tuple[int, str]:
