@@ -76,6 +76,12 @@ def test_5_1_stopped_at_a_stage_is_current_stage_and_lapsed(api: TestClient) -> 
         if profile["lapsed"]:
             lapsed[profile["stage"]] += 1
     assert lapsed == Counter({s["stage"]: s["stopped"] for s in stages if s["stopped"]})
+    # ... and the journey map's lapsed customers per current stage, whatever the selection.
+    window = {"from": day(0).isoformat(), "to": day(1).isoformat()}
+    for params in ({}, {"channel": "email"}, window):
+        board = api.get("/v1/journey-map", params=params, headers=AUTH).json()["stages"]
+        assert [s["kpis"]["lapsed_customers"] for s in board] == \
+            [s["stopped"] for s in dropoff(api, **params)], params
 
 
 def test_5_1_median_days_to_stop_from_entering_the_stage_to_the_last_event(
