@@ -155,18 +155,18 @@ def processor(
     from journey.log.errors import LogCorrupt
     from processor.app import run
     from processor.settings import ProcessorSettings
-    from warehouse.errors import REPAIR_COMMAND, StoreDamagedError
+    from warehouse.errors import DAMAGED_EXIT_STATUS, REPAIR_COMMAND, StoreDamagedError
 
     _logging(log_level)
     try:
         run(ProcessorSettings(**overrides(data_dir, kafka_bootstrap)), metrics_port)
     except StoreDamagedError as error:  # SPEC 6.5: stop with the error and the repair command
         typer.echo(f"journey processor: {error}", err=True)
-        raise typer.Exit(3) from None
+        raise typer.Exit(DAMAGED_EXIT_STATUS) from None
     except LogCorrupt as error:
         typer.echo(f"journey processor: {error}; stopped without deleting anything: run "
                    f"`{REPAIR_COMMAND}`", err=True)
-        raise typer.Exit(3) from None
+        raise typer.Exit(DAMAGED_EXIT_STATUS) from None
 
 
 @app.command()

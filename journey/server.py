@@ -35,6 +35,7 @@ from ingest.settings import IngestSettings
 from ingest.snippet import snippet_router
 from ingest.webhooks import webhook_router
 from journey.log.base import LogProducer
+from warehouse.errors import DAMAGED_EXIT_STATUS, REPAIR_COMMAND
 from warehouse.reader import WarehouseReader
 
 log = logging.getLogger("journey.server")
@@ -129,6 +130,11 @@ class ProcessorSupervisor:
     def _watch(self) -> None:
         while not self._stopping.wait(0.5):
             child = self._child
+            if child is not None and child.poll() == DAMAGED_EXIT_STATUS:
+                log.error("the processor stopped on a damaged store (its error says which); "
+                          "not restarting it: stop journey, run `%s`", REPAIR_COMMAND)
+                self._child = None
+                continue
             if child is not None and child.poll() is not None:
                 log.warning("processor exited with %s; restarting", child.returncode)
                 time.sleep(1.0)

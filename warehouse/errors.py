@@ -26,6 +26,8 @@ class WriterStateError(FatalError):
 
 
 REPAIR_COMMAND = "journey doctor --repair"
+# `journey processor` exits with it on a damaged store; `journey up` then does not restart it.
+DAMAGED_EXIT_STATUS = 3
 
 
 class StoreDamagedError(FatalError):
