@@ -217,6 +217,7 @@ def doctor(
     from processor.settings import ProcessorSettings
 
     _logging("warning")
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # a broker that is down is a finding
     result = diagnose(ProcessorSettings(**overrides(data_dir, kafka_bootstrap)), repair)
     if as_json:
         typer.echo(orjson.dumps({"healthy": result.healthy, "refused": result.refused,

@@ -18,6 +18,7 @@ from journey.doctor.report import Finding, Quarantine, not_repaired, ok, problem
 from journey.errors import JourneyError
 from journey.log.embedded import EmbeddedLog
 from journey.log.kafka import KafkaLog
+from journey.log.kafka_health import reachable
 from journey.settings import CommonSettings
 
 Row = tuple[int, int, bytes, bytes]
@@ -92,6 +93,11 @@ def _check_embedded(settings: CommonSettings) -> LogCheck:
 def _check_kafka(settings: CommonSettings) -> LogCheck:
     out = LogCheck()
     assert settings.kafka_bootstrap is not None
+    if not reachable(settings.kafka_bootstrap):
+        out.reachable = False
+        out.findings.append(problem("log", settings.kafka_bootstrap, "no Kafka broker accepts "
+                                    "connections: the topic cannot be checked"))
+        return out
     topic = KafkaLog(settings.kafka_bootstrap, settings.topic)
     try:
         out.ends = topic.end_offsets()
