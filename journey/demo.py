@@ -86,6 +86,14 @@ AGENTS = ("agent-anna", "agent-bo", "agent-carl", "agent-dina")
 OUTCOMES = ("resolved", "resolved", "order_placed", "escalated", "callback")
 STORES = (("st-01", "London Covent Garden"), ("st-02", "Manchester Arndale"),
           ("st-03", "Leeds Trinity"))
+# B2B buyers (SPEC 5.1 accounts): clubs, schools and firms that equip a team; the members who sign
+# up send a `group` call naming the account.
+ACCOUNTS = (("acc-peak-club", "Peak District Walking Club", "club", 120),
+            ("acc-harbour-school", "Harbour Outdoor School", "education", 45),
+            ("acc-trailworks", "Trailworks Ltd", "guiding", 18),
+            ("acc-northfell", "Northfell Mountain Rescue", "rescue", 60),
+            ("acc-greenway", "Greenway Scouts", "youth", 200),
+            ("acc-summit-tours", "Summit Tours", "travel", 12))
 
 
 @dataclass(slots=True)
@@ -106,6 +114,7 @@ class Customer:
     identified: bool = False
     subscribed_at: datetime | None = None
     orders: int = 0
+    account: tuple[str, str, str, int] | None = None  # a B2B buyer's account (ACCOUNTS)
 
 
 def iso(at: datetime) -> str:
@@ -135,6 +144,9 @@ def generate(
     writer = _Writer(random.Random(seed), begin, begin + timedelta(days=days))
     people = [writer.customer(index) for index in range(customers)]
     _share_devices(writer.rng, people)
+    # Their own generator: the B2B and shared-email additions leave every other draw unchanged.
+    _b2b(random.Random(seed * 7919 + 1), people)
+    writer.b2b = random.Random(seed * 7919 + 2)
     for person in people:
         writer.life(person)
     # A visit that starts just before the end may run past it: the window is [start, end).
@@ -164,12 +176,26 @@ def _share_devices(rng: random.Random, people: list[Customer]) -> None:
         guest.anonymous_id = owner.anonymous_id
 
 
+def _b2b(rng: random.Random, people: list[Customer]) -> None:
+    """Up to three registering customers per account buy for it (SPEC 5.1 accounts); a few
+    couples share an email address, so the second sign-up's link is refused (SPEC 2.2) and shows up
+    as an identity conflict."""
+    web = [p for p in people if p.registers]
+    for index, person in enumerate(rng.sample(web, min(len(web), 3 * len(ACCOUNTS)))):
+        person.account = ACCOUNTS[index % len(ACCOUNTS)]
+    for _ in range(3 if len(web) >= 6 else 0):  # not every one signs up: a few couples
+        first, second = rng.sample(web, 2)
+        family = f"the.{first.name.split(' ')[1].lower()}.family{people.index(first)}@example.com"
+        first.email = second.email = family
+
+
 class _Writer:
     """Emits the messages of one customer's life into `out`; all randomness comes from `rng`."""
 
     def __init__(self, rng: random.Random, start: datetime, end: datetime) -> None:
         self.rng, self.start, self.end = rng, start, end
         self.out: list[Message] = []
+        self.b2b = random.Random(0)  # message ids of group calls (set by generate)
 
     def uid(self) -> str:
         """A random UUID drawn from the seeded generator (uuid4() would break determinism)."""
@@ -239,7 +265,8 @@ class _Writer:
         # Deep copy: messages must not share page or context dicts a consumer might mutate.
         context: dict[str, Any] = copy.deepcopy(body.pop("context", {}))
         context["channel"] = channel
-        msg: Message = {"type": kind, "messageId": self.uid(), "timestamp": iso(at),
+        message_id = body.pop("message_id", None) or self.uid()
+        msg: Message = {"type": kind, "messageId": message_id, "timestamp": iso(at),
                         **copy.deepcopy(body)}
         if channel in ("web", "app"):
             msg["anonymousId"] = c.anonymous_id if channel == "web" else c.device_id
@@ -283,6 +310,12 @@ class _Writer:
         traits = {"email": c.email, "name": c.name, "first_name": first, "last_name": last,
                   "persona": c.persona.name, "plan": c.plan, "city": c.city, "phone": c.phone}
         self.emit(c, "identify", at, "web", traits=traits, context={"traits": {"email": c.email}})
+        if c.account is not None:
+            account, name, industry, size = c.account
+            self.emit(c, "group", at + timedelta(seconds=2), "web", groupId=account,
+                      traits={"name": name, "industry": industry, "employees": size,
+                              "plan": "team"},
+                      message_id=str(uuid.UUID(int=self.b2b.getrandbits(128), version=4)))
 
     # -- episodes: each takes the time it starts and returns the time it ends -----------------
 

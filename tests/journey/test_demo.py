@@ -118,7 +118,7 @@ def test_7_same_seed_gives_the_same_messages_and_another_seed_does_not() -> None
 def test_1_1_every_message_is_segment_shaped(messages: list[Message]) -> None:
     assert len({m["messageId"] for m in messages}) == len(messages)
     for m in messages:
-        assert m["type"] in {"track", "page", "identify"}
+        assert m["type"] in {"track", "page", "identify", "group"}
         assert 0 < len(m["messageId"]) <= 100
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", m["timestamp"])
         assert m["context"]["channel"] in {"web", "app", "email", "call", "store"}
@@ -128,6 +128,8 @@ def test_1_1_every_message_is_segment_shaped(messages: list[Message]) -> None:
             assert set(m["context"]["page"]) >= {"url", "referrer", "path", "title"}
         if m["type"] == "identify":
             assert set(m["traits"]) >= {"email", "name", "persona", "plan", "city"}
+        if m["type"] == "group":
+            assert m["groupId"] and set(m["traits"]) >= {"name", "industry", "employees"}
 
 
 def test_2_1_every_message_has_an_identity_key(messages: list[Message]) -> None:
@@ -204,6 +206,21 @@ def test_2_2_a_few_devices_are_shared_by_two_users(messages: list[Message]) -> N
         if "userId" in m and "anonymousId" in m:
             users[m["anonymousId"]].add(m["userId"])
     assert 0 < sum(len(u) > 1 for u in users.values()) < 20
+
+
+def test_5_1_b2b_members_join_accounts_and_two_users_share_an_email(
+    messages: list[Message],
+) -> None:
+    members: defaultdict[str, set[str]] = defaultdict(set)
+    for m in messages:
+        if m["type"] == "group":
+            members[m["groupId"]].add(m["userId"])
+    assert len(members) >= 2 and all(1 <= len(u) <= 3 for u in members.values()), members
+    by_email: defaultdict[str, set[str]] = defaultdict(set)
+    for m in messages:
+        if m["type"] == "identify":
+            by_email[m["traits"]["email"]].add(m["userId"])
+    assert sum(len(u) > 1 for u in by_email.values()) >= 1  # refused links (SPEC 2.2)
 
 
 def test_1_2_campaigns_ride_in_page_urls_and_referrers_name_search_and_social(
