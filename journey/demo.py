@@ -115,6 +115,7 @@ class Customer:
     subscribed_at: datetime | None = None
     orders: int = 0
     account: tuple[str, str, str, int] | None = None  # a B2B buyer's account (ACCOUNTS)
+    shares_email: bool = False  # one of a couple with one mailbox: signs up on the first visit
 
 
 def iso(at: datetime) -> str:
@@ -187,6 +188,7 @@ def _b2b(rng: random.Random, people: list[Customer]) -> None:
         first, second = rng.sample(web, 2)
         family = f"the.{first.name.split(' ')[1].lower()}.family{people.index(first)}@example.com"
         first.email = second.email = family
+        first.shares_email = second.shares_email = True
 
 
 class _Writer:
@@ -223,6 +225,8 @@ class _Writer:
             at = self.store(c, at, buy=0.75)
         elif rng.random() < c.persona.phone_first:
             at = self.call(c, at)
+        if c.shares_email and not c.identified:
+            self.identify(c, at + timedelta(minutes=1), self.b2b)
         episodes = rng.randint(*c.persona.visits)
         gap = max(span - (at - self.start).total_seconds(), DAY) / (episodes + 1)
         for _ in range(episodes):
@@ -303,13 +307,16 @@ class _Writer:
         self.emit(c, "track", at, channel, event=event, properties=properties, context=context,
                   **extra)
 
-    def identify(self, c: Customer, at: datetime) -> None:
-        """The sign-up identify call that links the browser to the user and its traits."""
+    def identify(self, c: Customer, at: datetime, ids: random.Random | None = None) -> None:
+        """The sign-up identify call that links the browser to the user and its traits (its
+        messageId drawn from `ids` when given, leaving the main generator's draws alone)."""
         c.identified = True
         first, last = c.name.split(" ")
         traits = {"email": c.email, "name": c.name, "first_name": first, "last_name": last,
                   "persona": c.persona.name, "plan": c.plan, "city": c.city, "phone": c.phone}
-        self.emit(c, "identify", at, "web", traits=traits, context={"traits": {"email": c.email}})
+        message_id = str(uuid.UUID(int=ids.getrandbits(128), version=4)) if ids else None
+        self.emit(c, "identify", at, "web", traits=traits, context={"traits": {"email": c.email}},
+                  message_id=message_id)
         if c.account is not None:
             account, name, industry, size = c.account
             self.emit(c, "group", at + timedelta(seconds=2), "web", groupId=account,

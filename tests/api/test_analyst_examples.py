@@ -120,3 +120,21 @@ def test_5_current_stages_give_the_kpi_conversion_rate(client: TestClient) -> No
     converted = sum(r["customers"] for r in rows
                     if r["stage"] in ("decision", "retention", "advocacy"))
     assert converted / kpis["customers"] == pytest.approx(kpis["conversion_rate"])
+
+
+def test_5_1_accounts_and_their_stage_are_the_account_answers(client: TestClient) -> None:
+    rows = run(client, "accounts and their stage")
+    assert len(rows) >= 2
+    for r in rows:
+        account = api(client, f"/v1/accounts/{r['account_id']}", model="default")
+        assert account["stage"] == r["stage"]
+        assert len(account["members"]) == r["members"]
+        assert account["traits"].get("name") == r["name"]
+    members = run(client, "account members")
+    assert len(members) == sum(r["members"] for r in rows)
+
+
+def test_5_1_identity_conflicts_by_key_type_count_the_refused_links(client: TestClient) -> None:
+    rows = run(client, "identity conflicts by key type")
+    conflicts = api(client, "/v1/identity/conflicts", limit="100000")
+    assert sum(r["refused_links"] for r in rows) == len(conflicts) > 0
