@@ -38,6 +38,7 @@ class StoreDamagedError(FatalError):
         super().__init__(f"{message}; stopped without deleting anything: run "
                          f"`{REPAIR_COMMAND}`", path=path, **context)
         self.path = path
+        self.what = message  # what is wrong, without the advice
 
 
 class CatalogMissingError(StoreDamagedError):

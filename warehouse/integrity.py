@@ -63,6 +63,10 @@ def check_catalog(loc: Location, full: bool = False) -> None:
                 "SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
             if tables and "ducklake_metadata" not in tables:
                 raise sqlite3.DatabaseError("not a DuckLake catalog")
+            if not tables and data_files_on_disk(loc):
+                # An empty catalog (its creation was cut short, or it was replaced) would
+                # become a fresh lake beside the old files: the same as a missing one.
+                raise sqlite3.DatabaseError("it is empty while data files remain")
             if tables:
                 con.execute("SELECT count(*) FROM ducklake_snapshot").fetchone()
         finally:

@@ -47,7 +47,7 @@ def check(settings: ProcessorSettings) -> LakeCheck:
     try:
         check_catalog(loc, full=True)
     except StoreDamagedError as error:
-        out.findings.append(problem("catalog", catalog, error.message.split("; stopped")[0]))
+        out.findings.append(problem("catalog", catalog, error.what))
         out.lake_lost = True
         return out
     if loc.sqlite_path is not None and not loc.sqlite_path.exists():
