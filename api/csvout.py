@@ -74,6 +74,7 @@ TABLES: dict[str, Callable[[Any], list[Row]]] = {
     "/v1/models": _rows,
     "/v1/traits/{name}/values": lambda answer: _rows(answer["values"]),
     "/v1/identity/conflicts": _rows,
+    "/v1/accounts": _rows,
     "/v1/accounts/{group_id}": lambda answer: _rows(answer["members"]),
     "/v1/query": _query,
 }
@@ -91,6 +92,7 @@ EMPTY: dict[str, list[str]] = {
     "/v1/traits/{name}/values": ["value", "customers"],
     "/v1/identity/conflicts": ["key_type", "key_value", "event_id", "at", "customer_id",
                                "refused_customer_id"],
+    "/v1/accounts": ["account_id", "name", "members", "stage", "first_seen", "last_seen"],
 }
 
 

@@ -77,6 +77,16 @@ ROUTES: dict[str, tuple[str, list[Schema], Schema]] = {
     ], {"type": "object", "properties": {
         "model": {"type": "string"}, "level": {"type": "string"},
         "stages": {"type": "array", "items": STAGE_ROW}}}),
+    "/v1/accounts": ("The B2B accounts by id: name, members, stage, first and last seen", [
+        MODEL,
+        _query("limit", {"type": "integer", "minimum": 1, "maximum": 100000, "default": 1000},
+               "Accounts returned."),
+        _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Accounts skipped."),
+    ], _rows({
+        "account_id": {"type": "string"}, "name": {"type": ["string", "null"]},
+        "members": {"type": "integer"}, "stage": {"type": ["string", "null"]},
+        "first_seen": {"type": "string", "format": "date-time"},
+        "last_seen": {"type": "string", "format": "date-time"}})),
     "/v1/accounts/{group_id}": ("One B2B account: traits, stage, stages and members", [MODEL], {
         "type": "object", "properties": {
             "account_id": {"type": "string"}, "traits": {"type": "object"},

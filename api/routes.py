@@ -283,6 +283,15 @@ def api_router(settings: ApiSettings, store: SnapshotStore) -> APIRouter:
         model = request.query_params.get("model") or "default"
         return answer(request, lambda cur: customers.customer(cur, load_model(cur, model), key))
 
+    # Declared before /v1/accounts/{group_id}: the list is its own route, never a group id "".
+    @router.get("/v1/accounts", dependencies=read, openapi_extra=operation("/v1/accounts"))
+    def get_accounts(request: Request) -> Response:
+        q = request.query_params
+        limit = int_param(q, "limit", 1000, 1, 100_000)
+        offset = int_param(q, "offset", 0, 0, 2**62)
+        return answer(request, lambda cur: accounts.account_list(
+            cur, load_model(cur, q.get("model") or "default"), limit, offset))
+
     @router.get("/v1/accounts/{group_id}", dependencies=read,
                 openapi_extra=operation("/v1/accounts/{group_id}"))
     def get_account(request: Request, group_id: str) -> Response:

@@ -105,3 +105,24 @@ def account_funnel(con: duckdb.DuckDBPyConnection, model: StageModel,
         previous = n
     return {"model": model.name, "level": "account", "stages": stages}
 
+
+
+def account_list(con: duckdb.DuckDBPyConnection, model: StageModel, limit: int,
+                 offset: int) -> list[dict[str, Any]]:
+    """GET /v1/accounts: every account by id with its name (traits.name when a string), members,
+    furthest stage of the model, first_seen and last_seen."""
+    if not has_relation(con, "accounts"):
+        return []
+    rows = con.execute("""
+        SELECT a.account_id,
+               CASE WHEN json_type(a.traits, '$.name') = 'VARCHAR'
+                    THEN json_extract_string(a.traits, '$.name') END,
+               a.members,
+               (SELECT arg_max(s.stage, s.stage_index) FROM account_stage_entries s
+                WHERE s.account_id = a.account_id AND s.model = $m),
+               a.first_seen, a.last_seen
+        FROM accounts a ORDER BY a.account_id LIMIT $limit OFFSET $offset""",
+        {"m": model.name, "limit": limit, "offset": offset}).fetchall()
+    return [{"account_id": a, "name": name, "members": int(members), "stage": stage,
+             "first_seen": iso(first), "last_seen": iso(last)}
+            for a, name, members, stage, first, last in rows]

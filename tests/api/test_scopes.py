@@ -28,7 +28,8 @@ SCOPE: dict[tuple[str, str], str] = {
     **{("GET", path): "read" for path in (
         "/v1/funnel", "/v1/kpis", "/v1/journey-map", "/v1/transitions", "/v1/attribution",
         "/v1/cohorts", "/v1/paths", "/v1/timeseries", "/v1/sessions", "/v1/models",
-        "/v1/traits/{name}/values", "/v1/dropoff", "/v1/compare", "/v1/accounts/{group_id}")},
+        "/v1/traits/{name}/values", "/v1/dropoff", "/v1/compare", "/v1/accounts",
+        "/v1/accounts/{group_id}")},
     ("GET", "/v1/customers/{key}"): "pii",
     ("GET", "/v1/customers/{key}/events"): "pii",
     ("GET", "/v1/identity/conflicts"): "pii",

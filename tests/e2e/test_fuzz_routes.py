@@ -22,11 +22,15 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from api.app import create_app
 from api.settings import ApiSettings
 from ingest.settings import IngestSettings
 from journey import server
 from journey.log.embedded import EmbeddedLog
 from tests.api.conftest import Dataset, MemoryWarehouse, at, make_store
+from tests.api.derived import DerivedWarehouse
+from tests.api.test_accounts import CONFIG as ACCOUNTS_CONFIG
+from tests.api.test_accounts import b2b_events, conflict_events
 from tests.api.test_scopes import routes
 
 REQUESTS = 10_000
@@ -186,3 +190,30 @@ def test_6_5_ten_thousand_malformed_requests_get_no_5xx_and_lose_no_event(
     assert not missing, f"good events not in the log: {missing[:10]}"
     assert sum(statuses.values()) == REQUESTS and len(table) >= 40
     assert took < 90, f"{REQUESTS} requests took {took:.0f}s; statuses {statuses}"
+
+
+
+ACCOUNT_ROUTES = ["/v1/accounts", "/v1/accounts/{group_id}", "/v1/funnel", "/v1/identity/conflicts"]
+
+
+def test_6_5_account_routes_take_malformed_requests_over_real_accounts() -> None:
+    """The big fuzz's warehouse has no B2B account; these routes get theirs (accounts and refused
+    links derived by the real processor state), with the same malformed parameters and headers."""
+    wh = DerivedWarehouse(ACCOUNTS_CONFIG).add([*b2b_events(), *conflict_events()])
+    application = create_app(ApiSettings(api_tokens=[SecretStr(TOKEN)]),
+                             make_store(wh))  # type: ignore[arg-type]
+    assert {("GET", p) for p in ACCOUNT_ROUTES} <= routes(application)
+    rng = random.Random(5)
+    failures: list[str] = []
+    with TestClient(application, raise_server_exceptions=False) as client:
+        for number in range(800):
+            path = ACCOUNT_ROUTES[number % len(ACCOUNT_ROUTES)]
+            if rng.random() < 0.3:  # a real account, and the account-level funnel
+                path = path.replace("{group_id}", rng.choice(["acme", "globex"]))
+            request = malformed(rng, "GET", path)
+            if rng.random() < 0.5:
+                request["params"].append(("level", "account"))
+            answer = client.request(**request)
+            if answer.status_code >= 500 and len(failures) < 10:
+                failures.append(f"{answer.status_code} {request}: {answer.text:.300}")
+    assert not failures, "\n".join(failures)
