@@ -232,13 +232,16 @@ def test_6_5_lost_log_stops_the_processor_and_new_records_are_not_skipped(store:
     assert len(contents(store.data)["customers"]) == CUSTOMERS + 1
 
 
-def test_6_5_damaged_dead_letter_lines_move_aside_and_the_good_ones_stay(store: Store) -> None:
+def test_6_5_damaged_dead_letters_move_aside_once_no_processor_runs(store: Store) -> None:
     letters = store.data / "deadletter" / "collector.jsonl"
     with letters.open("ab") as f:
         f.write(b"{not json at all\n" + b'{"reason": "cut sh')  # garbage, then a cut line
     run_processor(store.data)  # the processor does not read them: it starts
     code, out = doctor(store.data)
     assert code == 1 and str(letters) in out and "2 of 7 lines" in out, out
+    with WarehouseWriter(WarehouseSettings(data_dir=store.data)):  # as a running processor
+        code, out = doctor(store.data, "--repair")
+    assert code == 2 and "holds the warehouse" in out and "repaired" not in out, out
     code, out = doctor(store.data, "--repair")
     assert code == 0, out
     assert len(list_dead_letters(store.data / "deadletter")) == 5
