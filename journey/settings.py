@@ -29,6 +29,11 @@ class CommonSettings(BaseSettings):
     partitions: int = Field(
         default=6, ge=1, le=1024, description="Partitions of the events topic when it is created."
     )
+    kafka_retention_hours: float = Field(
+        default=168, gt=0, le=24 * 365 * 10,
+        description="Retention of the Kafka events topic, set on the topic when journey opens it: "
+                    "the bound on how long an erased customer's raw events stay in the broker.",
+    )
 
     @property
     def log_dir(self) -> Path:

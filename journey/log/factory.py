@@ -15,8 +15,14 @@ def open_producer(settings: CommonSettings) -> LogProducer:
     collector opens its port even while the broker is down and answers 503 until it is back.
     """
     if settings.kafka_bootstrap:
-        return KafkaLog(settings.kafka_bootstrap, settings.topic, partitions=settings.partitions)
+        return KafkaLog(settings.kafka_bootstrap, settings.topic, partitions=settings.partitions,
+                        retention_ms=retention_ms(settings))
     return _open(settings)
+
+
+def retention_ms(settings: CommonSettings) -> int:
+    """The events topic's retention (JOURNEY_KAFKA_RETENTION_HOURS) in milliseconds."""
+    return round(settings.kafka_retention_hours * 3_600_000)
 
 
 def open_consumer(settings: CommonSettings) -> LogConsumer:
@@ -26,6 +32,7 @@ def open_consumer(settings: CommonSettings) -> LogConsumer:
 
 def _open(settings: CommonSettings) -> EmbeddedLog | KafkaLog:
     if settings.kafka_bootstrap:
-        ensure_topic(settings.kafka_bootstrap, settings.topic, settings.partitions)
+        ensure_topic(settings.kafka_bootstrap, settings.topic, settings.partitions,
+                     retention_ms=retention_ms(settings))
         return KafkaLog(settings.kafka_bootstrap, settings.topic)
     return EmbeddedLog(settings.log_dir, settings.partitions, settings.topic)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import ConfigResource
 from kafka.errors import (
     KafkaConnectionError,
     KafkaError,
@@ -76,9 +77,14 @@ def _construct(factory: Any, **configs: Any) -> Any:
 
 
 def ensure_topic(
-    bootstrap: str, topic: str, partitions: int, replication: int = 1, timeout_s: float = 30.0
+    bootstrap: str, topic: str, partitions: int, replication: int = 1, timeout_s: float = 30.0,
+    retention_ms: int | None = None,
 ) -> int:
-    """Create the topic unless it exists and wait for its leaders; return its partition count."""
+    """Create the topic unless it exists and wait for its leaders; return its partition count.
+
+    With retention_ms, the topic's `retention.ms` is set to it (on an existing topic too): SPEC
+    2.4 makes the topic's retention the bound on how long erased raw events stay in the broker.
+    """
     try:
         admin = _construct(
             KafkaAdminClient,
@@ -91,12 +97,16 @@ def ensure_topic(
         raise _wrap(exc, "cannot reach Kafka", bootstrap=bootstrap, topic=topic) from exc
     try:
         # Idempotent: an existing topic keeps its partition count.
+        configs = {} if retention_ms is None else {"retention.ms": str(retention_ms)}
         with contextlib.suppress(TopicAlreadyExistsError):
             admin.create_topics(
-                {topic: {"num_partitions": partitions, "replication_factor": replication}},
+                {topic: {"num_partitions": partitions, "replication_factor": replication,
+                         "configs": configs}},
                 timeout_ms=int(timeout_s * 1000),
             )
         admin.wait_for_topics([topic], timeout_ms=int(timeout_s * 1000))
+        if configs:  # an existing topic keeps its partitions but takes the configured retention
+            admin.alter_configs([ConfigResource("TOPIC", topic, configs)])
         described: list[dict[str, Any]] = admin.describe_topics([topic])
         return len(described[0]["partitions"])
     except Exception as exc:
@@ -125,10 +135,12 @@ class KafkaLog:
         linger_ms: int = 5,
         batch_size: int = 256 * 1024,
         partitions: int | None = None,
+        retention_ms: int | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self._partitions = partitions  # None: the caller ensured the topic
+        self._retention_ms = retention_ms
         self._lock = threading.Lock()
         self._down_until = 0.0  # monotonic time before which the broker is taken as down
         self._client_id = client_id
@@ -159,7 +171,8 @@ class KafkaLog:
                 raise LogUnavailable("no Kafka broker accepts connections", **self._context())
             if self._partitions is not None:
                 timeout_s = self._timeout_s
-                ensure_topic(self.bootstrap, self.topic, self._partitions, timeout_s=timeout_s)
+                ensure_topic(self.bootstrap, self.topic, self._partitions, timeout_s=timeout_s,
+                             retention_ms=self._retention_ms)
                 self._partitions = None
             try:
                 self._producer = _construct(

@@ -19,11 +19,14 @@ from pathlib import Path
 from typing import Protocol
 
 import pytest
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource
 
 from journey.errors import RetryableError
 from journey.log.base import LogConsumer, LogProducer, Record, partition_for
 from journey.log.embedded import EmbeddedLog
 from journey.log.errors import LogUnavailable, UnknownPartition
+from journey.log.factory import open_consumer, open_producer
 from journey.log.kafka import KafkaLog, ensure_topic
 from journey.settings import CommonSettings
 
@@ -363,6 +366,30 @@ def test_ensure_topic_is_idempotent_and_keeps_the_partition_count(kafka_bootstra
     topic = f"test.gone.{time.monotonic_ns()}"
     assert ensure_topic(kafka_bootstrap, topic, 2) == 2
     assert ensure_topic(kafka_bootstrap, topic, 5) == 2  # idempotent, keeps its partitions
+
+
+def _retention_ms(bootstrap: str, topic: str) -> int:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        described = admin.describe_configs([ConfigResource("TOPIC", topic, ["retention.ms"])],
+                                           config_filter="all")
+    finally:
+        admin.close()
+    return int(described["topic"][topic]["retention.ms"]["value"])
+
+
+@pytest.mark.kafka
+def test_2_4_journey_sets_the_topics_retention_on_a_new_and_an_existing_topic(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topic = f"test.retention.{time.monotonic_ns()}"
+    settings = CommonSettings(data_dir=tmp_path, kafka_bootstrap=kafka_bootstrap, topic=topic,
+                              partitions=2, kafka_retention_hours=48)
+    producer = open_producer(settings)  # creates the topic on its first append
+    producer.append([(b"k", b"v")])
+    assert _retention_ms(kafka_bootstrap, topic) == 48 * 3_600_000
+    open_consumer(settings.model_copy(update={"kafka_retention_hours": 168}))
+    assert _retention_ms(kafka_bootstrap, topic) == 7 * 24 * 3_600_000  # the default: 7 days
 
 
 @pytest.mark.kafka
