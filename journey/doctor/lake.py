@@ -3,8 +3,13 @@ full, and the durable copy of the erasure records."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -18,10 +23,10 @@ from processor.settings import ProcessorSettings
 from warehouse import erasure_record
 from warehouse.errors import StoreDamagedError
 from warehouse.integrity import LakeFile, check_catalog, file_problem, referenced_files
-from warehouse.lake import LAKE, attach_sql, connect, ident, locate, table_ddl
+from warehouse.lake import LAKE, Location, attach_sql, connect, ident, locate, table_ddl
 from warehouse.settings import WarehouseSettings
 from warehouse.tables import DERIVED_ROWS
-from warehouse.writer import WarehouseWriter
+from warehouse.writer import LOCK_FILE, WarehouseWriter
 
 # Tables `journey rebuild` derives again from the stored events; a bad file of any other table
 # (events, offsets, watermark, erasures) takes a fresh lake re-read from the log.
@@ -42,7 +47,7 @@ class LakeCheck:
 def check(settings: ProcessorSettings) -> LakeCheck:
     """Check the catalog (SQLite integrity_check, DuckLake attach) and read every file."""
     out = LakeCheck()
-    loc = locate(settings.warehouse_dir)
+    loc = _location(settings)
     catalog = loc.sqlite_path or loc.catalog
     try:
         check_catalog(loc, full=True)
@@ -85,6 +90,28 @@ def check(settings: ProcessorSettings) -> LakeCheck:
     return out
 
 
+@contextmanager
+def writer_lock(warehouse_dir: Path) -> Iterator[bool]:
+    """Hold the warehouse's writer lock (the one a processor holds) if it is free: whether."""
+    warehouse_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(warehouse_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _location(settings: ProcessorSettings) -> Location:
+    """The lake as the processor's writer finds it (JOURNEY_CATALOG_URL included)."""
+    warehouse = WarehouseSettings(data_dir=settings.data_dir)
+    return locate(warehouse.warehouse_dir, warehouse.catalog_url)
+
+
 def check_erasures(settings: ProcessorSettings, lake: LakeCheck) -> list[Finding]:
     """Every erasure the lake records is also in the durable copy beside it."""
     path = erasure_record.path_of(settings.data_dir)
@@ -111,15 +138,21 @@ def repair_erasures(settings: ProcessorSettings, lake: LakeCheck) -> list[Findin
 def fresh_lake(settings: ProcessorSettings, quarantine: Quarantine) -> list[Finding]:
     """Move the catalog and the data files into the quarantine and start an empty lake that
     holds the erasure records; the processor then re-reads the log from offset 0."""
-    loc = locate(settings.warehouse_dir)
-    moved = []
+    loc = _location(settings)
     catalog = loc.sqlite_path
-    candidates = [loc.data_path]
-    if catalog is not None:
-        candidates += [catalog.with_name(catalog.name + s) for s in ("", "-wal", "-shm")]
-    for path in candidates:
-        if path.exists():
-            moved.append(quarantine.move(path, "warehouse"))
+    if catalog is None:
+        return [not_repaired("warehouse", loc.catalog, "a PostgreSQL catalog cannot be moved "
+                             "aside here: restore it from its backup, then run the doctor again")]
+    moved = []
+    candidates = [loc.data_path, *(catalog.with_name(catalog.name + s)
+                                   for s in ("", "-wal", "-shm"))]
+    with writer_lock(settings.warehouse_dir) as held:
+        if not held:
+            return [not_repaired("warehouse", settings.warehouse_dir, "a processor took the "
+                                 "warehouse meanwhile: stop it and repair again")]
+        for path in candidates:
+            if path.exists():
+                moved.append(quarantine.move(path, "warehouse"))
     writer = WarehouseWriter(WarehouseSettings(data_dir=settings.data_dir))
     erased = erasure_record.read(settings.data_dir)
     writer.open()

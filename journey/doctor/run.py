@@ -7,8 +7,6 @@ pipeline first, as README "Repair" says).
 
 from __future__ import annotations
 
-import fcntl
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,17 +27,10 @@ class Diagnosis:
 
 def writer_running(warehouse_dir: Path) -> bool:
     """Whether a processor (or another writer) holds the warehouse's writer lock now."""
-    path = warehouse_dir / LOCK_FILE
-    if not path.exists():
+    if not (warehouse_dir / LOCK_FILE).exists():
         return False
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing the descriptor releases a lock we took
-    return False
+    with lake.writer_lock(warehouse_dir) as held:
+        return not held
 
 
 def check(settings: ProcessorSettings) -> tuple[list[Finding], lake.LakeCheck, logs.LogCheck]:
