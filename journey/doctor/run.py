@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from journey.doctor import lake, letters, logs
+from journey.doctor import lake, lake_repair, letters, logs
 from journey.doctor.report import Finding, Quarantine, not_repaired, problem
 from processor.settings import ProcessorSettings
 from warehouse.writer import LOCK_FILE
@@ -66,20 +66,20 @@ def diagnose(settings: ProcessorSettings, repair: bool) -> Diagnosis:
 
 def _repair(settings: ProcessorSettings, found: lake.LakeCheck, log: logs.LogCheck,
             quarantine: Quarantine) -> list[Finding]:
-    done = lake.repair_erasures(settings, found)  # first: a fresh lake needs the copy
+    done = lake_repair.erasures(settings, found)  # first: a fresh lake needs the copy
     committed = found.offsets
     if log.damaged and not settings.kafka_bootstrap:
         done += logs.salvage(settings, committed, quarantine)
         log = logs.check(settings, committed)
     if found.lake_lost:
-        done += lake.fresh_lake(settings, quarantine)
+        done += lake_repair.fresh_lake(settings, quarantine)
         done += _unrecoverable(settings, log)
         committed = {}
     elif found.derived_bad:
-        done += lake.rebuild_derived(settings, found.derived_bad, quarantine)
+        done += lake_repair.rebuild_derived(settings, found.derived_bad, quarantine)
     behind = log.behind(committed)
     if behind:
-        done += lake.reset_offsets(settings, dict.fromkeys(behind, 0))
+        done += lake_repair.reset_offsets(settings, dict.fromkeys(behind, 0))
     done += letters.repair(settings.data_dir, quarantine)
     return done
 
