@@ -10,6 +10,7 @@ stays erased.
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from collections.abc import Iterator
@@ -196,6 +197,11 @@ def test_6_5_missing_derived_file_is_rebuilt_from_the_stored_events(store: Store
     victim = _lake_file(store.data, "customers")
     victim.unlink()
     assert str(victim) in refused_without_deleting(store.data)
+    code, out = doctor(store.data, "--json")
+    report = json.loads(out)
+    assert code == 1 and not report["healthy"]
+    assert {"store": "data file", "status": "problem", "path": str(victim),
+            "message": "data file of table customers missing"} in report["findings"]
     out = repaired_and_same(store, victim)
     assert "derived every table again" in out
 
