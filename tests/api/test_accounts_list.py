@@ -60,7 +60,7 @@ def test_5_1_account_stage_follows_the_model(client: TestClient) -> None:
     default = {r["account_id"]: r["stage"] for r in get(client, "/v1/accounts")}
     aida = {r["account_id"]: r["stage"] for r in get(client, "/v1/accounts", model="aida")}
     assert aida == {a: get(client, f"/v1/accounts/{a}", model="aida")["stage"] for a in aida}
-    assert set(aida.values()) <= {"attention", "interest", "desire", "action", None}
+    assert set(aida.values()) <= {"awareness", "interest", "desire", "action"}
     assert default != aida
     answer = client.get("/v1/accounts", params={"model": "nope"}, headers=AUTH)
     assert answer.status_code == 400 and answer.json()["error"] == "unknown_model"

@@ -2,7 +2,12 @@
 
 const TOKEN_KEY = "journey.token";
 
-export class AuthError extends Error {}
+export class AuthError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status; // 401: the token is unknown; 403: it lacks the route's scope
+  }
+}
 export class HttpError extends Error {
   constructor(status, path, detail) {
     super(`${path}: HTTP ${status}${detail ? ` (${detail})` : ""}`);
@@ -74,7 +79,7 @@ export class Api {
 
 async function raiseFor(resp, url) {
   if (resp.ok) return;
-  if (resp.status === 401 || resp.status === 403) throw new AuthError(`token rejected by ${url}`);
+  if (resp.status === 401 || resp.status === 403) throw new AuthError(`token rejected by ${url}`, resp.status);
   let detail = "";
   try {
     const body = await resp.json();

@@ -1,8 +1,10 @@
 // Wires the page: token, selectors, the poll loop (every few seconds, 304s reuse data) and panels.
 
+import { accountsPanel } from "./accounts.js";
 import { Api, AuthError, HttpError, forgetToken, initialToken, saveToken } from "./api.js";
 import { boardView, normaliseStage } from "./board.js";
 import { attributionView, funnelView, mixView, transitionsView } from "./charts.js";
+import { conflictsPanel } from "./conflicts.js";
 import { customerView } from "./customer.js";
 import { fmtAgo, fmtDuration, fmtInt, fmtNum, fmtPct, fmtTime, h, label, mount } from "./dom.js";
 import { dropoffTable, dropoffView } from "./dropoff.js";
@@ -29,6 +31,10 @@ const state = {
   timer: null,
   exports: {}, // panel name -> {title, table, svg?}: what the CSV and SVG buttons download
   view: "map", // the journey map panel's view: "map" or "dropoff"
+  funnelLevel: "customer", // the funnel panel's level: "customer" or "account" (SPEC 5.1)
+  stageOrder: [], // the model's stages, for the account panel's stage line
+  panels: [], // panels that poll on their own after the others: accounts, identity conflicts
+  paths: new Set(), // the API's routes (from /openapi.json)
 };
 
 // SPEC 1.2 channels, the values the API's channel= accepts.
@@ -187,6 +193,9 @@ async function fetchAll(sel) {
     paths: api.get("/v1/paths", { ...model, ...seg, by: $("paths-by").value, steps: 4, top: 8 }),
     sessions: api.get("/v1/sessions", period),
     dropoff: api.get("/v1/dropoff", { ...model, ...seg }),
+    // Accounts have no persona: the account funnel takes the range and the channel only.
+    ...(state.funnelLevel === "account" ? { accountFunnel: api.get("/v1/funnel", { ...model, level: "account",
+      from: seg.from, to: seg.to, channel: seg.channel }) } : {}),
     compare: api.get("/v1/compare", { ...model, ...prefixed("a.", seg),
       ...prefixed("b.", segmentParams(selection("b-"))) }),
   };
@@ -260,10 +269,17 @@ function render(r, sel, force) {
     mount($("dropoff"), dropoffView(r.dropoff.data));
     state.exports.dropoff = { title, table: dropoffTable(r.dropoff.data) };
   }
-  if (changed("funnel")) {
-    mount($("funnel"), funnelView(r.funnel.data));
-    state.exports.funnel = { title, table: { columns: ["stage", "customers", "conversion_from_previous",
-      "conversion_from_first", "median_time_to_stage_s"], rows: r.funnel.data.stages.map((st) => [st.stage,
+  state.stageOrder = stageOrder;
+  const accounts = state.funnelLevel === "account";
+  const shown = accounts ? r.accountFunnel : r.funnel;
+  if (force || shown.changed) {
+    mount($("funnel"), funnelView(shown.data));
+    $("funnel").dataset.level = state.funnelLevel;
+    $("funnel-sub").textContent = accounts ? `accounts reaching each stage${sel.persona
+      ? " · the persona does not apply to accounts" : ""}` : "customers reaching each stage";
+    state.exports.funnel = { title: accounts ? `${sel.model} · accounts` : title, table: { columns: ["stage",
+      accounts ? "accounts" : "customers", "conversion_from_previous", "conversion_from_first",
+      "median_time_to_stage_s"], rows: shown.data.stages.map((st) => [st.stage,
       st.customers, cell(st.conversion_from_previous), cell(st.conversion_from_first), cell(st.median_time_to_stage_s)]) } };
   }
   if (changed("transitions") || changed("funnel") || changed("entries")) {
@@ -334,6 +350,7 @@ async function poll(force = false) {
     if (generation === state.generation) {
       render(results, sel, force);
       if (state.customerKey) await lookup(state.customerKey, false);
+      await Promise.all(state.panels.map((p) => p.refresh(force)));
       state.lastPoll = Date.now();
       state.polls += 1;
       document.body.dataset.state = "ready";
@@ -372,7 +389,8 @@ function rememberSelection() {
   for (const [k, v] of [["model", sel.model === "default" ? "" : sel.model], ["persona", sel.persona],
     ["from", sel.from], ["to", sel.to], ["channel", sel.channel], ["b.persona", b.persona],
     ["b.from", b.from], ["b.to", b.to], ["b.channel", b.channel],
-    ["view", state.view === "map" ? "" : state.view]]) {
+    ["view", state.view === "map" ? "" : state.view],
+    ["funnel", state.funnelLevel === "account" ? "account" : ""]]) {
     if (v) q.set(k, v); else q.delete(k);
   }
   const s = q.toString();
@@ -391,6 +409,22 @@ function showView(view) {
     btn.hidden = btn.dataset.view !== state.view;
   }
   document.body.dataset.view = state.view;
+}
+
+/** The funnel panel's level: customers or B2B accounts. */
+function showLevel(level) {
+  state.funnelLevel = level === "account" ? "account" : "customer";
+  for (const tab of document.querySelectorAll(".level-tab")) {
+    tab.setAttribute("aria-selected", String(tab.dataset.level === state.funnelLevel));
+  }
+}
+
+/** Show a customer (any identity key) in the lookup panel, as if typed there. */
+function openCustomer(key) {
+  $("lookup-key").value = key;
+  state.customerKey = key;
+  $("customer").scrollIntoView({ block: "start" });
+  lookup(key).catch(handleError);
 }
 
 function selectionChanged() {
@@ -442,6 +476,7 @@ async function start(token) {
   state.api = new Api(token);
   try {
     const paths = await discover();
+    state.paths = paths;
     await loadModels(paths);
     // Suggestions only (any persona can be typed): never hold the first render for them.
     loadPersonas(paths).catch(() => {});
@@ -465,6 +500,13 @@ function wire() {
   for (const tab of document.querySelectorAll(".view-tab")) {
     tab.addEventListener("click", () => { showView(tab.dataset.view); rememberSelection(); });
   }
+  for (const tab of document.querySelectorAll(".level-tab")) {
+    tab.addEventListener("click", () => { showLevel(tab.dataset.level); selectionChanged(); });
+  }
+  const ctx = { api: () => state.api, model: () => selection().model, stages: () => state.stageOrder,
+    exports: state.exports, open: openCustomer, onError: handleError,
+    hasQuery: () => state.paths.has("/v1/query") };
+  state.panels = [accountsPanel(ctx), conflictsPanel(ctx)];
   $("filters").addEventListener("submit", (ev) => ev.preventDefault());
   $("compare-form").addEventListener("submit", (ev) => ev.preventDefault());
   $("clear-filters").addEventListener("click", () => {
@@ -513,6 +555,7 @@ function restoreSelection() {
     $(id).value = q.get(key) || "";
   }
   showView(q.get("view") || "map");
+  showLevel(q.get("funnel") || "customer");
 }
 
 wire();
