@@ -6,6 +6,7 @@ import gc
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 from prometheus_client import start_http_server
@@ -111,15 +112,27 @@ def build_observed(settings: ProcessorSettings,
     return processor, writer, hook
 
 
+def stop_on_signal(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
+    """A SIGTERM/SIGINT handler that sets `stop` once and ignores further signals.
+
+    Event.set takes a lock: a second signal arriving inside it (a parent's death signal and a
+    supervisor's SIGTERM together) would wait for that lock in the same thread for ever, which
+    left orphaned processors hanging. SIGKILL still ends the process."""
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stop.set()
+
+    return on_signal
+
+
 def run(settings: ProcessorSettings, metrics_port: int | None = None) -> None:
     """Run the processor until SIGTERM or SIGINT; serve its metrics on metrics_port if set."""
     stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    handler = stop_on_signal(stop)
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
     if metrics_port is not None:
         start_http_server(metrics_port, registry=metrics.PROCESSOR_REGISTRY)
     processor, writer, hook = build_observed(settings, stop)

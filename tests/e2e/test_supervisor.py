@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -68,3 +69,33 @@ def test_processor_child_is_restarted_and_dies_with_its_parent(
     while _alive(second) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(second), "the processor outlived its `journey up`"
+
+
+def test_a_burst_of_signals_stops_the_processor_instead_of_hanging_it(
+    env: dict[str, str], tmp_path: Path, procs: list[Proc]
+) -> None:
+    """Its handler once set a threading.Event from the signal handler: a second signal arriving
+    inside Event.set (a parent's death signal plus a supervisor's SIGTERM) waited for the lock
+    the same thread held, for ever (seen as an orphaned processor in the test suite)."""
+    metrics = Path(env["JOURNEY_DATA_DIR"]) / "metrics" / "processor.prom"
+    for round_ in range(3):
+        proc = Proc(["processor"], env, tmp_path / f"processor{round_}.log").start()
+        procs.append(proc)
+        assert proc.popen is not None
+        deadline = time.monotonic() + 60
+        while not metrics.exists() and time.monotonic() < deadline and proc.alive():
+            time.sleep(0.05)  # written once the processor runs its loop
+        assert proc.alive(), proc.tail()
+        storm = time.monotonic() + 10  # signals until it exits: some land inside a handler
+        while proc.popen.poll() is None and time.monotonic() < storm:
+            try:
+                os.kill(proc.popen.pid, signal.SIGTERM)
+                os.kill(proc.popen.pid, signal.SIGINT)
+            except ProcessLookupError:
+                break
+        try:
+            proc.popen.wait(timeout=30)
+        except subprocess.TimeoutExpired as error:
+            raise AssertionError(f"the processor hung after a burst of SIGTERM:\n{proc.tail()}"
+                                 ) from error
+        metrics.unlink(missing_ok=True)
