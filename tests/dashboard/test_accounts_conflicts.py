@@ -229,7 +229,13 @@ def test_6_1_a_token_without_pii_gets_a_message_not_a_broken_panel(
     assert_account_is_the_apis(page, served, served.api("/v1/accounts")[0]["account_id"])
     assert "pii scope" in page.locator("[data-testid=members-need-pii]").inner_text()
     assert account_on_page(page)["links"] == []  # members are ids, not links that would fail
+    # The customer lookup says the same instead of asking for another token.
+    page.locator("#lookup-key").fill(served.api("/v1/identity/conflicts")[0]["key"]["value"])
+    page.locator("#lookup-form button").click()
+    assert "pii scope" in page.wait_for_selector("[data-testid=customer-needs-pii]",
+                                                 timeout=20_000).inner_text()  # type: ignore[union-attr]
     assert page.locator("#token-dialog").is_hidden()  # the token is kept: it can read
+    assert page.evaluate("document.body.dataset.state") == "ready"
     panel_shot(page, "conflicts", "conflicts-no-pii")
     panel_shot(page, "accounts", "accounts-no-pii")
     # The browser logs each refused request (403) as a console error: those, and only those.

@@ -124,14 +124,17 @@ export function accountsPanel(ctx) {
       return;
     }
     if (!st.rows.some((a) => a.account_id === st.selected)) st.selected = st.rows[0].account_id;
-    const detail = await api.get(`/v1/accounts/${encodeURIComponent(st.selected)}`, { model });
-    const key = `${model}\u0000${st.selected}`;
+    const id = st.selected;
+    const detail = await api.get(`/v1/accounts/${encodeURIComponent(id)}`, { model });
+    if (id !== st.selected) return; // another account was chosen meanwhile: its refresh draws it
+    const key = `${model}\u0000${id}`;
     if (!force && !list.changed && !detail.changed && st.shown === key) return;
     mount($("account"), st.rows.map((a) => h("option", { value: a.account_id },
       `${nameOf(a)} · ${fmtInt(a.members)} members`)));
     $("account").value = st.selected;
     const row = st.rows.find((a) => a.account_id === st.selected);
     const who = await people(detail.data);
+    if (id !== st.selected) return;
     mount(box, h("div", { class: "acct-grid" }, accountList(st.rows, st.selected, choose),
       accountView(detail.data, row, ctx.stages(), who, ctx.open)));
     st.shown = key;

@@ -10,6 +10,7 @@ import { fmtAgo, fmtDuration, fmtInt, fmtNum, fmtPct, fmtTime, h, label, mount }
 import { dropoffTable, dropoffView } from "./dropoff.js";
 import { download, svgTable, toCsv } from "./export.js";
 import { regroup } from "./groups.js";
+import { NEEDS_PII, isForbidden } from "./people.js";
 import {
   cohortsTable, cohortsView, compareRows, compareTable, compareView, heat, pathsTable, pathsView,
   sessionsTable, sessionsView,
@@ -446,6 +447,11 @@ async function lookup(key, announce = true) {
     const events = Array.isArray(ev.data) ? ev.data : ev.data.events || [];
     mount(box, customerView(c.data, events));
   } catch (e) {
+    if (isForbidden(e)) { // a read-only token: say so here, keep the token for the other panels
+      state.customerKey = "";
+      mount(box, h("p", { class: "note", "data-testid": "customer-needs-pii" }, NEEDS_PII));
+      return;
+    }
     if (e instanceof HttpError && e.status === 404) {
       state.customerKey = "";
       mount(box, h("p", { class: "empty", "data-testid": "customer-missing" },

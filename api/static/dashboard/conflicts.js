@@ -71,6 +71,7 @@ export function conflictsPanel(ctx) {
     // A token found without pii is not asked again on every poll (a new token is a new api).
     if (st.forbidden === ctx.api() && !force) return;
     let answer;
+    const asked = `${st.offset}/${size()}`;
     try {
       // One row more than the page: whether there is a next page.
       answer = await ctx.api().get("/v1/identity/conflicts", { limit: size() + 1, offset: st.offset });
@@ -84,6 +85,7 @@ export function conflictsPanel(ctx) {
       return;
     }
     const key = `${st.offset}/${size()}`;
+    if (key !== asked) return; // another page was asked for meanwhile: its refresh draws it
     if (!force && !answer.changed && st.shown === key) return;
     const rows = answer.data.slice(0, size());
     const more = answer.data.length > rows.length;
@@ -92,6 +94,7 @@ export function conflictsPanel(ctx) {
     try {
       if (ctx.hasQuery()) people = await peopleOf(ctx.api(), rows.flatMap((c) => [c.customer_id, c.refused_customer_id]));
     } catch (_) { /* customers by id then; the key still opens its holder */ }
+    if (`${st.offset}/${size()}` !== asked) return;
     mount(box, rows.length ? conflictsView(rows, st.offset, people, ctx.open) : explain());
     box.dataset.state = rows.length ? "rows" : "empty";
     box.dataset.offset = String(st.offset);
