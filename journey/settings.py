@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+QUARANTINE = "quarantine"
+
 
 class CommonSettings(BaseSettings):
     """Where the data lives and which log carries the events."""
@@ -38,6 +40,11 @@ class CommonSettings(BaseSettings):
     @property
     def log_dir(self) -> Path:
         return self.data_dir / "log"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Where `journey doctor --repair` moves damaged files (never deleted by a repair)."""
+        return self.data_dir / QUARANTINE
 
     @property
     def warehouse_dir(self) -> Path:

@@ -11,6 +11,7 @@ its polls, between micro-batches' commits: records already polled but not yet ap
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from journey.errors import JourneyError, RetryableError
 from journey.log.base import ErasableLog, LogConsumer, Record
 from journey.log.embedded import EmbeddedLog
 from journey.schema import Event
-from journey.settings import CommonSettings
+from journey.settings import QUARANTINE, CommonSettings
 from processor import erasure_requests as requests
 from processor.erased import Erased, not_erased
 from processor.sessions import micros
@@ -95,12 +96,20 @@ class Eraser:
                      "retention ends; a replay drops them")
         letters = rewrite_without(self.data_dir / "deadletter",
                                   lambda line: _holds_value(line, values))
+        quarantine = self.data_dir / QUARANTINE
+        removed = quarantine.exists()
+        if removed:
+            # Damaged files a repair moved aside cannot be read to remove one customer from
+            # them; SPEC 2.4 wins over keeping them for inspection.
+            shutil.rmtree(quarantine)
+            log.warning("erasure: removed %s (files `journey doctor --repair` had moved aside), "
+                        "which may have held the erased customer's data", quarantine)
         log.info("erased customer %s: %d keys, %d log records, %d dead letters, %.2fs",
                  found.customer_id, len(found.keys), records, letters,
                  time.perf_counter() - began)
         return {"status": "erased", "customer_id": found.customer_id, "keys": len(found.keys),
-                "log_records": records, "dead_letters": letters, "erased_at": now.isoformat(),
-                "version": self.writer.state().version}
+                "log_records": records, "dead_letters": letters, "quarantine_removed": removed,
+                "erased_at": now.isoformat(), "version": self.writer.state().version}
 
 
 class ErasingConsumer:

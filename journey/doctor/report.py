@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from journey.settings import QUARANTINE
+
 Status = Literal["ok", "problem", "repaired", "not repaired", "refused"]
-QUARANTINE = "quarantine"
 
 
 @dataclass(frozen=True, slots=True)

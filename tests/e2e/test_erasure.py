@@ -142,6 +142,11 @@ def test_2_4_erasure_leaves_no_trace_and_stays_erased(
     before, _ = _strings(data)
     assert VICTIM["email"] in before  # the scan sees the values it looks for
 
+    # What a `journey doctor --repair` moved aside: unreadable by design, so erasure removes it.
+    moved = data / "quarantine" / "20260101T000000.000000Z" / "deadletter"
+    moved.mkdir(parents=True)
+    (moved / "letters.jsonl.bad-lines").write_text(f'{{"cut": "{VICTIM["email"]}')
+
     # In flight: sent just before the DELETE, linking a new anonymous id to the email.
     _post(base, [{"type": "track", "event": "Product Viewed", "anonymousId": VICTIM["late_anon"],
                   "properties": {"email": VICTIM["email"]}, "messageId": "victim-late",
@@ -150,6 +155,7 @@ def test_2_4_erasure_leaves_no_trace_and_stays_erased(
                           timeout=90)
     assert answer.status_code == 200, answer.text
     assert answer.json()["status"] == "erased"
+    assert answer.json()["quarantine_removed"] is True and not (data / "quarantine").exists()
     assert httpx.delete(f"{base}/v1/customers/nobody-has-this-key", headers=AUTH,
                         timeout=90).status_code == 404
 
