@@ -29,9 +29,10 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.settings import ApiSettings
 from api.store import SnapshotStore
+from warehouse.accounts import account_view_statements
 
 TABLES = ("customers", "identities", "stage_entries", "event_stages", "events", "sessions",
-          "transitions", "surveys", "models")
+          "transitions", "surveys", "models", "account_events", "identity_conflicts")
 T0 = "TIMESTAMPTZ '2025-01-01 00:00:00+00'"
 
 # Each statement creates one table in a scratch DuckDB; $n is the number of customers.
@@ -125,6 +126,21 @@ GENERATE = {
             ['nps', 'csat', 'ces'][1 + hash(event_id, 1) % 3] AS survey,
             CAST(hash(event_id, 2) % 11 AS DOUBLE) AS score, stage_at
         FROM event_stages WHERE hash(event_id, 3) % 200 = 0""",
+    # B2B: one customer in 20 is a member of an account of about four (one group call each).
+    "account_events": """
+        SELECT customer_id || '-g' AS event_id, customer_id,
+            'acct' || (CAST(substr(customer_id, 2) AS BIGINT) // 80) AS account_id,
+            first_seen AS timestamp,
+            '{"name": "Account ' || (CAST(substr(customer_id, 2) AS BIGINT) // 80)
+                || '", "plan": "' || ['team', 'enterprise'][1 + hash(customer_id, 11) % 2]
+                || '"}' AS traits
+        FROM customers WHERE CAST(substr(customer_id, 2) AS BIGINT) % 20 = 0""",
+    # One customer in 100 had a link refused (a shared device or mailbox), on two events.
+    "identity_conflicts": """
+        SELECT e.customer_id, 'anonymous_id' AS key_type, 'shared-' || e.customer_id AS key_value,
+            e.event_id, e.ts AS "at", 'c' || ((CAST(substr(e.customer_id, 2) AS BIGINT) + 1)
+                % $n) AS refused_customer_id
+        FROM ev e WHERE CAST(hash(e.customer_id, 12) % 100 AS BIGINT) = 0 AND e.k < 2""",
     "models": """
         SELECT 'default' AS model, stage, stage_index, stage = 'decision' AS conversion_stage,
             90 * 86400.0 AS lapse_after_s FROM stage_names""",
@@ -178,6 +194,7 @@ class ParquetWarehouse:
                         f"read_parquet('{self.root / table}.parquet')")
         con.execute(f"CREATE VIEW meta AS SELECT 1::BIGINT AS version, {T0} AS committed_at, "
                     "(SELECT max(timestamp) FROM events) AS watermark")
+        con.execute(account_view_statements())
 
 
 AUTH = {"Authorization": "Bearer bench"}
@@ -187,6 +204,10 @@ ENDPOINTS = [
     "/v1/customers/u4242/events", "/v1/sessions?from=2025-02-01&to=2025-03-01",
     "/v1/transitions", "/v1/attribution?method=position_based", "/v1/cohorts",
     "/v1/paths", "/v1/paths?by=event", "/v1/timeseries?from=2025-03-01&to=2025-04-01",
+    "/v1/dropoff", "/v1/dropoff?trait.plan=pro&channel=web",
+    "/v1/compare?a.channel=web&b.channel=email", "/v1/compare?a.trait.plan=pro&b.trait.plan=free",
+    "/v1/funnel?level=account", "/v1/funnel?level=account&trait.plan=team", "/v1/accounts/acct42",
+    "/v1/identity/conflicts", "/v1/identity/conflicts?offset=500&limit=100",
 ]
 
 
