@@ -127,6 +127,8 @@ def test_5_1_account_view_shows_each_accounts_journey_and_opens_its_members(
     member.click()
     page.wait_for_selector(f"[data-testid=customer][data-customer='{customer_id}']",
                            timeout=20_000)
+    assert page.locator("#lookup-key").input_value() == member.get_attribute("data-key")
+    panel_shot(page, "customer", "account-member")
 
 
 def test_5_1_funnel_panel_switches_to_the_account_funnel(
