@@ -94,6 +94,7 @@ ACCOUNTS = (("acc-peak-club", "Peak District Walking Club", "club", 120),
             ("acc-northfell", "Northfell Mountain Rescue", "rescue", 60),
             ("acc-greenway", "Greenway Scouts", "youth", 200),
             ("acc-summit-tours", "Summit Tours", "travel", 12))
+ACCOUNT_SIZES = (3, 2, 1, 3, 1, 2)  # members who sign up, per account
 
 
 @dataclass(slots=True)
@@ -178,12 +179,14 @@ def _share_devices(rng: random.Random, people: list[Customer]) -> None:
 
 
 def _b2b(rng: random.Random, people: list[Customer]) -> None:
-    """Up to three registering customers per account buy for it (SPEC 5.1 accounts); a few
+    """One to three registering customers per account buy for it (SPEC 5.1 accounts); a few
     couples share an email address, so the second sign-up's link is refused (SPEC 2.2) and shows up
     as an identity conflict."""
     web = [p for p in people if p.registers]
-    for index, person in enumerate(rng.sample(web, min(len(web), 3 * len(ACCOUNTS)))):
-        person.account = ACCOUNTS[index % len(ACCOUNTS)]
+    seats = [account for account, size in zip(ACCOUNTS, ACCOUNT_SIZES, strict=True)
+             for _ in range(size)]
+    for account, person in zip(seats, rng.sample(web, min(len(web), len(seats))), strict=False):
+        person.account = account
     for _ in range(3 if len(web) >= 6 else 0):  # not every one signs up: a few couples
         first, second = rng.sample(web, 2)
         family = f"the.{first.name.split(' ')[1].lower()}.family{people.index(first)}@example.com"
