@@ -12,7 +12,7 @@ from processor import erasure_requests as requests
 from processor.derive import CoreConfig
 from processor.erasure import Eraser
 from processor.state import JourneyState
-from tests.processor.conftest import Make
+from tests.processor.conftest import T0, Make
 from warehouse import erase
 from warehouse.settings import WarehouseSettings
 from warehouse.writer import WarehouseWriter
@@ -54,5 +54,35 @@ def test_2_4_a_request_interrupted_after_its_commit_is_finished(tmp_path: Path,
         text = _parquet_text(writer.root)
         assert VALUE not in text and "k@x.io" in text
         assert not list(requests.request_dir(tmp_path).glob("*.request"))
+    finally:
+        writer.close()
+
+
+def test_2_4_erasing_a_customer_removes_the_conflicts_that_name_its_key(tmp_path: Path,
+                                                                        make: Make) -> None:
+    """A neighbour's refused link (SPEC 5.1 identity conflicts) holds the erased customer's key
+    value: its row goes with the customer, in the same transaction."""
+    shared = "shared-9e1f@example.com"
+    writer = WarehouseWriter(WarehouseSettings(data_dir=tmp_path, inline_row_limit=0))
+    writer.open()
+    try:
+        state = JourneyState(CoreConfig(), writer)
+        events = [make("a1", 0, user="ann", email=shared), make("b1", 60, user="bob", email=shared),
+                  make("b2", 120, user="bob", anon="bob-device")]
+        applied = state.apply(events)
+        writer.commit([(e, 0, i) for i, e in enumerate(applied.new_events)], applied.changes,
+                      {0: 3}, None)
+
+        def conflicts() -> list[tuple[object, ...]]:
+            return [tuple(r.values()) for b in writer.scan(
+                "SELECT key_value, event_id FROM identity_conflicts ORDER BY event_id")
+                for r in b.to_pylist()]
+
+        assert conflicts() == [(shared, "b1")]  # bob's event carried ann's email
+        found = erase.find(writer, "ann")
+        assert found is not None
+        erase.delete_customer(writer, found, writer.state().committed_at or T0)
+        assert conflicts() == []
+        assert erase.find(writer, "bob") is not None and erase.find(writer, "bob-device")
     finally:
         writer.close()
