@@ -26,7 +26,7 @@ from warehouse.lake import (
     load_sql,
     locate,
 )
-from warehouse.tables import SCHEMAS
+from warehouse.tables import SCHEMAS, duckdb_type
 
 VIEWS_SQL = "views.sql"
 VIEWS: tuple[str, ...] = (*SCHEMAS, "meta", *ACCOUNT_VIEWS)
@@ -80,7 +80,15 @@ def register_views(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> None:
     if attached:
         con.execute(f"USE memory; DETACH {LAKE}")
     con.execute(attach_sql(snap.location, read_only=True, snapshot=snap.version))
-    con.execute(view_statements(snap.version))
+    present = {str(r[0]) for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [LAKE]).fetchall()}
+    con.execute(view_statements(snap.version, present))
+
+
+def _empty_view(table: str) -> str:
+    columns = ", ".join(f"CAST(NULL AS {duckdb_type(f.type)}) AS {ident(f.name)}"
+                        for f in SCHEMAS[table])
+    return f"CREATE OR REPLACE VIEW {ident(table)} AS SELECT {columns} WHERE false;"
 
 
 def views_sql(loc: Location, version: int | None = None) -> str:
@@ -94,11 +102,15 @@ def views_sql(loc: Location, version: int | None = None) -> str:
     )
 
 
-def view_statements(version: int | None) -> str:
+def view_statements(version: int | None, present: set[str] | None = None) -> str:
     """CREATE VIEW statements over the attached lake, and `meta` (version, committed_at,
-    watermark: one row even before the first commit)."""
+    watermark: one row even before the first commit).
+
+    A table missing from `present` (the lake's tables, when known: a snapshot written by an
+    older release, before the processor's upgrade created the table) gets an empty typed view.
+    """
     lines = [f"CREATE OR REPLACE VIEW {ident(t)} AS SELECT * FROM {LAKE}.{ident(t)};"
-             for t in SCHEMAS]
+             if present is None or t in present else _empty_view(t) for t in SCHEMAS]
     snapshot = (f"CAST({int(version)} AS BIGINT)" if version is not None
                 else f"(SELECT id FROM ducklake_current_snapshot('{LAKE}'))")
     lines.append(

@@ -14,6 +14,7 @@ import duckdb
 from warehouse_workload import T0, changes_for, make_event, snapshot_figures, workload
 
 from journey.facts import Changes
+from warehouse.lake import LAKE
 from warehouse.reader import VIEWS_SQL, WarehouseReader, register_views, views_sql
 from warehouse.settings import WarehouseSettings
 from warehouse.tables import SCHEMAS, ModelRow, duckdb_type
@@ -90,6 +91,22 @@ def test_6_3_views_over_parquet_files_have_the_documented_columns(tmp_path: Path
         state = writer.state()
         assert con.execute("SELECT version, committed_at, watermark FROM meta").fetchall() == [
             (state.version, state.committed_at, state.watermark)]
+
+
+def test_6_3_a_lake_from_before_a_table_existed_reads_it_as_an_empty_typed_view(
+    writer: WarehouseWriter,
+) -> None:
+    """An API started on a lake an older release wrote (no account_events yet) serves it: the
+    processor's upgrade creates the table, and until then it reads as empty."""
+    _commit_customers(writer, 0, 2)
+    writer.transact(lambda con: con.execute(
+        f"DROP TABLE {LAKE}.account_events; DROP TABLE {LAKE}.identity_conflicts"))
+    con = _pinned(writer)
+    for table in ("account_events", "identity_conflicts"):
+        assert _column_types(con, table) == _expected_types(table)
+        assert con.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM accounts").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM customers").fetchone() == (2,)
 
 
 def test_6_3_views_sql_opens_in_a_fresh_duckdb_and_follows_each_newest_commit(
