@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-import logging
 import os
 import signal
 import socket
@@ -12,9 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -321,22 +317,6 @@ def _closed_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-@pytest.fixture
-def kafka_python_garbage(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Finalise, after the test, the sockets kafka-python 3.0.12 leaves unclosed.
-
-    Its KafkaNetSocket.connect does not close a socket whose connect failed; the garbage
-    collector does, with a ResourceWarning that pytest (warnings as errors) would pin on
-    whichever later test triggers the collection. Its log records of each refused connect
-    would keep those sockets reachable (pytest keeps the records), so they are not made.
-    """
-    caplog.set_level(logging.CRITICAL, logger="kafka")
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 @pytest.mark.usefixtures("kafka_python_garbage")
