@@ -1,7 +1,8 @@
 """Secrets stay out of logs and files stay private (SPEC 6.5).
 
 Webhooks and imports send their write key as `?key=`, and uvicorn's access log prints the whole
-request target; a filter rewrites such values before any handler formats the line.
+request target; a filter rewrites such values (and the identity key of a customer path, which is
+personal data) before any handler formats the line.
 """
 
 from __future__ import annotations
@@ -16,13 +17,18 @@ _SECRET_QUERY = re.compile(
     r"([?&](?:key|writekey|write_key|token|api_key|apikey|access_token)=)[^&#\s\"']*",
     re.IGNORECASE,
 )
+# A customer's identity key in a path (GET/DELETE /v1/customers/{key}): personal data, which
+# an erasure must not leave behind in the access log.
+_CUSTOMER_PATH = re.compile(r"(/v1/customers/)[^/?#\s\"']+")
 REDACTED = "[redacted]"
 LOGGERS = ("", "uvicorn", "uvicorn.access", "uvicorn.error")
 
 
 def redact(text: str) -> str:
-    """`text` with the value of every secret-bearing query parameter replaced."""
-    return _SECRET_QUERY.sub(lambda m: m.group(1) + REDACTED, text)
+    """`text` with the value of every secret-bearing query parameter, and the identity key of
+    a customer path, replaced."""
+    text = _SECRET_QUERY.sub(lambda m: m.group(1) + REDACTED, text)
+    return _CUSTOMER_PATH.sub(lambda m: m.group(1) + REDACTED, text)
 
 
 class RedactSecrets(logging.Filter):

@@ -62,11 +62,15 @@ def test_6_5_no_secret_reaches_the_logs_of_a_collector_or_api(
     exercise(f"http://127.0.0.1:{ports['collector']}")
     with httpx.Client(base_url=f"http://127.0.0.1:{ports['api']}", timeout=30) as http:
         http.get(f"/v1/funnel?key={KEY}", headers={"Authorization": f"Bearer {TOKEN}"})
+        for path in ("/v1/customers/email:person-5e1d@example.com",
+                     "/v1/customers/person-5e1d@example.com/events"):
+            http.get(path, headers={"Authorization": f"Bearer {TOKEN}"})
     for proc in procs:
         proc.stop()
     for role in ports:
         text = (tmp_path / f"{role}.log").read_text(errors="replace")
         assert not secrets_in(text), f"{role} logged {secrets_in(text)}"
+        assert "person-5e1d" not in text, f"{role} logged a customer's key"
         assert "key=[redacted]" in text, f"{role}: no access log line to check\n{text[-2000:]}"
 
 
