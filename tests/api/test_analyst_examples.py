@@ -132,6 +132,9 @@ def test_5_1_accounts_and_their_stage_are_the_account_answers(client: TestClient
         assert account["traits"].get("name") == r["name"]
     members = run(client, "account members")
     assert len(members) == sum(r["members"] for r in rows)
+    calls = run(client, "group calls")
+    assert {c["account_id"] for c in calls} == {r["account_id"] for r in rows}
+    assert len(calls) >= len(members)  # one call or more per member
 
 
 def test_5_1_identity_conflicts_by_key_type_count_the_refused_links(client: TestClient) -> None:
