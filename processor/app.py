@@ -103,6 +103,7 @@ def build_observed(settings: ProcessorSettings,
     try:
         processor.start(rebuild=known is not None and known != built_with)
     except BaseException:
+        processor.close()
         writer.close()  # a damaged store (StoreDamagedError) stops the start: release the lock
         raise
     record(settings.data_dir, built_with)
@@ -139,4 +140,5 @@ def run(settings: ProcessorSettings, metrics_port: int | None = None) -> None:
     try:
         processor.run(stop.is_set, settings.retry_backoff_s, hook)
     finally:
+        processor.close()
         writer.close()

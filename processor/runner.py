@@ -68,6 +68,10 @@ class Processor:
         self._offsets: dict[int, int] = {}
         self._watermark: datetime | None = None
 
+    def close(self) -> None:
+        """Close the log consumer (a Kafka consumer's connections); the writer is the caller's."""
+        self._consumer.close()
+
     def start(self, rebuild: bool = False) -> None:
         """Restore the state from the warehouse (rebuilding it first if asked, or if the stored
         models differ) and seek the log to the committed offsets."""

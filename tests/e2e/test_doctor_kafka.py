@@ -54,6 +54,7 @@ def _process(settings: dict[str, Any]) -> None:
         while idle < 3:  # a Kafka poll may come back empty before the records are fetched
             idle = 0 if processor.run_once().records else idle + 1
     finally:
+        processor.close()
         writer.close()
 
 

@@ -366,9 +366,12 @@ def test_2_4_journey_sets_the_topics_retention_on_a_new_and_an_existing_topic(
     settings = CommonSettings(data_dir=tmp_path, kafka_bootstrap=kafka_bootstrap, topic=topic,
                               partitions=2, kafka_retention_hours=48)
     producer = open_producer(settings)  # creates the topic on its first append
-    producer.append([(b"k", b"v")])
+    try:
+        producer.append([(b"k", b"v")])
+    finally:
+        producer.close()
     assert _retention_ms(kafka_bootstrap, topic) == 48 * 3_600_000
-    open_consumer(settings.model_copy(update={"kafka_retention_hours": 168}))
+    open_consumer(settings.model_copy(update={"kafka_retention_hours": 168})).close()
     assert _retention_ms(kafka_bootstrap, topic) == 7 * 24 * 3_600_000  # the default: 7 days
 
 
