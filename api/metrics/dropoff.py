@@ -28,16 +28,29 @@ ORDER BY pos, customers DESC, event, channel
 """
 
 
+# Unfiltered, both come from the snapshot's small aggregates of __j_stop.
+STOPPED_ALL_SQL = "SELECT pos, stopped, median_days FROM __j_stopall WHERE model = $model"
+TOUCH_ALL_SQL = """
+SELECT pos, event, channel, customers FROM __j_stoptouch WHERE model = $model
+QUALIFY row_number() OVER (PARTITION BY pos ORDER BY customers DESC, event, channel) <= $top
+ORDER BY pos, customers DESC, event, channel
+"""
+
+
 def dropoff(con: duckdb.DuckDBPyConnection, model: StageModel, f: CustomerFilter) -> dict[str, Any]:
     """GET /v1/dropoff: {"model", "stages": [...]} in stage order."""
     prepared.ensure(con)
     reached = [s["customers"] for s in funnel(con, model, f)["stages"]]
-    where, params = reach_where(f)
-    params["model"] = model.name
+    if f == CustomerFilter():
+        stopped_sql, touch_sql, params = STOPPED_ALL_SQL, TOUCH_ALL_SQL, {"model": model.name}
+    else:
+        where, params = reach_where(f)
+        params["model"] = model.name
+        stopped_sql, touch_sql = STOPPED_SQL.format(where=where), TOUCH_SQL.format(where=where)
     stopped = {pos: (int(n), median) for pos, n, median in
-               con.execute(STOPPED_SQL.format(where=where), params).fetchall()}
+               con.execute(stopped_sql, params).fetchall()}
     touches: dict[int, list[dict[str, Any]]] = {}
-    for pos, event, channel, n in con.execute(TOUCH_SQL.format(where=where),
+    for pos, event, channel, n in con.execute(touch_sql,
                                               {**params, "top": TOP_TOUCHPOINTS}).fetchall():
         touches.setdefault(pos, []).append({"event": event, "channel": channel,
                                             "customers": int(n)})

@@ -122,7 +122,12 @@ SELECT l.model, l.customer_id, l.k, l.first_seen, l.first_channel, l.pos,
        last.event, last.channel
 FROM lapsed l LEFT JOIN entered e USING (model, customer_id)
 LEFT JOIN last USING (model, customer_id)
-ORDER BY l.model, l.k, l.pos
+ORDER BY l.model, l.k, l.pos;
+CREATE TABLE __j_stopall AS
+SELECT model, pos, count(*) AS stopped, median(days) AS median_days FROM __j_stop GROUP BY ALL;
+CREATE TABLE __j_stoptouch AS
+SELECT model, pos, event, channel, count(*) AS customers FROM __j_stop
+WHERE event IS NOT NULL GROUP BY ALL;
 """
 
 # SPEC 5 survey scales (scores outside are dropped) and the emotion of a score in [-1, 1].
