@@ -13,7 +13,14 @@ import duckdb
 import orjson
 
 from api.errors import AccountNotFoundError, UnknownTraitError
-from api.metrics.filters import CustomerFilter, StageModel, has_relation, iso
+from api.metrics.filters import (
+    CustomerFilter,
+    StageModel,
+    has_relation,
+    iso,
+    window_channel_where,
+)
+from api.metrics.funnel import stage_rows
 
 # A trait name as a JSON pointer (RFC 6901), as api.metrics.prepared extracts customer traits.
 _TRAIT = "json_extract_string(traits, '/' || replace(replace($name{i}, '~', '~0'), '/', '~1'))"
@@ -47,16 +54,7 @@ def account(con: duckdb.DuckDBPyConnection, model: StageModel, account_id: str) 
 
 def _where(f: CustomerFilter) -> tuple[str, dict[str, Any]]:
     """The funnel's selection (first_seen window, first-touch channel, traits) over accounts."""
-    where, params = ["TRUE"], dict[str, Any]()
-    if f.since is not None:
-        where.append("first_seen >= CAST($since AS TIMESTAMPTZ)")
-        params["since"] = f.since.isoformat()
-    if f.until is not None:
-        where.append("first_seen < CAST($until AS TIMESTAMPTZ)")
-        params["until"] = f.until.isoformat()
-    if f.channel is not None:
-        where.append("first_channel = $channel")
-        params["channel"] = f.channel
+    where, params = window_channel_where(f)
     for i, (name, value) in enumerate(f.traits):
         where.append(f"{_TRAIT.format(i=i)} = $value{i}")
         params[f"name{i}"], params[f"value{i}"] = name, value
@@ -90,20 +88,8 @@ def account_funnel(con: duckdb.DuckDBPyConnection, model: StageModel,
             JOIN account_stage_entries s USING (account_id)
             WHERE s.model = $model GROUP BY s.stage""", {**params, "model": model.name}
         ).fetchall()}
-    stages: list[dict[str, Any]] = []
-    first = counts.get(model.stages[0], (0, None))[0] if model.stages else 0
-    previous = first
-    for name in model.stages:
-        n, median = counts.get(name, (0, None))
-        stages.append({
-            "stage": name,
-            "customers": n,
-            "conversion_from_previous": None if previous == 0 else n / previous,
-            "conversion_from_first": None if first == 0 else n / first,
-            "median_time_to_stage_s": median,
-        })
-        previous = n
-    return {"model": model.name, "level": "account", "stages": stages}
+    reached = [counts.get(name, (0, None)) for name in model.stages]
+    return {"model": model.name, "level": "account", "stages": stage_rows(model, reached)}
 
 
 

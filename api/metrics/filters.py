@@ -105,9 +105,9 @@ def customer_where(f: CustomerFilter) -> tuple[str, dict[str, Any]]:
     return _where(f, "traits IN (SELECT traits FROM __j_class WHERE k IN ({classes}))")
 
 
-def _where(f: CustomerFilter, traits_in: str) -> tuple[str, dict[str, Any]]:
-    """f as a predicate over first_seen and first_channel, with traits_in (a template over the
-    matching classes' SELECT) for the trait filter."""
+def window_channel_where(f: CustomerFilter) -> tuple[list[str], dict[str, Any]]:
+    """The conditions of f on first_seen and first_channel (columns of customers, of the
+    per-customer summary and of accounts), and their parameters."""
     where, params = ["TRUE"], dict[str, Any]()
     if f.since is not None:
         where.append("first_seen >= CAST($f_since AS TIMESTAMPTZ)")
@@ -118,6 +118,13 @@ def _where(f: CustomerFilter, traits_in: str) -> tuple[str, dict[str, Any]]:
     if f.channel is not None:
         where.append("first_channel = $f_channel")
         params["f_channel"] = f.channel
+    return where, params
+
+
+def _where(f: CustomerFilter, traits_in: str) -> tuple[str, dict[str, Any]]:
+    """f as a predicate over first_seen and first_channel, with traits_in (a template over the
+    matching classes' SELECT) for the trait filter."""
+    where, params = window_channel_where(f)
     if f.traits:
         classes, tparams = _trait_classes(f)
         where.append(traits_in.format(classes=classes))

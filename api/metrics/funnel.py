@@ -67,6 +67,12 @@ def funnel(con: duckdb.DuckDBPyConnection, model: StageModel, f: CustomerFilter)
     """GET /v1/funnel: {"model", "stages": [...]} in stage order."""
     prepared.ensure(con)
     reached = _by_customer(con, model, f) if has_window(f) else _by_class(con, model, f)
+    return {"model": model.name, "stages": stage_rows(model, reached)}
+
+
+def stage_rows(model: StageModel,
+               reached: list[tuple[int, float | None]]) -> list[dict[str, Any]]:
+    """The funnel's stage rows from (count, median time to stage) per stage, in stage order."""
     first = reached[0][0] if reached else 0
     previous = first
     stages: list[dict[str, Any]] = []
@@ -80,4 +86,4 @@ def funnel(con: duckdb.DuckDBPyConnection, model: StageModel, f: CustomerFilter)
             "median_time_to_stage_s": median,
         })
         previous = customers
-    return {"model": model.name, "stages": stages}
+    return stages
