@@ -10,7 +10,7 @@ import { fmtAgo, fmtDuration, fmtInt, fmtNum, fmtPct, fmtTime, h, label, mount }
 import { dropoffTable, dropoffView } from "./dropoff.js";
 import { download, svgTable, toCsv } from "./export.js";
 import { regroup } from "./groups.js";
-import { NEEDS_PII, isForbidden } from "./people.js";
+import { NEEDS_PII, isForbidden, rowsOf } from "./people.js";
 import {
   cohortsTable, cohortsView, compareRows, compareTable, compareView, heat, pathsTable, pathsView,
   sessionsTable, sessionsView,
@@ -129,17 +129,6 @@ async function discover() {
     if (resp.ok) return new Set(Object.keys((await resp.json()).paths || {}));
   } catch (_) { /* no OpenAPI: use only the endpoints every API has */ }
   return new Set();
-}
-
-function rowsOf(result) {
-  // POST /v1/query may answer a list of objects or {"columns", "rows"} with lists.
-  if (Array.isArray(result)) return result;
-  const rows = result.rows || result.data || [];
-  if (rows.length && Array.isArray(rows[0]) && result.columns) {
-    const cols = result.columns.map((c) => (typeof c === "string" ? c : c.name));
-    return rows.map((r) => Object.fromEntries(cols.map((c, i) => [c, r[i]])));
-  }
-  return rows;
 }
 
 async function loadModels(paths) {

@@ -16,7 +16,8 @@ export const NEEDS_PII = "Customer profiles need an API token with the pii scope
 /** Whether an error is the API refusing the token's scope (403), not an unknown token (401). */
 export const isForbidden = (e) => e instanceof AuthError && e.status === 403;
 
-function rowsOf(result) {
+/** POST /v1/query's answer as a list of objects (it may answer {"columns", "rows"} of lists). */
+export function rowsOf(result) {
   if (Array.isArray(result)) return result;
   const rows = result.rows || result.data || [];
   if (rows.length && Array.isArray(rows[0]) && result.columns) {
