@@ -231,6 +231,30 @@ def doctor(
         raise typer.Exit(2 if result.refused else 1)
 
 
+@app.command()
+def status(
+    data_dir: DataDir = None,
+    kafka_bootstrap: Kafka = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+) -> None:
+    """The processor's progress: running or not, last commit, lag per partition (read-only)."""
+    from datetime import UTC, datetime
+
+    import orjson
+
+    from journey.settings import CommonSettings
+    from journey.status import status as read_status
+
+    _logging("warning")
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # a broker that is down is reported
+    found = read_status(CommonSettings(**overrides(data_dir, kafka_bootstrap)))
+    if as_json:
+        typer.echo(orjson.dumps(found.as_dict()).decode())
+    else:
+        for line in found.lines(datetime.now(UTC)):
+            typer.echo(line)
+
+
 @app.command("import")
 def import_file(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or JSONL file.")],

@@ -11,7 +11,9 @@ commit and never goes stale.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -58,14 +60,21 @@ class WarehouseReader:
 
     def offsets(self, snap: Snapshot) -> dict[int, int]:
         """The consumer offsets committed with a snapshot (partition -> next offset)."""
+        return {int(p): int(o) for p, o in self._rows(
+            snap, f'SELECT "partition", next_offset FROM {LAKE}.journey_offsets')}
+
+    def meta(self, snap: Snapshot) -> tuple[datetime | None, datetime | None]:
+        """(committed_at, watermark) of a snapshot: when it was committed, the latest event time."""
+        rows = self._rows(snap, "SELECT committed_at, watermark FROM meta")
+        return (rows[0][0], rows[0][1]) if rows else (None, None)
+
+    def _rows(self, snap: Snapshot, sql: str) -> list[tuple[Any, ...]]:
         con = duckdb.connect()
         try:
             register_views(con, snap)
-            rows = con.execute(
-                f'SELECT "partition", next_offset FROM {LAKE}.journey_offsets').fetchall()
+            return con.execute(sql).fetchall()
         finally:
             con.close()
-        return {int(p): int(o) for p, o in rows}
 
     def views_sql(self, snap: Snapshot | None = None) -> str:
         """The init SQL of an analyst's session: load, attach (pinned if snap), views."""
