@@ -94,7 +94,10 @@ def contents(data: Path) -> dict[str, Any]:
 
 
 def files(data: Path) -> set[str]:
-    return {str(p.relative_to(data)) for p in data.rglob("*") if p.is_file()}
+    """Every file under data but SQLite's -wal/-shm, which come and go with its connections
+    (the last one to close folds the WAL into the database and removes both)."""
+    return {str(p.relative_to(data)) for p in data.rglob("*")
+            if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
 
 
 @dataclass
