@@ -11,7 +11,14 @@ from typing import Any
 
 from conftest import Served
 from playwright.sync_api import Page
-from test_dashboard import download, filtered, open_dashboard, panel_shot, wait_selection
+from test_dashboard import (
+    compare_on_page,
+    download,
+    filtered,
+    open_dashboard,
+    panel_shot,
+    wait_selection,
+)
 
 STOPPING = "Churn risk"  # a persona of journey.demo that stops more than most
 PERSONA = "Loyal Regular"
@@ -76,15 +83,6 @@ def test_5_1_dropoff_view_on_the_journey_map_shows_the_api_numbers(
     page.locator("#view-map").click()
     assert page.locator("#board").is_visible() and page.locator("#dropoff").is_hidden()
     assert "view=" not in page.url
-
-
-def compare_on_page(page: Page) -> list[dict[str, Any]]:
-    return page.eval_on_selector_all(  # type: ignore[no-any-return]
-        "[data-testid=compare] tbody tr",
-        """rs => rs.map(r => { const v = f => { const d = r.querySelector(`[data-field=${f}]`)
-             .dataset.value; return d === '' ? null : Number(d); };
-           return {stage: r.dataset.stage, a: v('a_customers'), b: v('b_customers'),
-             dc: v('delta_conversion_from_first'), dm: v('delta_median_time_to_stage_s')}; })""")
 
 
 def assert_compare_is_the_apis(page: Page, served: Served, a: dict[str, str],
