@@ -76,6 +76,22 @@ def erasures(writer: WarehouseWriter) -> dict[int, datetime]:
     return out
 
 
+def record(writer: WarehouseWriter, erased: dict[int, datetime]) -> None:
+    """Insert erasure records (key hash -> time) into a lake, e.g. one rebuilt by a repair."""
+    rows = pa.table({"key_hash": pa.array(list(erased), pa.int64()),
+                     "erased_at": pa.array(list(erased.values()), pa.timestamp("us", "UTC"))})
+
+    def work(con: duckdb.DuckDBPyConnection) -> None:
+        con.register("__journey_erased", rows)
+        try:
+            con.execute(f"INSERT INTO {LAKE}.erasures SELECT key_hash, erased_at FROM "
+                        "__journey_erased")
+        finally:
+            con.unregister("__journey_erased")
+
+    writer.transact(work)
+
+
 def delete_customer(writer: WarehouseWriter, found: Found, now: datetime) -> Committed:
     """One transaction: the customer's events and rows go, the hashes of its keys are recorded."""
     hashes = pa.table({"h": pa.array(found.hashes, pa.int64())})

@@ -4,7 +4,6 @@ quarantined one, derived tables rebuilt from the stored events, committed offset
 from __future__ import annotations
 
 import duckdb
-import pyarrow as pa
 
 from journey.doctor.lake import LakeCheck, location, writer_lock
 from journey.doctor.report import Finding, Quarantine, not_repaired, repaired
@@ -13,7 +12,7 @@ from processor.config import core_config
 from processor.models_table import model_rows
 from processor.rebuild import rederive_all
 from processor.settings import ProcessorSettings
-from warehouse import erasure_record
+from warehouse import erase, erasure_record
 from warehouse.integrity import LakeFile
 from warehouse.lake import LAKE, ident, table_ddl
 from warehouse.settings import WarehouseSettings
@@ -55,19 +54,7 @@ def fresh_lake(settings: ProcessorSettings, quarantine: Quarantine) -> list[Find
     writer.open()
     try:
         if erased:
-            rows = pa.table({"key_hash": pa.array(list(erased), pa.int64()),
-                             "erased_at": pa.array(list(erased.values()), pa.timestamp("us",
-                                                                                      "UTC"))})
-
-            def work(con: duckdb.DuckDBPyConnection) -> None:
-                con.register("__journey_erased", rows)
-                try:
-                    con.execute(f"INSERT INTO {LAKE}.erasures SELECT key_hash, erased_at FROM "
-                                "__journey_erased")
-                finally:
-                    con.unregister("__journey_erased")
-
-            writer.transact(work)
+            erase.record(writer, erased)
     finally:
         writer.close()
     where = quarantine.root / "warehouse"
