@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup kafka browser node-sdks java-sdk wheelhouse datasets lint pytest bench bench-scale clean
+.PHONY: demo test setup kafka postgres browser node-sdks java-sdk wheelhouse datasets lint pytest bench bench-scale clean
 WHEELHOUSE := .cache/wheelhouse
 
 $(STAMP): pyproject.toml
@@ -23,6 +23,10 @@ demo: setup
 
 kafka:
 	scripts/kafka.sh fetch
+
+## Debian's PostgreSQL server binaries: tests/pg.py runs a throwaway cluster of its own per session.
+postgres:
+	scripts/postgres.sh
 
 browser: setup
 	scripts/install-browser.sh $(VENV)
@@ -52,10 +56,10 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-pytest: setup kafka browser node-sdks java-sdk wheelhouse datasets
+pytest: setup kafka postgres browser node-sdks java-sdk wheelhouse datasets
 	$(PY) -m pytest
 
-## Everything CI checks: installs what it needs (venv, Kafka jars, Chromium), lints, runs every test.
+## Everything CI checks: installs what it needs (venv, Kafka jars, PostgreSQL, Chromium), lints, runs every test.
 test: lint pytest
 
 bench: setup kafka

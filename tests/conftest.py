@@ -1,4 +1,5 @@
-"""Fixtures shared by every test package: the Kafka broker (once per session), the log backends."""
+"""Fixtures shared by every test package: the Kafka broker and the PostgreSQL server (once per
+session each), the log backends."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ with warnings.catch_warnings():
 from journey.log.base import LogConsumer, LogProducer  # noqa: E402
 from journey.log.factory import open_consumer, open_producer  # noqa: E402
 from journey.settings import CommonSettings  # noqa: E402
+from tests.pg import postgres  # noqa: E402, F401  (the session's PostgreSQL, a fixture)
 
 REPO = Path(__file__).resolve().parent.parent
 KAFKA_SH = REPO / "scripts" / "kafka.sh"

@@ -21,6 +21,10 @@ class CommitError(FatalError):
     """A commit request is invalid: wrong bucket, offsets going back (fields: bucket, partition)."""
 
 
+class CommitLockStateError(FatalError):
+    """A commit lock acquired while held, or released while not held (fields: lock)."""
+
+
 class WriterStateError(FatalError):
     """The writer was used before open() or after close()."""
 

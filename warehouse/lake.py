@@ -2,12 +2,16 @@
 attach statements and the tables' DDL, shared by the writer and every reader.
 
 The extensions come from the `duckdb-extension-*` packages installed beside duckdb and are LOADed
-by path with autoinstall/autoload switched off, so nothing is ever downloaded at run time.
+by path with autoinstall/autoload switched off, so nothing is ever downloaded at run time. The
+postgres extension (about 70 ms a connection) is loaded only where a lake may have a PostgreSQL
+catalog.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +36,10 @@ EXTENSIONS: tuple[tuple[str, str], ...] = (
     ("duckdb_extension_sqlite_scanner", "sqlite_scanner"),
     ("duckdb_extension_ducklake", "ducklake"),
 )
+# The package ships postgres.duckdb_extension, but DuckDB names the entry point it looks for after
+# the file (postgres_scanner_duckdb_cpp_init), so it is loaded through a symlink of the right name.
+POSTGRES_PACKAGE, POSTGRES_FILE, POSTGRES_NAME = (
+    "duckdb_extension_postgres", "postgres", "postgres_scanner")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +65,12 @@ class Location:
         return Path(self.catalog.removeprefix("sqlite:")) if self.catalog.startswith(
             "sqlite:") else None
 
+    @property
+    def pg_conninfo(self) -> str | None:
+        """The libpq connection string (key=value or URL) when the catalog is PostgreSQL."""
+        return self.catalog.removeprefix("postgres:") if self.catalog.startswith(
+            "postgres:") else None
+
 
 def locate(warehouse_dir: Path, catalog_url: str | None = None) -> Location:
     """The lake of a warehouse directory: SQLite catalog inside it unless a catalog URL is given
@@ -69,37 +83,64 @@ def locate(warehouse_dir: Path, catalog_url: str | None = None) -> Location:
     return Location(catalog_url, root / DATA_DIR)
 
 
-def extension_paths() -> list[Path]:
-    """The installed extension files, in load order (sqlite_scanner first, ducklake second)."""
-    version = duckdb.__version__
-    paths = []
-    for package, name in EXTENSIONS:
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            raise RuntimeError(f"the Python package {package} is not installed")
-        base = Path(next(iter(spec.submodule_search_locations)))
-        paths.append(base / "extensions" / f"v{version}" / f"{name}.duckdb_extension")
+def _extension_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"the Python package {package} is not installed")
+    base = Path(next(iter(spec.submodule_search_locations)))
+    return base / "extensions" / f"v{duckdb.__version__}"
+
+
+def extension_paths(loc: Location | None = None) -> list[Path]:
+    """The installed extension files, in load order (sqlite_scanner, postgres_scanner when the
+    lake may have a PostgreSQL catalog, ducklake). loc None: any lake, so all of them."""
+    paths = [_extension_dir(package) / f"{name}.duckdb_extension" for package, name in EXTENSIONS]
+    if loc is None or loc.pg_conninfo is not None:
+        paths.insert(1, postgres_extension())
     return paths
 
 
-def load_sql() -> str:
+def postgres_extension() -> Path:
+    """The postgres extension under the file name DuckDB needs, made once beside the package's
+    file (or in the user's cache when site-packages is read-only)."""
+    target = _extension_dir(POSTGRES_PACKAGE) / f"{POSTGRES_FILE}.duckdb_extension"
+    if not target.is_file():
+        raise RuntimeError(f"{target} is missing: reinstall duckdb-extension-postgres")
+    name = f"{POSTGRES_NAME}.duckdb_extension"
+    for folder in (target.parent, Path.home() / ".cache" / "journey" / target.parent.name):
+        link = folder / name
+        if link.is_file():
+            return link
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".{name}.{os.getpid()}"
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(target)
+            os.replace(tmp, link)  # atomic: a concurrent process sees no half-made link
+            return link
+    raise RuntimeError(f"cannot make a {name} link to {target} (site-packages and ~/.cache "
+                       "are read-only)")
+
+
+def load_sql(loc: Location | None = None) -> str:
     """Statements that load the extensions offline (also written into the analysts' init file)."""
     lines = ["SET autoinstall_known_extensions = false;", "SET autoload_known_extensions = false;"]
-    lines += [f"LOAD {literal(str(p))};" for p in extension_paths()]
+    lines += [f"LOAD {literal(str(p))};" for p in extension_paths(loc)]
     return "\n".join(lines) + "\n"
 
 
-def connect(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the DuckLake extensions loaded from site-packages, times in UTC."""
+def connect(database: str = ":memory:", loc: Location | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the DuckLake extensions loaded from site-packages, times in UTC
+    (for any kind of catalog unless the lake is given)."""
     con = duckdb.connect(database, config={"autoinstall_known_extensions": False,
                                            "autoload_known_extensions": False})
-    load_into(con)
+    load_into(con, loc)
     return con
 
 
-def load_into(con: duckdb.DuckDBPyConnection) -> None:
+def load_into(con: duckdb.DuckDBPyConnection, loc: Location | None = None) -> None:
     """LOAD the extensions into an existing connection (by path: nothing is downloaded)."""
-    for path in extension_paths():
+    for path in extension_paths(loc):
         con.execute(f"LOAD {literal(str(path))}")
     con.execute("SET GLOBAL TimeZone = 'UTC'")
 
@@ -139,8 +180,12 @@ def table_ddl() -> dict[str, str]:
 
 
 def latest_snapshot(loc: Location) -> int | None:
-    """The newest snapshot id, read straight from a SQLite catalog (about 0.1 ms); None before
-    the first commit or for another kind of catalog."""
+    """The newest snapshot id, read straight from the catalog (about 0.1 ms from SQLite, one
+    kept libpq connection's round trip from PostgreSQL); None before the first commit."""
+    if loc.pg_conninfo is not None:
+        from warehouse import pgcatalog  # psycopg is imported only by lakes that need it
+
+        return pgcatalog.latest_snapshot(loc.pg_conninfo)
     path = loc.sqlite_path
     if path is None or not path.exists():
         return None

@@ -83,7 +83,7 @@ class WarehouseReader:
 
 def register_views(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> None:
     """Attach the lake at the snapshot (replacing an earlier attachment) and create the views."""
-    load_into(con)
+    load_into(con, snap.location)
     attached = con.execute("SELECT 1 FROM duckdb_databases() WHERE database_name = ?",
                            [LAKE]).fetchone()
     if attached:
@@ -105,7 +105,7 @@ def views_sql(loc: Location, version: int | None = None) -> str:
     the documented views (pinned to a snapshot when version is given)."""
     return (
         "-- journey warehouse: DuckLake catalog " + loc.catalog + "\n"
-        + load_sql()
+        + load_sql(loc)
         + attach_sql(loc, read_only=True, snapshot=version) + ";\n"
         + view_statements(version)
     )

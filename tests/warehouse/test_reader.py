@@ -35,7 +35,7 @@ def _expected_types(table: str) -> list[tuple[str, str]]:
 
 
 def _pinned(writer: WarehouseWriter) -> duckdb.DuckDBPyConnection:
-    snap = WarehouseReader(writer.root).current()
+    snap = WarehouseReader(writer.root, writer.settings.catalog_url).current()
     assert snap is not None
     con = duckdb.connect()
     register_views(con, snap)
@@ -53,7 +53,7 @@ def _commit_customers(writer: WarehouseWriter, first: int, n: int) -> None:
 def test_6_3_current_is_none_until_the_first_commit_then_the_newest(
     writer: WarehouseWriter,
 ) -> None:
-    reader = WarehouseReader(writer.root)
+    reader = WarehouseReader(writer.root, writer.settings.catalog_url)
     assert reader.current() is None  # the lake exists, nothing is committed in it yet
     writer.commit([], Changes(), {0: 1}, None)
     first = reader.current()
@@ -78,9 +78,11 @@ def test_6_3_empty_tables_are_typed_empty_views_and_meta_has_one_row(
     assert row == [(writer.state().version, True, None)]
 
 
-def test_6_3_views_over_parquet_files_have_the_documented_columns(tmp_path: Path) -> None:
+def test_6_3_views_over_parquet_files_have_the_documented_columns(
+    settings: WarehouseSettings,
+) -> None:
     # inline_row_limit=0: every insert is a Parquet file, not rows inlined in the catalog.
-    settings = WarehouseSettings(data_dir=tmp_path, inline_row_limit=0)
+    settings = settings.model_copy(update={"inline_row_limit": 0})
     with WarehouseWriter(settings) as writer:
         _commit_customers(writer, 0, 3)  # odd event counts: a survey row too
         assert list((writer.root / "data").rglob("*.parquet"))
@@ -114,7 +116,7 @@ def test_6_3_views_sql_opens_in_a_fresh_duckdb_and_follows_each_newest_commit(
 ) -> None:
     _commit_customers(writer, 0, 2)
     text = (writer.root / VIEWS_SQL).read_text()
-    assert text == views_sql(writer.location) and str(writer.root / "catalog.sqlite") in text
+    assert text == views_sql(writer.location) and writer.location.catalog in text
     con = duckdb.connect()
     con.execute(text)
     assert con.execute("SELECT version, (SELECT count(*) FROM events) FROM meta").fetchone() == (
@@ -125,9 +127,9 @@ def test_6_3_views_sql_opens_in_a_fresh_duckdb_and_follows_each_newest_commit(
 
 
 def test_6_3_a_pinned_snapshot_stays_readable_while_the_writer_commits_and_maintains(
-    tmp_path: Path,
+    settings: WarehouseSettings,
 ) -> None:
-    settings = WarehouseSettings(data_dir=tmp_path, inline_row_limit=0, grace_period_s=600.0)
+    settings = settings.model_copy(update={"inline_row_limit": 0, "grace_period_s": 600.0})
     with WarehouseWriter(settings) as writer:
         _commit_customers(writer, 0, 4)
         pinned = _pinned(writer)
@@ -174,8 +176,11 @@ def test_6_3_reader_in_another_process_sees_whole_commits_only(tmp_path: Path) -
     assert snapshot_figures(final)[1:] == (620, 620, 620, 620)
 
 
-def test_6_3_a_key_value_directory_above_the_lake_adds_no_column(tmp_path: Path) -> None:
-    settings = WarehouseSettings(data_dir=tmp_path / "run=1", inline_row_limit=0)
+def test_6_3_a_key_value_directory_above_the_lake_adds_no_column(
+    settings: WarehouseSettings,
+) -> None:
+    settings = settings.model_copy(
+        update={"data_dir": settings.data_dir / "run=1", "inline_row_limit": 0})
     with WarehouseWriter(settings) as writer:
         writer.commit([(make_event(0, "c1", timestamp=T0), 0, 0)],
                       changes_for(Counter({"c1": 1}), {"c1"}), {0: 1}, None)

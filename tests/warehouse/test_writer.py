@@ -22,8 +22,8 @@ from warehouse.writer import WarehouseWriter
 MODELS = [ModelRow("default", "awareness", 0, False, 0.0)]
 
 
-def views(root: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    reader = WarehouseReader(root)
+def views(writer: WarehouseWriter) -> Iterator[duckdb.DuckDBPyConnection]:
+    reader = WarehouseReader(writer.root, writer.settings.catalog_url)
     snap = reader.current()
     assert snap is not None
     con = duckdb.connect()
@@ -32,8 +32,8 @@ def views(root: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     con.close()
 
 
-def rows(root: Path, sql: str) -> list[tuple[object, ...]]:
-    for con in views(root):
+def rows(writer: WarehouseWriter, sql: str) -> list[tuple[object, ...]]:
+    for con in views(writer):
         return con.execute(sql).fetchall()
     raise AssertionError
 
@@ -48,10 +48,9 @@ def test_6_3_commit_stores_events_rows_offsets_and_watermark(writer: WarehouseWr
     # An older watermark never moves it back; a commit without offsets keeps them.
     later = writer.commit([], Changes(), {}, T0)
     assert later.watermark == done.watermark and later.offsets == {0: 3}
-    root = writer.root
-    assert rows(root, "SELECT count(*), min(key_hash) = max(key_hash) FROM events") == [(3, True)]
-    assert rows(root, "SELECT customer_id, event_count FROM customers") == [("alice", 3)]
-    assert rows(root, "SELECT version, watermark FROM meta") == [(later.version, later.watermark)]
+    assert rows(writer, "SELECT count(*), min(key_hash) = max(key_hash) FROM events") == [(3, True)]
+    assert rows(writer, "SELECT customer_id, event_count FROM customers") == [("alice", 3)]
+    assert rows(writer, "SELECT version, watermark FROM meta") == [(later.version, later.watermark)]
     writer.close()
     assert writer.open() == later  # what is committed survives a reopen
 
@@ -61,21 +60,21 @@ def test_6_3_offsets_never_go_back(writer: WarehouseWriter) -> None:
     with pytest.raises(CommitError):
         writer.commit([(make_event(1, "bob"), 0, 9)], Changes(), {0: 9}, None)
     assert writer.state().offsets == {0: 10, 1: 4}
-    assert rows(writer.root, "SELECT count(*) FROM events") == [(0,)]
+    assert rows(writer, "SELECT count(*) FROM events") == [(0,)]
 
 
 def test_6_3_deletes_then_inserts_replace_only_the_changed_rows(writer: WarehouseWriter) -> None:
     writer.commit([], changes_for({"a": 1, "b": 1}, {"a", "b"}), {}, None)  # type: ignore[arg-type]
     changes = changes_for({"a": 5}, {"a"})  # type: ignore[arg-type]
     writer.commit([], changes, {}, None)
-    assert rows(writer.root, "SELECT customer_id, event_count FROM customers ORDER BY 1") == [
+    assert rows(writer, "SELECT customer_id, event_count FROM customers ORDER BY 1") == [
         ("a", 5), ("b", 1)]
     moved = SessionRow("s-b", "b", "web", T0, T0, 0.0, 9, 0, None, "x", "y", None, ())
     by_session = Changes()
     by_session.delete("sessions", "session_id", frozenset({"s-b", "it's-quoted'"}))
     by_session.add("sessions", [moved])
     writer.commit([], by_session, {}, None)
-    assert rows(writer.root, "SELECT session_id, event_count FROM sessions ORDER BY 1") == [
+    assert rows(writer, "SELECT session_id, event_count FROM sessions ORDER BY 1") == [
         ("s-a", 5), ("s-b", 9)]
 
 
@@ -91,7 +90,7 @@ def test_a_bad_delete_is_refused_and_commits_nothing(
     with pytest.raises(CommitError):
         writer.commit([(make_event(0, "a"), 0, 0)], bad, {0: 1}, None)
     assert writer.state().version == version
-    assert rows(writer.root, "SELECT (SELECT count(*) FROM events), "
+    assert rows(writer, "SELECT (SELECT count(*) FROM events), "
                              "(SELECT count(*) FROM customers), version FROM meta") == [
         (0, 0, version)]
 
@@ -103,8 +102,8 @@ def test_replace_derived_swaps_every_derived_row_in_one_commit(writer: Warehouse
     rebuilt = [Changes(rows={"customers": [make_facts(c, 7).customer]}) for c in ("x", "y")]
     writer.replace_derived(iter(rebuilt), MODELS)
     del chunks
-    assert rows(writer.root, "SELECT customer_id FROM customers ORDER BY 1") == [("x",), ("y",)]
-    assert rows(writer.root, "SELECT count(*) FROM sessions UNION ALL SELECT count(*) FROM "
+    assert rows(writer, "SELECT customer_id FROM customers ORDER BY 1") == [("x",), ("y",)]
+    assert rows(writer, "SELECT count(*) FROM sessions UNION ALL SELECT count(*) FROM "
                              "events UNION ALL SELECT count(*) FROM models") == [(0,), (2,), (1,)]
     assert writer.state().offsets == {0: 2}
 
@@ -158,8 +157,8 @@ def test_6_3_maintenance_bounds_files_and_catalog_under_small_commits(tmp_path: 
             assert files <= 40, files  # a few per table, not one per commit
         # The second 250 commits reuse the catalog space the first ones freed.
         assert sizes[1] < 2 * sizes[0] and sizes[1] < 8_000_000, sizes
-        assert rows(writer.root, "SELECT count(*), sum(event_count) FROM customers") == [(7, 500)]
-        assert rows(writer.root, "SELECT count(*) FROM events") == [(500,)]
+        assert rows(writer, "SELECT count(*), sum(event_count) FROM customers") == [(7, 500)]
+        assert rows(writer, "SELECT count(*) FROM events") == [(500,)]
         con = sqlite3.connect(catalog)
         # Maintenance itself adds a few snapshots (flush, rewrite, merge); not one per commit.
         assert con.execute("SELECT count(*) FROM ducklake_snapshot").fetchone()[0] <= 10
