@@ -26,7 +26,8 @@ SERVER_USER = "postgres"  # the Debian package's system user, for a test session
 SUPERUSER = "journey"  # the cluster's own superuser role, whoever runs its processes
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -124,7 +125,7 @@ def start_cluster() -> PgCluster:
     if run_as is not None:
         user = pwd.getpwnam(run_as)
         os.chown(base, user.pw_uid, user.pw_gid)
-    cluster = PgCluster(bindir, base, _free_port(), run_as)
+    cluster = PgCluster(bindir, base, free_port(), run_as)
     (base / "sock").mkdir()
     if run_as is not None:
         os.chown(base / "sock", user.pw_uid, user.pw_gid)

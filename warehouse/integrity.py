@@ -37,14 +37,27 @@ def data_files_on_disk(loc: Location) -> list[Path]:
     return sorted(p for p in loc.data_path.rglob("*") if p.is_file())
 
 
-def check_catalog(loc: Location, full: bool = False) -> None:
-    """Refuse a missing SQLite catalog beside existing data files, or an unreadable one.
+def catalog_present(loc: Location) -> bool:
+    """Whether the lake's catalog exists: its SQLite file, or DuckLake's tables in PostgreSQL."""
+    if loc.pg_conninfo is not None:
+        from warehouse import pgcatalog  # psycopg only for lakes that need it
 
-    full: SQLite's integrity_check (reads every page) instead of a read of the DuckLake tables.
+        return "ducklake_metadata" in pgcatalog.catalog_tables(loc.pg_conninfo)
+    return loc.sqlite_path is not None and loc.sqlite_path.exists()
+
+
+def check_catalog(loc: Location, full: bool = False) -> None:
+    """Refuse a missing catalog beside existing data files, or an unreadable one.
+
+    full: SQLite's integrity_check (reads every page) instead of a read of the DuckLake tables;
+    a PostgreSQL server checks its own pages, so there it changes nothing.
     """
+    if loc.pg_conninfo is not None:
+        _check_pg_catalog(loc, loc.pg_conninfo)
+        return
     path = loc.sqlite_path
     if path is None:
-        return  # a PostgreSQL catalog is checked by its server
+        return  # another kind of catalog: DuckLake's ATTACH is its only check
     if not path.exists():
         found = data_files_on_disk(loc)
         if found:
@@ -74,6 +87,25 @@ def check_catalog(loc: Location, full: bool = False) -> None:
     except sqlite3.DatabaseError as error:
         raise CatalogDamagedError(f"the warehouse catalog {path} cannot be read: {error}",
                                   path=str(path)) from None
+
+
+def _check_pg_catalog(loc: Location, conninfo: str) -> None:
+    """The SQLite checks' counterpart: a database without DuckLake's tables while data files
+    remain (a wrong JOURNEY_CATALOG_URL, a dropped or restored-empty database) would become a
+    fresh lake, and maintenance would delete the old files as orphans."""
+    from warehouse import pgcatalog
+
+    tables = pgcatalog.catalog_tables(conninfo)  # WarehouseIOError: unreachable, retryable
+    if tables and "ducklake_metadata" not in tables:
+        raise CatalogDamagedError(f"the warehouse catalog {loc.shown} is not a DuckLake catalog",
+                                  path=loc.shown)
+    if not tables:
+        found = data_files_on_disk(loc)
+        if found:
+            raise CatalogMissingError(
+                f"the warehouse catalog {loc.shown} has no DuckLake tables but {len(found)} "
+                f"data files remain under {loc.data_path}", path=loc.shown,
+                data_files=len(found))
 
 
 def referenced_files(con: duckdb.DuckDBPyConnection) -> list[LakeFile]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
@@ -70,6 +71,21 @@ class Location:
         """The libpq connection string (key=value or URL) when the catalog is PostgreSQL."""
         return self.catalog.removeprefix("postgres:") if self.catalog.startswith(
             "postgres:") else None
+
+    @property
+    def shown(self) -> str:
+        """The catalog for messages and reports: a file path, or a connection string without
+        its password."""
+        if self.sqlite_path is not None:
+            return str(self.sqlite_path)
+        return "postgres:" + redacted(self.pg_conninfo) if self.pg_conninfo else self.catalog
+
+
+def redacted(conninfo: str) -> str:
+    """A libpq connection string (key=value or URL) without its password."""
+    if "://" in conninfo:
+        return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", conninfo)
+    return re.sub(r"password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", "password=***", conninfo)
 
 
 def locate(warehouse_dir: Path, catalog_url: str | None = None) -> Location:

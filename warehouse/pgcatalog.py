@@ -15,7 +15,8 @@ from typing import Any
 
 import psycopg
 
-from warehouse.errors import WarehouseIOError
+from warehouse.errors import CatalogDamagedError, WarehouseIOError
+from warehouse.lake import redacted
 
 CONNECT_TIMEOUT_S = 5
 KEPT = 8  # catalogs a process keeps a connection to (one in production, many in a test run)
@@ -87,3 +88,25 @@ def latest_snapshot(conninfo: str) -> int | None:
                 continue
             return None if row is None or row[0] is None else int(row[0])
     return None
+
+
+def catalog_tables(conninfo: str) -> set[str]:
+    """The DuckLake tables (ducklake_*) the catalog's database has on its search path, over a
+    connection of its own (a check runs once, the snapshot reads go on); WarehouseIOError when
+    the server cannot be reached, CatalogDamagedError when it is a DuckLake it cannot read."""
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                             application_name="journey-check") as con:
+            tables = {str(r[0]) for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = "
+                "current_schema() AND table_name LIKE 'ducklake%'").fetchall()}
+            if "ducklake_snapshot" in tables:
+                con.execute("SELECT count(*) FROM ducklake_snapshot").fetchone()
+            return tables
+    except psycopg.OperationalError as error:
+        raise WarehouseIOError("the PostgreSQL catalog cannot be reached",
+                               path=redacted(conninfo), detail=str(error)) from None
+    except psycopg.DatabaseError as error:
+        raise CatalogDamagedError(f"the PostgreSQL catalog {redacted(conninfo)} cannot be "
+                                  f"read: {error}", path=redacted(conninfo)) from None
+

@@ -16,8 +16,14 @@ import duckdb
 from journey.doctor.report import Finding, ok, problem
 from processor.settings import ProcessorSettings
 from warehouse import erasure_record
-from warehouse.errors import StoreDamagedError
-from warehouse.integrity import LakeFile, check_catalog, file_problem, referenced_files
+from warehouse.errors import StoreDamagedError, WarehouseIOError
+from warehouse.integrity import (
+    LakeFile,
+    catalog_present,
+    check_catalog,
+    file_problem,
+    referenced_files,
+)
 from warehouse.lake import LAKE, Location, attach_sql, connect, locate
 from warehouse.settings import WarehouseSettings
 from warehouse.tables import DERIVED_ROWS
@@ -43,17 +49,23 @@ def check(settings: ProcessorSettings) -> LakeCheck:
     """Check the catalog (SQLite integrity_check, DuckLake attach) and read every file."""
     out = LakeCheck()
     loc = location(settings)
-    catalog = loc.sqlite_path or loc.catalog
+    catalog = loc.shown  # never a password
     try:
         check_catalog(loc, full=True)
+        present = catalog_present(loc)
     except StoreDamagedError as error:
         out.findings.append(problem("catalog", catalog, error.what))
         out.lake_lost = True
         return out
-    if loc.sqlite_path is not None and not loc.sqlite_path.exists():
+    except WarehouseIOError as error:
+        # An unreachable PostgreSQL server says nothing about the lake: not lost, not checked.
+        out.findings.append(problem("catalog", catalog, f"{error.message}: "
+                                    f"{error.context.get('detail', '')}".strip()))
+        return out
+    if not present:
         out.findings.append(ok("catalog", catalog, "no warehouse yet"))
         return out
-    con = connect()
+    con = connect(loc=loc)
     try:
         con.execute(attach_sql(loc, read_only=True))
         files = referenced_files(con)
@@ -67,7 +79,8 @@ def check(settings: ProcessorSettings) -> LakeCheck:
         return out
     finally:
         con.close()
-    out.findings.append(ok("catalog", catalog, "readable (integrity_check ok)"))
+    out.findings.append(ok("catalog", catalog, "readable (integrity_check ok)" if loc.sqlite_path
+                           else "readable (PostgreSQL checks its own pages: no integrity_check)"))
     bad = 0
     for item in files:
         why = file_problem(item, read=True)

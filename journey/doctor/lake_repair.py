@@ -37,7 +37,7 @@ def fresh_lake(settings: ProcessorSettings, quarantine: Quarantine) -> list[Find
     loc = location(settings)
     catalog = loc.sqlite_path
     if catalog is None:
-        return [not_repaired("warehouse", loc.catalog, "a PostgreSQL catalog cannot be moved "
+        return [not_repaired("warehouse", loc.shown, "a PostgreSQL catalog cannot be moved "
                              "aside here: restore it from its backup, then run the doctor again")]
     moved = []
     candidates = [loc.data_path, *(catalog.with_name(catalog.name + s)
