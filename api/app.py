@@ -28,7 +28,7 @@ def main() -> None:
 
     settings = ApiSettings()
     store = SnapshotStore(
-        WarehouseReader(settings.warehouse_dir),
+        WarehouseReader(settings.warehouse_dir, settings.catalog_url),
         lambda: datetime.now(UTC),
         refresh_interval_s=settings.refresh_interval_s,
         cache_entries=settings.cache_entries,

@@ -366,14 +366,15 @@ def sql(
     from journey.settings import CommonSettings
     from journey.sql_shell import NoSnapshotError, init_sql, run_one, shell
 
-    warehouse_dir = CommonSettings(**overrides(data_dir, None)).warehouse_dir
+    common = CommonSettings(**overrides(data_dir, None))
+    warehouse_dir, catalog = common.warehouse_dir, common.catalog_url
     try:
         if print_init:
-            typer.echo(init_sql(warehouse_dir, pinned=False), nl=False)
+            typer.echo(init_sql(warehouse_dir, pinned=False, catalog_url=catalog), nl=False)
         elif command is not None:
-            run_one(warehouse_dir, command, console, unsafe_full_duckdb)
+            run_one(warehouse_dir, command, console, unsafe_full_duckdb, catalog)
         else:
-            raise typer.Exit(shell(warehouse_dir, console, unsafe_full_duckdb))
+            raise typer.Exit(shell(warehouse_dir, console, unsafe_full_duckdb, catalog))
     except (NoSnapshotError, QueryRefusedError, duckdb.Error) as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from None

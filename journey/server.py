@@ -69,7 +69,7 @@ def api_store(api: ApiSettings) -> SnapshotStore:
     """The API's view of the warehouse under api.data_dir, loading its first snapshot now (in the
     background) rather than inside the first request."""
     store = SnapshotStore(
-        WarehouseReader(api.warehouse_dir),
+        WarehouseReader(api.warehouse_dir, api.catalog_url),
         utc_now,
         refresh_interval_s=api.refresh_interval_s,
         cache_entries=api.cache_entries,

@@ -31,6 +31,11 @@ class CommonSettings(BaseSettings):
     partitions: int = Field(
         default=6, ge=1, le=1024, description="Partitions of the events topic when it is created."
     )
+    catalog_url: str | None = Field(
+        default=None,
+        description="DuckLake catalog (`postgres:dbname=... host=...` or a `postgresql://` URL); "
+        "unset = a SQLite catalog file in the warehouse directory.",
+    )
     kafka_retention_hours: float = Field(
         default=168, gt=0, le=24 * 365 * 10,
         description="Retention of the Kafka events topic, set on the topic when journey opens it: "

@@ -34,10 +34,10 @@ class NoSnapshotError(RetryableError):
 Run = Callable[[str], duckdb.DuckDBPyConnection]
 
 
-def init_sql(warehouse_dir: Path, pinned: bool = True) -> str:
+def init_sql(warehouse_dir: Path, pinned: bool = True, catalog_url: str | None = None) -> str:
     """The SQL that loads the extensions offline, attaches the lake and creates the views (for
     `duckdb -init FILE`): pinned to the current snapshot, or following each newest commit."""
-    reader = WarehouseReader(warehouse_dir)
+    reader = WarehouseReader(warehouse_dir, catalog_url)
     snap = reader.current()
     if snap is None:
         raise NoSnapshotError("no warehouse snapshot yet; start the processor (journey up) first",
@@ -45,11 +45,12 @@ def init_sql(warehouse_dir: Path, pinned: bool = True) -> str:
     return PREAMBLE + reader.views_sql(snap if pinned else None)
 
 
-def open_views(warehouse_dir: Path, unsafe: bool = False) -> duckdb.DuckDBPyConnection:
+def open_views(warehouse_dir: Path, unsafe: bool = False,
+               catalog_url: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the current snapshot's views: the locked sandbox of
     api/sqlguard.py unless unsafe (then the full DuckDB)."""
     con = duckdb.connect(":memory:")
-    con.execute(init_sql(warehouse_dir))
+    con.execute(init_sql(warehouse_dir, catalog_url=catalog_url))
     if unsafe:
         return con
     try:
@@ -84,9 +85,10 @@ def render(cur: duckdb.DuckDBPyConnection, console: Console, max_rows: int = 100
     console.print(f"{min(len(rows), max_rows)} rows{more}")
 
 
-def run_one(warehouse_dir: Path, sql: str, console: Console, unsafe: bool = False) -> None:
+def run_one(warehouse_dir: Path, sql: str, console: Console, unsafe: bool = False,
+            catalog_url: str | None = None) -> None:
     """Run one query over the views and print it (read-only unless unsafe)."""
-    con = open_views(warehouse_dir, unsafe)
+    con = open_views(warehouse_dir, unsafe, catalog_url)
     try:
         render(runner(con, unsafe)(sql), console)
     finally:
@@ -123,20 +125,21 @@ def repl(con: duckdb.DuckDBPyConnection, console: Console, read: Callable[[str],
             console.print(f"[red]{error}[/red]")
 
 
-def shell(warehouse_dir: Path, console: Console, unsafe: bool = False) -> int:
+def shell(warehouse_dir: Path, console: Console, unsafe: bool = False,
+          catalog_url: str | None = None) -> int:
     """The interactive shell: read-only over the views, or with unsafe the duckdb CLI if
     installed (else the built-in prompt without the guard)."""
     cli = shutil.which("duckdb") if unsafe else None
     if cli is not None:
         with tempfile.NamedTemporaryFile("w", suffix=".sql", prefix="journey-views-") as init:
-            init.write(init_sql(warehouse_dir))
+            init.write(init_sql(warehouse_dir, catalog_url=catalog_url))
             init.flush()
             return subprocess.call([cli, "-init", init.name])
     mode = ("full DuckDB" if unsafe else
             "read-only SELECTs over the views; --unsafe-full-duckdb for the full DuckDB")
     console.print(f"built-in prompt, {mode} (end statements with ';', .tables lists the views, "
                   ".quit leaves)")
-    con = open_views(warehouse_dir, unsafe)
+    con = open_views(warehouse_dir, unsafe, catalog_url)
     try:
         repl(con, console, console.input, runner(con, unsafe))
     finally:

@@ -64,7 +64,7 @@ def _iso(moment: datetime | None) -> str | None:
 def status(settings: CommonSettings) -> Status:
     """The status of the data directory's processor, read without taking any lock."""
     result = Status(running=writer_running(settings.warehouse_dir))
-    reader = WarehouseReader(settings.warehouse_dir)
+    reader = WarehouseReader(settings.warehouse_dir, settings.catalog_url)
     snap = reader.current()
     committed: dict[int, int] = {}
     if snap is not None:

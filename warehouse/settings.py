@@ -8,13 +8,9 @@ from journey.settings import CommonSettings
 
 
 class WarehouseSettings(CommonSettings):
-    """Where the lake's catalog is, and how long superseded snapshots stay readable."""
+    """How the lake is kept: locks, snapshots' grace period, inlining, upkeep (its catalog is
+    CommonSettings.catalog_url: every reader needs it too)."""
 
-    catalog_url: str | None = Field(
-        default=None,
-        description="DuckLake catalog (`postgres:dbname=... host=...`); unset = a SQLite catalog "
-        "file in the warehouse directory.",
-    )
     grace_period_s: float = Field(
         default=600.0,
         ge=0.0,

@@ -25,7 +25,6 @@ from warehouse.integrity import (
     referenced_files,
 )
 from warehouse.lake import LAKE, Location, attach_sql, connect, locate
-from warehouse.settings import WarehouseSettings
 from warehouse.tables import DERIVED_ROWS
 from warehouse.writer import LOCK_FILE
 
@@ -116,8 +115,7 @@ def writer_lock(warehouse_dir: Path) -> Iterator[bool]:
 
 def location(settings: ProcessorSettings) -> Location:
     """The lake as the processor's writer finds it (JOURNEY_CATALOG_URL included)."""
-    warehouse = WarehouseSettings(data_dir=settings.data_dir)
-    return locate(warehouse.warehouse_dir, warehouse.catalog_url)
+    return locate(settings.warehouse_dir, settings.catalog_url)
 
 
 def check_erasures(settings: ProcessorSettings, lake: LakeCheck) -> list[Finding]:
