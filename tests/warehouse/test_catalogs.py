@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import psycopg
 import pytest
 from warehouse_workload import changes_for, make_event
 
@@ -16,6 +17,7 @@ from tests.pg import PgCluster, free_port
 from warehouse.errors import CatalogMissingError, WarehouseIOError
 from warehouse.integrity import catalog_present, check_catalog
 from warehouse.lake import locate
+from warehouse.reader import WarehouseReader
 from warehouse.settings import WarehouseSettings
 from warehouse.writer import WarehouseWriter
 
@@ -78,3 +80,21 @@ def test_6_5_an_unreachable_postgresql_catalog_is_retryable_and_reported(
     findings = _doctor(gone, monkeypatch)
     assert [(f.store, f.status) for f in findings] == [("catalog", "problem")]
     assert "cannot be reached" in findings[0].message and "hunter2" not in findings[0].line()
+
+
+def test_6_4_the_snapshot_probe_survives_a_cut_connection(
+    postgres: PgCluster, tmp_path: Path,
+) -> None:
+    """The API keeps one connection to a PostgreSQL catalog for its snapshot checks; a server
+    that ended it (restart, idle timeout) costs one reconnect, not an error."""
+    settings = WarehouseSettings(data_dir=tmp_path, catalog_url=postgres.catalog_url())
+    _fill(settings)
+    reader = WarehouseReader(settings.warehouse_dir, settings.catalog_url)
+    first = reader.current()
+    assert first is not None
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as admin:
+        cut = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE application_name = 'journey-reader'").fetchone()
+    assert cut == (1,)
+    again = reader.current()
+    assert again is not None and again.version == first.version
