@@ -7,14 +7,15 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from functools import partial
 from types import FrameType
 
 from prometheus_client import start_http_server
 
 from ingest.deadletter import DeadLetter, DeadLetterStore
 from journey import metrics
-from journey.log.base import Record
-from journey.log.factory import open_consumer
+from journey.log.base import LogConsumer, Record
+from journey.log.factory import open_consumer, open_group_consumer
 from processor.config import core_config
 from processor.erasure import Eraser, ErasingConsumer
 from processor.fingerprint import fingerprint, record, recorded
@@ -60,12 +61,22 @@ def build_observed(settings: ProcessorSettings,
                    stop: threading.Event) -> tuple[Processor, WarehouseWriter, BetweenBatches]:
     """build(), with the hook that records its metrics and serves rebuild requests."""
     config = core_config(settings)
+    # On Kafka, processors share the warehouse and a consumer group divides the partitions
+    # (README, "Scaling out"); the embedded log has one active processor and hot standbys.
+    shared = bool(settings.kafka_bootstrap)
     # A short lock timeout: take_warehouse() keeps retrying, and says at once that it waits.
-    writer = WarehouseWriter(WarehouseSettings(data_dir=settings.data_dir, lock_timeout_s=1.0))
+    writer = WarehouseWriter(WarehouseSettings(data_dir=settings.data_dir, lock_timeout_s=1.0),
+                             shared=shared)
     if not take_warehouse(writer, stop):
         raise SystemExit(0)
+    log_: LogConsumer
     try:
-        log_ = open_consumer(settings)
+        if shared:
+            group = open_group_consumer(settings, settings.group)
+            group.positions = partial(_committed_positions, writer)
+            log_ = group
+        else:
+            log_ = open_consumer(settings)
     except BaseException:
         writer.close()  # e.g. a damaged embedded log (LogCorrupt): release the lock
         raise
@@ -91,6 +102,7 @@ def build_observed(settings: ProcessorSettings,
         maintain_every=settings.maintain_every,
     )
     eraser.state = lambda: processor.state
+    eraser.guard = processor.exclusive
     # Running states are msgspec structs outside the cycle collector (gc=False) and the graph is
     # flat arrays; what is left are a batch's short-lived objects: collect the young generation
     # less often than CPython's default of every 700 allocations.
@@ -111,6 +123,12 @@ def build_observed(settings: ProcessorSettings,
     hook = BetweenBatches(settings, processor, consumer, writer)
     hook.refresh()
     return processor, writer, hook
+
+
+def _committed_positions(writer: WarehouseWriter, partitions: list[int]) -> dict[int, int]:
+    """Where a partition the group just assigned is read from: its committed offset."""
+    committed = writer.committed_offsets()
+    return {p: committed.get(p, 0) for p in partitions}
 
 
 def stop_on_signal(stop: threading.Event) -> Callable[[int, FrameType | None], None]:

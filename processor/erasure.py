@@ -10,10 +10,12 @@ its polls, between micro-batches' commits: records already polled but not yet ap
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,9 +48,18 @@ class Eraser:
         self.writer = writer
         self.log = log_
         self.state = state
+        # Where requests are applied: under the processor's commit lock, with its state caught
+        # up (processors sharing a warehouse serve one queue; the first to take the lock wins).
+        self.guard: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext
 
     def apply_pending(self) -> int:
         """Apply every queued request; how many."""
+        if not requests.pending(self.data_dir):
+            return 0
+        with self.guard():
+            return self._apply_pending()
+
+    def _apply_pending(self) -> int:
         queued = requests.pending(self.data_dir)
         for rid, body in queued:
             try:

@@ -101,6 +101,14 @@ class Reporter:
 def serve_request(settings: ProcessorSettings, processor: Processor,
                   writer: WarehouseWriter) -> bool:
     """Run a pending rebuild request, if any, between two batches; True if one was served."""
+    if pending(settings.data_dir) is None:
+        return False
+    # Processors sharing a warehouse read one request file: the first to take the lock serves.
+    with processor.exclusive():
+        return _serve(settings, processor, writer)
+
+
+def _serve(settings: ProcessorSettings, processor: Processor, writer: WarehouseWriter) -> bool:
     request_id = pending(settings.data_dir)
     if request_id is None:
         return False

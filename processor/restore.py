@@ -11,7 +11,7 @@ table is rebuilt first (processor/rebuild.py), so the warehouse never mixes two 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -30,18 +30,27 @@ from warehouse.writer import WarehouseWriter
 
 log = logging.getLogger("journey.processor")
 
-_CUSTOMERS = """
+
+
+def customers_sql(where: str = "") -> str:
+    """Stored customers (id, component tag, running state, key types and values), those of
+    customer_state matching `where` (SQL over its columns, e.g. `snapshot_id > ?`) if given."""
+    chosen = f"SELECT customer_id, component, state FROM customer_state WHERE {where or 'true'}"
+    semi = "WHERE customer_id IN (SELECT customer_id FROM s)" if where else ""
+    return f"""
+WITH s AS ({chosen})
 SELECT s.customer_id, s.component, s.state, i.types, i.vals
-FROM customer_state s JOIN (
+FROM s JOIN (
     SELECT customer_id, list(type ORDER BY type, value) AS types,
            list(value ORDER BY type, value) AS vals
-    FROM identities GROUP BY customer_id
+    FROM identities {semi} GROUP BY customer_id
 ) i USING (customer_id)
 """
-_ALIASES = """
+ALIASES = """
 SELECT key_type, key_value, previous_id FROM events
 WHERE type = 'alias' AND previous_id IS NOT NULL
 """
+StoredCustomer = tuple[str, list[tuple[str, str]], int, bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +60,27 @@ class Restored:
     events: int
     customers: int
     rebuilt: bool
+
+
+def stored_customers(writer: WarehouseWriter, sql: str,
+                     params: Sequence[object] = ()) -> Iterator[StoredCustomer]:
+    """(customer_id, keys, component tag, encoded running state) of the customers a
+    customers_sql() finds."""
+    for batch in writer.scan(sql, params):
+        columns = batch.to_pydict()
+        for cid, component, blob, types, vals in zip(
+            columns["customer_id"], columns["component"], columns["state"], columns["types"],
+            columns["vals"], strict=True,
+        ):
+            yield cid, list(zip(types, vals, strict=True)), component, blob
+
+
+def stored_aliases(writer: WarehouseWriter, sql: str,
+                   params: Sequence[object] = ()) -> Iterator[tuple[tuple[str, str], str]]:
+    """(primary key, previousId) of the alias events an ALIASES query finds."""
+    for batch in writer.scan(sql, params):
+        for key_type, key_value, previous_id in zip(*batch.to_pydict().values(), strict=True):
+            yield (key_type, key_value), previous_id
 
 
 def _count(writer: WarehouseWriter, table: str) -> int:
@@ -113,14 +143,8 @@ def _restore(state: JourneyState, writer: WarehouseWriter, models: Sequence[Mode
     # from the log starts with the copy's records only).
     erased = erasure_record.union(erasures(writer), erasure_record.read(writer.settings.data_dir))
     state.erased = {h: micros(at) for h, at in erased.items()}
-    for batch in writer.scan(_CUSTOMERS):
-        columns = batch.to_pydict()
-        for component, blob, types, vals in zip(
-            columns["component"], columns["state"], columns["types"], columns["vals"],
-            strict=True,
-        ):
-            state.restore_customer(list(zip(types, vals, strict=True)), component, blob)
-    for batch in writer.scan(_ALIASES):
-        for key_type, key_value, previous_id in zip(*batch.to_pydict().values(), strict=True):
-            state.restore_alias((key_type, key_value), previous_id)
+    for _, keys, component, blob in stored_customers(writer, customers_sql()):
+        state.restore_customer(keys, component, blob)
+    for primary, previous_id in stored_aliases(writer, ALIASES):
+        state.restore_alias(primary, previous_id)
     return Restored(events=events, customers=state.customers, rebuilt=rebuilt)

@@ -8,9 +8,10 @@ point replays only what was not committed, and replayed duplicates are dropped b
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,6 +19,7 @@ from journey.errors import RetryableError
 from journey.facts import Changes
 from journey.log.base import LogConsumer, Record
 from journey.schema import Event
+from processor.catchup import Caught, catch_up
 from processor.errors import LogBehindWarehouseError, UndecodableRecordError
 from processor.restore import restore
 from processor.state import JourneyState
@@ -67,6 +69,8 @@ class Processor:
         self._commits = 0
         self._offsets: dict[int, int] = {}
         self._watermark: datetime | None = None
+        self._synced = 0  # the snapshot the state reflects (shared writers catch up from it)
+        self.caught = Caught(0, 0, 0)  # what catching up has read in all, for metrics
 
     def close(self) -> None:
         """Close the log consumer (a Kafka consumer's connections); the writer is the caller's."""
@@ -75,14 +79,34 @@ class Processor:
     def start(self, rebuild: bool = False) -> None:
         """Restore the state from the warehouse (rebuilding it first if asked, or if the stored
         models differ) and seek the log to the committed offsets."""
-        committed = self._writer.state()
-        _check_log_not_behind(committed.offsets, self._consumer.end_offsets())
-        restored = restore(self._state, self._writer, self._model_rows, force=rebuild)
+        # Shared writers restore under the commit lock: the state is then exactly the snapshot
+        # it starts catching up from.
+        with self._writer.exclusive() as committed:
+            _check_log_not_behind(committed.offsets, self._consumer.end_offsets())
+            restored = restore(self._state, self._writer, self._model_rows, force=rebuild)
+            self._synced = self._writer.state().version
+            committed = self._writer.state()
+        # A group member owns no partition before its first poll; the group's assignment seeks.
         self._offsets = {p: committed.offsets.get(p, 0) for p in self._consumer.partitions()}
         self._watermark = committed.watermark
         self._consumer.seek(self._offsets)
         log.info("processor started: %d customers, %d stored events, offsets %s",
                  restored.customers, restored.events, self._offsets)
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the warehouse's commit lock with the state caught up with every commit other
+        processors made (a no-op lock for a warehouse's only writer)."""
+        with self._writer.exclusive() as committed:
+            if self._writer.shared and committed.version != self._synced:
+                caught = catch_up(self._state, self._writer, self._synced)
+                self.caught = Caught(self.caught.events + caught.events,
+                                     self.caught.customers + caught.customers,
+                                     self.caught.erasures + caught.erasures)
+                log.debug("caught up from snapshot %d to %d: %s", self._synced,
+                          committed.version, caught)
+            yield
+            self._synced = self._writer.state().version
 
     @property
     def customers(self) -> int:
@@ -132,12 +156,13 @@ class Processor:
                 continue
             events.append(event)
             where.setdefault(event.event_id, (record.partition, record.offset))
-        applied = self._state.apply(events)
-        stored = [(e, *where[e.event_id]) for e in applied.new_events]
-        for event in applied.new_events:
-            if self._watermark is None or event.timestamp > self._watermark:
-                self._watermark = event.timestamp
-        stats.commit_seconds = self._commit_until_done(stored, applied.changes)
+        with self.exclusive():
+            applied = self._state.apply(events)
+            stored = [(e, *where[e.event_id]) for e in applied.new_events]
+            for event in applied.new_events:
+                if self._watermark is None or event.timestamp > self._watermark:
+                    self._watermark = event.timestamp
+            stats.commit_seconds = self._commit_until_done(stored, applied.changes)
         stats.new_events = len(stored)
         stats.extended, stats.rederived = applied.extended, applied.rederived
         stats.seconds = time.perf_counter() - began

@@ -33,6 +33,16 @@ class ProcessorSettings(CommonSettings):
         default=100, ge=1,
         description="Commits between two runs of the warehouse's maintenance (merge, expire).",
     )
+    group_id: str | None = Field(
+        default=None,
+        description="Kafka consumer group of the processors sharing a topic and a warehouse "
+        "(each reads the partitions the group gives it); unset = `journey-processors.<topic>`.",
+    )
+
+    @property
+    def group(self) -> str:
+        """The consumer group to join."""
+        return self.group_id or f"journey-processors.{self.topic}"
     retry_backoff_s: float = Field(
         default=1.0, gt=0, description="First wait before retrying a retryable failure (s)."
     )

@@ -301,10 +301,19 @@ class JourneyState:
         """Put back one stored customer (its encoded running state): its keys linked together
         (and to its component's)."""
         graph = self.graph
-        nodes = [self._restore_node(key_hash(t, v)) for t, v in keys]
+        nodes: list[int] = []
+        for key_type, value in keys:
+            node, created = self._restore_node(key_hash(key_type, value))
+            nodes.append(node)
+            # A key another processor saw first may carry a value an alias named here before:
+            # link it as _new_key does (at start-up no alias is known yet, so this never runs).
+            if created and hash(value) in self._alias_probe:
+                other = graph.node(value_hash(value))
+                if other is not None:
+                    nodes.append(other)
         self.key_types.update(t for t, _ in keys)
         if component:
-            nodes.append(self._restore_node(component))
+            nodes.append(self._restore_node(component)[0])
         held: tuple[bytes, ...] = ()
         for node in dict.fromkeys(graph.find(n) for n in nodes):
             held += self._runs[node] or ()
@@ -318,7 +327,7 @@ class JourneyState:
         """Put back the value node of a stored alias event (after every customer is back)."""
         touched: list[int] = []
         node = self._alias_value(previous_id, touched)
-        other = self._restore_node(key_hash(*primary))
+        other, _ = self._restore_node(key_hash(*primary))
         touched.extend(self.graph.union(node, other))
         held: tuple[bytes, ...] = ()
         for root in dict.fromkeys(touched):
@@ -326,8 +335,22 @@ class JourneyState:
             self._runs[root] = None
         self._runs[self.graph.find(node)] = held or None
 
-    def _restore_node(self, h: int) -> int:
+    def _restore_node(self, h: int) -> tuple[int, bool]:
         node, created = self.graph.add(h)
         if created:
             self._runs.append(None)
-        return node
+        return node, created
+
+    def drop_components(self, hashes: Iterable[int]) -> set[str]:
+        """Forget the running states of the components holding any of these key hashes (another
+        processor rewrote them); the ids of the customers dropped, to be read back."""
+        graph = self.graph
+        dropped: set[str] = set()
+        for root in {graph.find(n) for h in hashes if (n := graph.node(h)) is not None}:
+            held = self._runs[root]
+            if held is None:
+                continue
+            self._runs[root] = None
+            self.customers -= len(held)
+            dropped.update(incremental.decode(blob).customer_id for blob in held)
+        return dropped

@@ -24,6 +24,7 @@ import pyarrow as pa
 from journey.facts import Changes
 from journey.schema import Event
 from warehouse import integrity, lakeread
+from warehouse.commitlock import CommitLock, commit_lock
 from warehouse.convert import StoredEvent, events_to_arrow, rows_to_arrow
 from warehouse.errors import CommitError, WarehouseIOError, WarehouseLockedError, WriterStateError
 from warehouse.lake import LAKE, Committed, attach_sql, connect, ident, locate, prepare_catalog
@@ -37,14 +38,20 @@ __all__ = ["Committed", "ModelRow", "WarehouseWriter"]
 log = logging.getLogger("journey.warehouse")
 WRITER_MEMORY_LIMIT = "256MB"
 LOCK_FILE = ".writer.lock"
+COMMIT_LOCK_WAIT_S = 10.0  # between two "still waiting" warnings
 Work = Callable[[duckdb.DuckDBPyConnection], object]
 
 
 class WarehouseWriter:
     """Owns the lake for writing while open (an exclusive lock keeps other writers out)."""
 
-    def __init__(self, settings: WarehouseSettings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: WarehouseSettings, clock: Callable[[], float] = time.time,
+                 shared: bool = False) -> None:
         self.settings = settings
+        # Shared: several processors write the lake; each commit takes the commit lock and
+        # starts from what is committed then (see exclusive()). Otherwise one writer owns it.
+        self.shared = shared
+        self._commit_lock: CommitLock | None = None
         self.root = settings.warehouse_dir.resolve()
         self.location = locate(self.root, settings.catalog_url)
         self._clock = clock
@@ -60,8 +67,13 @@ class WarehouseWriter:
         `journey doctor --repair` opens a damaged lake, to repair it.
         """
         self.root.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = _lock(self.root / LOCK_FILE, self.settings.lock_timeout_s)
+        # Shared writers hold the writer lock shared: they keep out a tool that needs the lake
+        # alone (`journey doctor --repair`, an erasure without a processor), not each other.
+        self._lock_fd = _lock(self.root / LOCK_FILE, self.settings.lock_timeout_s,
+                              shared=self.shared)
         try:
+            if self.shared:
+                self._commit_lock = commit_lock(self.location, self.root)
             if verify:
                 integrity.check_catalog(self.location)
             prepare_catalog(self.location)
@@ -84,6 +96,9 @@ class WarehouseWriter:
 
     def close(self) -> None:
         """Detach the lake and release the lock; the writer can be opened again."""
+        if self._commit_lock is not None:
+            self._commit_lock.close()
+            self._commit_lock = None
         if self._con is not None:
             self._con.close()
             self._con = None
@@ -105,6 +120,34 @@ class WarehouseWriter:
             raise WriterStateError("the warehouse writer is not open", root=str(self.root))
         return self._state
 
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[Committed]:
+        """Hold the commit lock (shared writers; a no-op for the one owner) and yield what is
+        committed as of taking it: no other writer commits until the block ends."""
+        lock = self._commit_lock
+        if lock is None:
+            yield self.state()
+            return
+        waited = 0.0
+        while True:
+            try:
+                lock.acquire(COMMIT_LOCK_WAIT_S)
+                break
+            except WarehouseLockedError:
+                # Never give up here: the caller has polled records it has not applied yet.
+                waited += COMMIT_LOCK_WAIT_S
+                log.warning("waiting %.0fs for the commit lock (another processor holds it)",
+                            waited)
+        try:
+            self._state = self._guarded(self._read_state)
+            yield self._state
+        finally:
+            lock.release()
+
+    def committed_offsets(self) -> dict[int, int]:
+        """The next offset of each partition as committed now (read afresh: shared writers)."""
+        return self._guarded(self._read_state).offsets
+
     def commit(
         self,
         events: Sequence[StoredEvent],
@@ -116,14 +159,18 @@ class WarehouseWriter:
         """Append events, apply changes (deletes, then inserts), replace models if given, store
         offsets and watermark: one transaction, all visible or none."""
         current = self.state()
+        merged = dict(current.offsets)
         for partition, offset in offsets.items():
             if offset < current.offsets.get(partition, 0):
-                raise CommitError(
-                    "offsets may not go back", partition=partition, offset=offset,
-                    committed=current.offsets[partition],
-                )
+                if not self.shared:
+                    raise CommitError(
+                        "offsets may not go back", partition=partition, offset=offset,
+                        committed=current.offsets[partition],
+                    )
+                # A partition handed over mid-batch: its new owner committed further already.
+                continue
+            merged[int(partition)] = int(offset)
         rows = events_to_arrow(events) if events else None
-        merged = {**current.offsets, **{int(p): int(o) for p, o in offsets.items()}}
         mark = _later(current.watermark, watermark)
         now = datetime.fromtimestamp(self._clock(), UTC)
 
@@ -242,6 +289,13 @@ class WarehouseWriter:
                 _rollback(con)
                 raise
 
+    def _guarded(self, read: Callable[[], Committed]) -> Committed:
+        try:
+            return read()
+        except (duckdb.IOException, duckdb.TransactionException) as error:
+            raise WarehouseIOError(f"warehouse I/O failed: {error}", path=self.location.catalog,
+                                   detail=str(error)) from None
+
     def _guard(self, work: Work) -> None:
         """Run work, mapping DuckDB errors: I/O is retryable, anything else a bad request."""
         try:
@@ -330,12 +384,13 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _lock(path: os.PathLike[str], timeout_s: float) -> int:
+def _lock(path: os.PathLike[str], timeout_s: float, shared: bool = False) -> int:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     deadline = time.monotonic() + timeout_s
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
             return fd
         except BlockingIOError:
             if time.monotonic() >= deadline:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from journey.log.base import LogConsumer, LogProducer
 from journey.log.embedded import EmbeddedLog
 from journey.log.kafka import KafkaLog, ensure_topic
+from journey.log.kafka_group import KafkaGroupConsumer
 from journey.settings import CommonSettings
 
 
@@ -36,3 +37,12 @@ def _open(settings: CommonSettings) -> EmbeddedLog | KafkaLog:
                      retention_ms=retention_ms(settings))
         return KafkaLog(settings.kafka_bootstrap, settings.topic)
     return EmbeddedLog(settings.log_dir, settings.partitions, settings.topic)
+
+
+def open_group_consumer(settings: CommonSettings, group_id: str) -> KafkaGroupConsumer:
+    """A member of a Kafka consumer group on settings.topic (needs a bootstrap address)."""
+    if not settings.kafka_bootstrap:
+        raise ValueError("a consumer group needs Kafka")
+    ensure_topic(settings.kafka_bootstrap, settings.topic, settings.partitions,
+                 retention_ms=retention_ms(settings))
+    return KafkaGroupConsumer(settings.kafka_bootstrap, settings.topic, group_id)
