@@ -237,7 +237,8 @@ def status(
     kafka_bootstrap: Kafka = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
 ) -> None:
-    """The processor's progress: running or not, last commit, lag per partition (read-only)."""
+    """The processors' progress: running or not, last commit, lag per partition, and each
+    processor's partitions, lag and last commit (read-only)."""
     from datetime import UTC, datetime
 
     import orjson
@@ -247,11 +248,12 @@ def status(
 
     _logging("warning")
     logging.getLogger("kafka").setLevel(logging.CRITICAL)  # a broker that is down is reported
-    found = read_status(CommonSettings(**overrides(data_dir, kafka_bootstrap)))
+    now = datetime.now(UTC)
+    found = read_status(CommonSettings(**overrides(data_dir, kafka_bootstrap)), now)
     if as_json:
         typer.echo(orjson.dumps(found.as_dict()).decode())
     else:
-        for line in found.lines(datetime.now(UTC)):
+        for line in found.lines(now):
             typer.echo(line)
 
 

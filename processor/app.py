@@ -16,6 +16,7 @@ from ingest.deadletter import DeadLetter, DeadLetterStore
 from journey import metrics
 from journey.log.base import LogConsumer, Record
 from journey.log.factory import open_consumer, open_group_consumer
+from processor import member
 from processor.config import core_config
 from processor.erasure import Eraser, ErasingConsumer
 from processor.fingerprint import fingerprint, record, recorded
@@ -152,11 +153,23 @@ def run(settings: ProcessorSettings, metrics_port: int | None = None) -> None:
     handler = stop_on_signal(stop)
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+    me = member.this_process()
     if metrics_port is not None:
-        start_http_server(metrics_port, registry=metrics.PROCESSOR_REGISTRY)
-    processor, writer, hook = build_observed(settings, stop)
+        start_http_server(metrics_port, registry=metrics.processor_registry(me.id))
+    # Until it consumes, only this thread says the processor is there (`journey status`).
+    waiting = member.Standby(settings.data_dir, me,
+                             "starting" if settings.kafka_bootstrap else "standby").start()
     try:
+        processor, writer, hook = build_observed(settings, stop)
+    except BaseException:
+        waiting.stop()
+        member.remove(settings.data_dir, me.id)
+        raise
+    waiting.stop()
+    try:
+        hook.refresh()  # the active record replaces a standby one the thread may have rewritten
         processor.run(stop.is_set, settings.retry_backoff_s, hook)
     finally:
         processor.close()
         writer.close()
+        hook.leave()

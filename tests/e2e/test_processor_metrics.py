@@ -25,6 +25,12 @@ def _value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: 
     return samples[(name, tuple(sorted(labels.items())))]
 
 
+def _processors(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> set[str]:
+    """The member ids in the `processor` label of the processor's series."""
+    return {dict(labels)["processor"] for name, labels in samples
+            if name.startswith("journey_processor_")}
+
+
 def test_processor_series_under_journey_up(env: dict[str, str], tmp_path: Path,
                                            procs: list[Proc]) -> None:
     port = free_port()
@@ -47,7 +53,9 @@ def test_processor_series_under_journey_up(env: dict[str, str], tmp_path: Path,
     samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
     while time.monotonic() < deadline:
         samples = _samples(httpx.get(base + "/metrics").text)
-        done = samples.get(("journey_processor_records_total", ()), 0) >= 35
+        ids = _processors(samples)
+        done = len(ids) == 1 and samples.get(
+            ("journey_processor_records_total", (("processor", min(ids)),)), 0) >= 35
         lags = [v for (name, _), v in samples.items() if name == "journey_processor_lag_records"]
         if done and lags and not any(lags):
             break
@@ -55,21 +63,24 @@ def test_processor_series_under_journey_up(env: dict[str, str], tmp_path: Path,
     else:
         raise AssertionError(f"processor series not caught up: {samples}\n{up.tail()}")
 
-    assert _value(samples, "journey_processor_records_total") == 35
-    assert _value(samples, "journey_processor_new_events_total") == 30
-    assert _value(samples, "journey_processor_dead_letters_total") == 0
-    assert _value(samples, "journey_processor_customers") == len(users)
-    batches = _value(samples, "journey_processor_batch_records_count")
+    [me] = _processors(samples)  # the one processor's member id: host-pid-start
+    assert me.split("-")[0] and me.split("-")[-1].endswith("Z")
+    assert _value(samples, "journey_processor_records_total", processor=me) == 35
+    assert _value(samples, "journey_processor_new_events_total", processor=me) == 30
+    assert _value(samples, "journey_processor_dead_letters_total", processor=me) == 0
+    assert _value(samples, "journey_processor_customers", processor=me) == len(users)
+    batches = _value(samples, "journey_processor_batch_records_count", processor=me)
     assert 2 <= batches <= 7
-    assert _value(samples, "journey_processor_batch_records_sum") == 35
-    assert _value(samples, "journey_processor_commit_seconds_count") == batches
-    commit = _value(samples, "journey_processor_commit_seconds_sum")
-    assert 0 < commit <= _value(samples, "journey_processor_batch_seconds_sum")
-    last_commit = _value(samples, "journey_processor_last_commit_timestamp_seconds")
+    assert _value(samples, "journey_processor_batch_records_sum", processor=me) == 35
+    assert _value(samples, "journey_processor_commit_seconds_count", processor=me) == batches
+    commit = _value(samples, "journey_processor_commit_seconds_sum", processor=me)
+    assert 0 < commit <= _value(samples, "journey_processor_batch_seconds_sum", processor=me)
+    last_commit = _value(samples, "journey_processor_last_commit_timestamp_seconds", processor=me)
     assert abs(time.time() - last_commit) < 60
     partitions = {dict(labels)["partition"] for (name, labels) in samples
                   if name == "journey_processor_lag_records"}
     assert partitions == {"0", "1", "2"}  # JOURNEY_PARTITIONS=3 in the e2e environment
+    assert _value(samples, "journey_processor_partitions_owned", processor=me) == 3
     # The collector's and the API's series are there too, each once (the text parses).
     assert _value(samples, "journey_collector_events_total", outcome="accepted") == 35
 
@@ -83,9 +94,13 @@ def test_processor_alone_serves_its_metrics_port(env: dict[str, str], tmp_path: 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         samples = _samples(httpx.get(f"http://127.0.0.1:{port}/metrics").text)
-        if ("journey_processor_customers", ()) in samples:
+        # The port serves from the start; the gauges are set once the processor consumes.
+        if any(name == "journey_processor_partitions_owned" and v for (name, _), v in
+               samples.items()):
             break
         time.sleep(0.2)
-    assert _value(samples, "journey_processor_customers") == 0
-    assert _value(samples, "journey_processor_records_total") == 0
+    [me] = _processors(samples)
+    assert _value(samples, "journey_processor_customers", processor=me) == 0
+    assert _value(samples, "journey_processor_records_total", processor=me) == 0
+    assert _value(samples, "journey_processor_partitions_owned", processor=me) == 3
     assert not any(name.startswith("journey_api") for name, _ in samples)
