@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from typer.testing import CliRunner
 
 from journey.cli import app
+from journey.settings import CommonSettings
+from tests.e2e.conftest import ROOT, Proc
+from tests.e2e.test_crash import append_all, demo_events
 from tests.e2e.test_doctor import PARTITIONS, _append, _messages, _records, run_processor
 from warehouse.settings import WarehouseSettings
 from warehouse.writer import WarehouseWriter
@@ -46,3 +53,85 @@ def test_status_shows_the_last_commit_and_the_lag_per_partition(
     assert waiting["version"] == done["version"]
     run_processor(data)
     assert _status(data)["lag"] == 0
+
+
+def _status_of(env: dict[str, str], *more: str) -> str:
+    """`journey status` run as the operator would, in its own process (its Kafka client too)."""
+    done = subprocess.run([sys.executable, "-m", "journey", "status", *more], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def _members(env: dict[str, str]) -> list[dict[str, Any]]:
+    answer = orjson.loads(_status_of(env, "--json").strip().splitlines()[-1])
+    members: list[dict[str, Any]] = answer["processors"]
+    return members
+
+
+def _owned(member: dict[str, Any]) -> set[int]:
+    return {int(p) for p in member["partitions"]}
+
+
+@pytest.mark.kafka
+def test_status_shows_each_processor_of_a_group_and_a_killed_one_as_stale(
+    env: dict[str, str], tmp_path: Path, procs: list[Proc], kafka_bootstrap: str,
+) -> None:
+    env = {**env, "JOURNEY_KAFKA_BOOTSTRAP": kafka_bootstrap, "JOURNEY_PARTITIONS": "4"}
+    settings = CommonSettings(data_dir=Path(env["JOURNEY_DATA_DIR"]),
+                              kafka_bootstrap=kafka_bootstrap, topic=env["JOURNEY_TOPIC"],
+                              partitions=4)
+    append_all(settings, demo_events(customers=20))
+    first, second = (Proc(["processor"], env, tmp_path / f"p{i}.log") for i in (1, 2))
+    procs.extend([first, second])
+    first.start()
+    # Not at once: two processors creating a fresh warehouse's catalog together collide
+    # ("database is locked"), which is the warehouse's business, not what this test is about.
+    deadline = time.monotonic() + 60
+    while not any(m["role"] == "active" for m in _members(env)):
+        assert first.alive() and time.monotonic() < deadline, first.tail()
+        time.sleep(0.3)
+    second.start()
+
+    deadline = time.monotonic() + 120
+    members: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        assert first.alive() and second.alive(), first.tail() + second.tail()
+        members = _members(env)
+        owned = [_owned(m) for m in members]
+        if (len(members) == 2 and all(m["role"] == "active" and m["lag"] == 0 for m in members)
+                and all(owned) and set.union(*owned) == {0, 1, 2, 3}):
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"{members}\n{first.tail()}\n{second.tail()}")
+    a, b = members
+    assert not _owned(a) & _owned(b), "a partition is owned twice"
+    assert {m["pid"] for m in members} == {first.popen.pid, second.popen.pid}  # type: ignore[union-attr]
+    assert not any(m["stale"] for m in members)
+    assert all(m["group"] == f"journey-processors.{env['JOURNEY_TOPIC']}" for m in members)
+    assert any(m["last_commit"] for m in members)
+    for m in members:
+        for partition in m["partitions"].values():
+            assert partition["lag"] == 0 and partition["end"] == partition["committed"]
+
+    killed = next(m for m in members if m["pid"] == first.popen.pid)  # type: ignore[union-attr]
+    first.kill()  # SIGKILL: it cannot remove its record
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        members = _members(env)
+        by_id = {m["id"]: m for m in members}
+        survivor = next(m for m in members if m["id"] != killed["id"])
+        # The group gives the dead member's partitions to the survivor after its session timeout.
+        if by_id[killed["id"]]["stale"] and _owned(survivor) == {0, 1, 2, 3}:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"{members}\n{second.tail()}")
+    assert not survivor["stale"]
+    text = _status_of(env)
+    assert f"{killed['id']}: STALE" in text and "processors: 1 running, 1 stale" in text
+    assert f"{survivor['id']}: active" in text and "partitions 0,1,2,3" in text
+
+    second.stop()  # a clean stop removes its record
+    assert [m["id"] for m in _members(env)] == [killed["id"]]
