@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup kafka postgres browser node-sdks java-sdk wheelhouse datasets lint pytest bench bench-scale clean
+.PHONY: demo test setup kafka postgres browser node-sdks java-sdk wheelhouse datasets lint pytest bench bench-scale bench-scale-out clean
 WHEELHOUSE := .cache/wheelhouse
 
 $(STAMP): pyproject.toml
@@ -69,6 +69,12 @@ bench: setup kafka
 EVENTS ?= 1000000 10000000
 bench-scale: setup
 	$(PY) bench/bench_scale.py --events $(EVENTS)
+
+## Scale-out: 1, 2 and 4 processors catch up on one Kafka backlog (SCALE_OUT_EVENTS=, PROCESSORS=).
+SCALE_OUT_EVENTS ?= 200000
+PROCESSORS ?= 1,2,4
+bench-scale-out: setup kafka
+	$(PY) bench/bench_scale_out.py --events $(SCALE_OUT_EVENTS) --processors $(PROCESSORS)
 
 clean:
 	rm -rf $(VENV) .cache data test-artifacts
