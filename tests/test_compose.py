@@ -219,3 +219,46 @@ def test_the_image_runs_journey_as_a_non_root_user() -> None:
     assert user and user[-1] not in {"root", "0"}
     assert ("ENTRYPOINT", '["journey"]') in steps
     assert 'journey = "journey.cli:main"' in (ROOT / "pyproject.toml").read_text()
+
+
+def test_the_processor_runs_several_replicas_that_divide_the_partitions(
+    compose: dict[str, Any], journey_services: dict[str, Service],
+) -> None:
+    by_role = {svc["command"][0]: svc for svc in journey_services.values()}
+    replicas = by_role["processor"]["deploy"]["replicas"]
+    assert isinstance(replicas, int) and replicas >= 2
+    # They share the work through a consumer group on Kafka (processor/app.py): the setting
+    # that makes them members rather than standbys is the bootstrap address.
+    assert by_role["processor"]["environment"]["JOURNEY_KAFKA_BOOTSTRAP"]
+    assert "JOURNEY_GROUP_ID" not in by_role["processor"]["environment"]  # one group for all
+    partitions = by_role["processor"]["environment"]["JOURNEY_PARTITIONS"]
+    assert partitions == "${JOURNEY_PARTITIONS:-12}"
+    # The topic is made with the partitions journey expects, enough for every replica.
+    assert compose["services"]["topic-init"]["environment"]["PARTITIONS"] == partitions
+    assert int(partitions.split(":-")[1].rstrip("}")) >= replicas
+
+
+def test_the_catalog_url_points_at_the_postgres_service(
+    compose: dict[str, Any], journey_services: dict[str, Service],
+) -> None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    from warehouse.lake import locate
+
+    services = compose["services"]
+    postgres = services["postgres"]
+    assert re.fullmatch(r"postgres:\d+(\.\d+)?", postgres["image"])
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    volume = next(v.split(":")[0] for v in postgres["volumes"]
+                  if v.endswith(":/var/lib/postgresql/data"))
+    assert volume in compose["volumes"]
+    db = postgres["environment"]
+    for name, svc in journey_services.items():
+        url = svc["environment"]["JOURNEY_CATALOG_URL"]
+        conninfo = locate(Path("/data/warehouse"), url).pg_conninfo
+        assert conninfo is not None, f"{name}: {url} is not a PostgreSQL catalog"
+        parts = conninfo_to_dict(conninfo)
+        assert parts["host"] in services and services[parts["host"]] is postgres, name
+        assert (parts["dbname"], parts["user"], parts["password"]) == (
+            db["POSTGRES_DB"], db["POSTGRES_USER"], db["POSTGRES_PASSWORD"]), name
+        assert svc["depends_on"]["postgres"]["condition"] == "service_healthy", name
