@@ -135,3 +135,26 @@ def test_status_shows_each_processor_of_a_group_and_a_killed_one_as_stale(
 
     second.stop()  # a clean stop removes its record
     assert [m["id"] for m in _members(env)] == [killed["id"]]
+
+
+def test_status_shows_the_embedded_logs_active_processor_and_its_standby(
+    env: dict[str, str], tmp_path: Path, procs: list[Proc],
+) -> None:
+    active, standby = (Proc(["processor"], env, tmp_path / f"{n}.log") for n in ("a", "s"))
+    procs.extend([active, standby])
+    active.start()
+    deadline = time.monotonic() + 60
+    while not any(m["role"] == "active" for m in _members(env)):
+        assert active.alive() and time.monotonic() < deadline, active.tail()
+        time.sleep(0.3)
+    standby.start()
+    deadline = time.monotonic() + 60
+    while len(members := _members(env)) < 2:
+        assert standby.alive() and time.monotonic() < deadline, standby.tail()
+        time.sleep(0.3)
+    roles = {m["pid"]: (m["role"], _owned(m), m["group"], m["stale"]) for m in members}
+    assert roles == {active.popen.pid: ("active", {0, 1, 2}, None, False),  # type: ignore[union-attr]
+                     standby.popen.pid: ("standby", set(), None, False)}  # type: ignore[union-attr]
+    standby.stop()
+    active.stop()
+    assert _members(env) == []
