@@ -56,6 +56,7 @@ class Run:
     load_mean: float = 0.0
     load_max: float = 0.0
     batches: int = 0
+    records_read: int = 0  # more than the backlog: records read again around hand-overs
     events_each: list[int] = field(default_factory=list)  # new events each processor committed
     assignments: int = 0
     catchups: int = 0
@@ -203,6 +204,7 @@ def run_processors(n: int, root: Path, env: dict[str, str], end: dict[int, int],
 def read_log(text: str, run: Run) -> None:
     """Add what one processor's log says (batches, assignments, the shim's timings) to run."""
     run.batches += len(re.findall(r" batch: \d+ records", text))
+    run.records_read += sum(int(m) for m in re.findall(r" batch: (\d+) records", text))
     run.events_each.append(sum(int(m) for m in re.findall(r" batch: \d+ records, (\d+) new", text)))
     run.assignments += len(re.findall(r"partitions \[[\d, ]+\] assigned", text))
     for line in text.splitlines():
@@ -265,13 +267,14 @@ def table(runs: list[Run], events: int) -> str:
         "| processors | wall | CPU-s (processors) | ev per CPU-s | CPU-s per 1k ev (vs first row) "
         "| broker CPU-s "
         "| peak RSS per processor | catch-up (runs; events, customers read; CPU-s) "
-        "| commit-lock wait | batches, assignments | events committed by each "
+        "| commit-lock wait | batches, assignments | records read | events committed by each "
         "| events stored / distinct sent | load before; "
         "during mean, max |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         rss = ", ".join(f"{m:,.0f}" for m in r.peak_rss_mb)
+        each = ", ".join(f"{e:,}" for e in r.events_each)
         stored = r.counts.get("events", 0)
         ok = "ok" if stored == events == r.counts.get("distinct event_id") else "WRONG"
         rows.append(
@@ -280,7 +283,7 @@ def table(runs: list[Run], events: int) -> str:
             f"({r.cpu_s / base:.2f}x) | {r.broker_cpu_s:.1f} "
             f"| {rss} MiB | {r.catchups}; {r.caught_events:,}, {r.caught_customers:,}; "
             f"{r.catchup_cpu_s:.1f} CPU-s, {r.catchup_wall_s:.1f} s | {r.lock_wait_s:.1f} s "
-            f"| {r.batches}, {r.assignments} | {', '.join(f'{e:,}' for e in r.events_each)} "
+            f"| {r.batches}, {r.assignments} | {r.records_read:,} | {each} "
             f"| {stored:,} / {events:,} {ok} "
             f"| {r.load_before:.1f}; {r.load_mean:.1f}, {r.load_max:.1f} |")
     return "\n".join(rows)
