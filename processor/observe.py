@@ -13,8 +13,10 @@ import logging
 import time
 from datetime import UTC, datetime
 
+import duckdb
+
 from journey import metrics
-from journey.errors import RetryableError
+from journey.errors import JourneyError, RetryableError
 from journey.log.base import LogConsumer
 from processor import member
 from processor.rebuild_request import serve_request
@@ -104,7 +106,7 @@ class BetweenBatches:
         # which neither this processor's offsets nor its writer's last state may show yet.
         try:
             return self._writer.committed_offsets()
-        except RetryableError as exc:
+        except (JourneyError, duckdb.Error) as exc:  # a real fault shows at the next commit
             log.debug("committed offsets unavailable: %s", exc)
             known = self._writer.state().offsets
             mine = self._processor.offsets

@@ -10,8 +10,10 @@ from typing import Any
 
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
+from journey import metrics
 from journey.cli import app
 from journey.settings import CommonSettings
 from tests.e2e.conftest import ROOT, Proc
@@ -114,6 +116,15 @@ def test_status_shows_each_processor_of_a_group_and_a_killed_one_as_stale(
     for m in members:
         for partition in m["partitions"].values():
             assert partition["lag"] == 0 and partition["end"] == partition["committed"]
+    # /metrics: each processor's lag series cover the partitions it owns, no other.
+    text = metrics.read_textfile(settings.data_dir).decode()
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    for m in members:
+        mine = [s for s in samples if s.labels.get("processor") == m["id"]]
+        assert {int(s.labels["partition"]) for s in mine
+                if s.name == "journey_processor_lag_records"} == _owned(m)
+        assert [s.value for s in mine if s.name == "journey_processor_partitions_owned"] == [
+            len(_owned(m))]
 
     killed = next(m for m in members if m["pid"] == first.popen.pid)  # type: ignore[union-attr]
     first.kill()  # SIGKILL: it cannot remove its record
