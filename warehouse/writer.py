@@ -74,25 +74,33 @@ class WarehouseWriter:
         try:
             if self.shared:
                 self._commit_lock = commit_lock(self.location, self.root)
-            if verify:
-                integrity.check_catalog(self.location)
-            prepare_catalog(self.location)
-            self._con = connect()
-            # DuckDB would take 80% of RAM for its buffers; the writer inserts, deletes and reads
-            # one component's history at a time, and the processor's memory budget is its state.
-            self._con.execute(f"SET memory_limit = '{WRITER_MEMORY_LIMIT}'")
-            self._con.execute(f"SET GLOBAL ducklake_default_data_inlining_row_limit = "
-                              f"{int(self.settings.inline_row_limit)}")
-            self._guard(lambda con: con.execute(attach_sql(self.location, read_only=False)))
-            self._transact(create_tables)
-            if verify:
-                self._guard(integrity.check_files)
+                # Writers starting together on a fresh catalog would each create DuckLake's
+                # tables (PostgreSQL refuses the second CREATE): one at a time.
+                with self._locked():
+                    self._attach(verify)
+            else:
+                self._attach(verify)
             self._state = self._read_state()
             _write_private(self.root / VIEWS_SQL, views_sql(self.location))
         except BaseException:
             self.close()
             raise
         return self._state
+
+    def _attach(self, verify: bool) -> None:
+        if verify:
+            integrity.check_catalog(self.location)
+        prepare_catalog(self.location)
+        self._con = connect(loc=self.location)  # the postgres extension only for PostgreSQL
+        # DuckDB would take 80% of RAM for its buffers; the writer inserts, deletes and reads
+        # one component's history at a time, and the processor's memory budget is its state.
+        self._con.execute(f"SET memory_limit = '{WRITER_MEMORY_LIMIT}'")
+        self._con.execute(f"SET GLOBAL ducklake_default_data_inlining_row_limit = "
+                          f"{int(self.settings.inline_row_limit)}")
+        self._guard(lambda con: con.execute(attach_sql(self.location, read_only=False)))
+        self._transact(create_tables)
+        if verify:
+            self._guard(integrity.check_files)
 
     def close(self) -> None:
         """Detach the lake and release the lock; the writer can be opened again."""
@@ -124,9 +132,16 @@ class WarehouseWriter:
     def exclusive(self) -> Iterator[Committed]:
         """Hold the commit lock (shared writers; a no-op for the one owner) and yield what is
         committed as of taking it: no other writer commits until the block ends."""
+        with self._locked():
+            if self.shared:
+                self._state = self._guarded(self._read_state)
+            yield self.state()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
         lock = self._commit_lock
         if lock is None:
-            yield self.state()
+            yield
             return
         waited = 0.0
         while True:
@@ -139,8 +154,7 @@ class WarehouseWriter:
                 log.warning("waiting %.0fs for the commit lock (another processor holds it)",
                             waited)
         try:
-            self._state = self._guarded(self._read_state)
-            yield self._state
+            yield
         finally:
             lock.release()
 

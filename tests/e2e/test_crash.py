@@ -50,10 +50,11 @@ def log_end(settings: CommonSettings) -> dict[int, int]:
 
 
 def committed(settings: CommonSettings) -> tuple[int, dict[int, int]]:
-    snap = WarehouseReader(settings.warehouse_dir).current()
+    reader = WarehouseReader(settings.warehouse_dir, settings.catalog_url)
+    snap = reader.current()
     if snap is None:
         return 0, {}
-    return snap.version, WarehouseReader(settings.warehouse_dir).offsets(snap)
+    return snap.version, reader.offsets(snap)
 
 
 def run_until_caught_up(proc: Proc, settings: CommonSettings, end: dict[int, int]) -> None:
@@ -70,7 +71,7 @@ def run_until_caught_up(proc: Proc, settings: CommonSettings, end: dict[int, int
 
 
 def table_rows(settings: CommonSettings) -> dict[str, list[tuple[object, ...]]]:
-    reader = WarehouseReader(settings.warehouse_dir)
+    reader = WarehouseReader(settings.warehouse_dir, settings.catalog_url)
     snap = reader.current()
     assert snap is not None
     con = duckdb.connect()

@@ -80,7 +80,8 @@ def test_6_4_three_processors_with_a_kill_and_a_join_equal_one_processor(
         if catalog == "postgres":
             run_env["JOURNEY_CATALOG_URL"] = request.getfixturevalue("postgres").catalog_url()
         settings = CommonSettings(data_dir=tmp_path / name, kafka_bootstrap=kafka_bootstrap,
-                                  topic=run_env["JOURNEY_TOPIC"], partitions=PARTITIONS)
+                                  topic=run_env["JOURNEY_TOPIC"], partitions=PARTITIONS,
+                                  catalog_url=run_env.get("JOURNEY_CATALOG_URL"))
         runs[name] = (settings, run_env)
 
     single, single_env = runs["single"]
