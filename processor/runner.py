@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from journey.errors import RetryableError
 from journey.facts import Changes
@@ -27,6 +28,7 @@ from warehouse.tables import ModelRow
 from warehouse.writer import WarehouseWriter
 
 log = logging.getLogger("journey.processor")
+T = TypeVar("T")
 TOP_UP_WAIT_S = 0.05  # Kafka needs a moment to return its next fetch
 TOP_UP_BUDGET_S = 0.25  # most time spent topping a batch up before it is applied
 
@@ -99,7 +101,11 @@ class Processor:
         processors made (a no-op lock for a warehouse's only writer)."""
         with self._writer.exclusive() as committed:
             if self._writer.shared and committed.version != self._synced:
-                caught = catch_up(self._state, self._writer, self._synced)
+                # Records are polled and their offsets taken: a failure here must not end the
+                # batch, so a retryable one is retried (catching up again from the same snapshot
+                # gives the same state).
+                caught = _until_done(lambda: catch_up(self._state, self._writer, self._synced),
+                                     "catching up")
                 self.caught = Caught(self.caught.events + caught.events,
                                      self.caught.customers + caught.customers,
                                      self.caught.erasures + caught.erasures)
@@ -215,6 +221,17 @@ class Processor:
                     stats.records, stats.new_events, stats.extended, stats.rederived,
                     stats.seconds,
                 )
+
+
+def _until_done(work: Callable[[], T], what: str) -> T:
+    wait = 0.2
+    while True:
+        try:
+            return work()
+        except RetryableError as exc:
+            log.warning("%s failed, retrying in %.1fs: %s", what, wait, exc)
+            time.sleep(wait)
+            wait = min(wait * 2, 30.0)
 
 
 def _check_log_not_behind(committed: dict[int, int], ends: dict[int, int]) -> None:

@@ -21,6 +21,7 @@ from types import TracebackType
 import duckdb
 import pyarrow as pa
 
+from journey.errors import RetryableError
 from journey.facts import Changes
 from journey.schema import Event
 from warehouse import integrity, lakeread
@@ -134,7 +135,7 @@ class WarehouseWriter:
         committed as of taking it: no other writer commits until the block ends."""
         with self._locked():
             if self.shared:
-                self._state = self._guarded(self._read_state)
+                self._state = self._read_until_done()
             yield self.state()
 
     @contextlib.contextmanager
@@ -153,10 +154,26 @@ class WarehouseWriter:
                 waited += COMMIT_LOCK_WAIT_S
                 log.warning("waiting %.0fs for the commit lock (another processor holds it)",
                             waited)
+            except RetryableError as exc:  # e.g. the PostgreSQL catalog is unreachable
+                log.warning("cannot take the commit lock, retrying in 1s: %s", exc)
+                time.sleep(1.0)
         try:
             yield
         finally:
             lock.release()
+
+    def _read_until_done(self) -> Committed:
+        # Under the lock the caller holds polled records: a catalog that went away for a moment
+        # is waited for, never an error that would drop them.
+        wait = 0.2
+        while True:
+            try:
+                return self._guarded(self._read_state)
+            except WarehouseIOError as exc:
+                log.warning("reading the committed state failed, retrying in %.1fs: %s",
+                            wait, exc)
+                time.sleep(wait)
+                wait = min(wait * 2, 30.0)
 
     def committed_offsets(self) -> dict[int, int]:
         """The next offset of each partition as committed now (read afresh: shared writers)."""
