@@ -143,7 +143,11 @@ class Processor:
         # The budget is short so that a trickle is committed (and visible) within a moment.
         deadline = time.monotonic() + TOP_UP_BUDGET_S
         while records and len(records) < self._batch_max and time.monotonic() < deadline:
-            more = self._consumer.poll(self._batch_max - len(records), TOP_UP_WAIT_S)
+            try:
+                more = self._consumer.poll(self._batch_max - len(records), TOP_UP_WAIT_S)
+            except RetryableError as exc:  # raising would drop the records already polled
+                log.warning("topping the batch up failed; applying what was polled: %s", exc)
+                break
             if not more:
                 break
             records += more
