@@ -10,6 +10,8 @@ import duckdb
 
 from ingest.deadletter import list_dead_letters
 from ingest.normalize import normalize
+from journey.log.base import LogConsumer, Record
+from journey.log.errors import LogUnavailable
 from journey.log.factory import open_producer
 from processor.app import build
 from processor.settings import ProcessorSettings
@@ -52,3 +54,47 @@ def test_undecodable_record_is_dead_lettered_and_duplicates_are_stored_once(
     assert ids == ["m1", "m2", "m3"]
     assert sum(offsets.values()) == 5
     assert con.execute("SELECT event_count FROM customers").fetchall() == [(3,)]
+
+
+class _FailsOnSecondPoll:
+    """The embedded log, except that its second poll fails as an unreachable broker would."""
+
+    def __init__(self, inner: LogConsumer) -> None:
+        self.inner = inner
+        self.polls = 0
+
+    def partitions(self) -> list[int]:
+        return self.inner.partitions()
+
+    def seek(self, positions: dict[int, int]) -> None:
+        self.inner.seek(positions)
+
+    def poll(self, max_records: int, timeout_s: float) -> list[Record]:
+        self.polls += 1
+        if self.polls == 2:
+            raise LogUnavailable("broker gone", bootstrap="test")
+        return self.inner.poll(max_records, timeout_s)
+
+    def end_offsets(self) -> dict[int, int]:
+        return self.inner.end_offsets()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_log_failure_while_topping_a_batch_up_keeps_what_was_polled(tmp_path: Path) -> None:
+    settings = ProcessorSettings(data_dir=tmp_path, partitions=1, batch_max_records=100)
+    producer = open_producer(settings)
+    producer.append([(b"u1", _event(i)) for i in range(1, 6)])
+    processor, writer = build(settings, threading.Event())
+    try:
+        processor._consumer = _FailsOnSecondPoll(processor._consumer)
+        stats = processor.run_once()  # the top-up poll fails: the 5 polled records still land
+        stored = sum(int(b.column(0)[0].as_py())
+                     for b in writer.scan("SELECT count(*) FROM events"))
+        offsets = writer.state().offsets
+    finally:
+        processor.close()
+        writer.close()
+        producer.close()
+    assert (stats.records, stats.new_events, stored, offsets) == (5, 5, 5, {0: 5})
