@@ -6,12 +6,12 @@ the same Kafka backlog in one consumer group and one warehouse.
 
 Starts a throw-away broker (scripts/kafka.sh), writes bench/scale_data.py's multi-channel traffic
 (10% late, identity merges across partitions) once to a topic of 12 partitions, then per N starts
-N processors on a fresh data dir (its empty lake created first) with a fresh consumer group and
-waits until the warehouse's committed offsets reach the log end. Wall time runs from the first
-spawn to that moment; the CPU-seconds and peak RSS of each processor are read from /proc at that
-moment (so stopping is not counted). On 2 cores wall time cannot scale much: CPU-seconds per
-event show what the coordination costs (every processor holds the whole state, so it catches up
-on the others' commits under the commit lock). Prints one Markdown table; --json writes the figures.
+N processors together on a fresh data dir with a fresh consumer group and waits until the
+warehouse's committed offsets reach the log end. Wall time runs from the first spawn to that
+moment; the CPU-seconds and peak RSS of each processor are read from /proc at that moment (so
+stopping is not counted). On 2 cores wall time cannot scale much: CPU-seconds per event show
+what the coordination costs (every processor holds the whole state, so it catches up on the
+others' commits under the commit lock). Prints one Markdown table; --json writes the figures.
 """
 
 from __future__ import annotations
@@ -133,24 +133,11 @@ def table_counts(warehouse: Path) -> dict[str, int]:
     return counts
 
 
-def create_warehouse(data: Path) -> None:
-    """Create the empty lake before the processors start: several processors attaching a lake
-    that does not exist yet race to create its SQLite catalog, and the loser crashes with
-    "database is locked" (reported; not the subject of this bench)."""
-    from warehouse.settings import WarehouseSettings
-    from warehouse.writer import WarehouseWriter
-
-    writer = WarehouseWriter(WarehouseSettings(data_dir=data), shared=True)
-    writer.open()
-    writer.close()
-
-
 def run_processors(n: int, root: Path, env: dict[str, str], end: dict[int, int],
                    timeout_s: float, broker: int | None) -> Run:
     """Start n processors on a fresh data dir, wait until they committed the log end, stop them."""
     data = root / f"data-{n}"
     run_env = {**env, "JOURNEY_DATA_DIR": str(data), "JOURNEY_GROUP_ID": f"bench-scale-out-{n}"}
-    create_warehouse(data)
     run = Run(processors=n, load_before=os.getloadavg()[0])
     logs = [root / f"processor-{n}-{i}.log" for i in range(n)]
     broker0 = cpu_s(broker) if broker else 0.0
