@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from journey.log.base import Record
 from journey.schema import Event
+from processor.erasure import Eraser
 from processor.runner import Processor
 from processor.state import JourneyState
 from tests.processor.test_property import CONFIG, Raw, _build, raw_event
@@ -173,3 +174,35 @@ def test_6_4_several_processors_give_one_processors_tables(
     single = _single(tmp_path_factory.mktemp("single"), records)
     shared = _run_shared(tmp_path_factory.mktemp("shared"), records, steps, members)
     assert shared == single
+
+
+def test_2_4_an_erasure_by_one_processor_reaches_the_others(make: Any, tmp_path: Path) -> None:
+    """Processor A erases a customer whose events both processors applied; B catches up: it
+    forgets the customer's running state and drops a replayed older event of its keys."""
+    x = [make("x1", 0, anon="ax", email="x@example.org"),
+         make("x2", 60, "Call Completed", channel="call", phone="555", email="x@example.org"),
+         make("y1", 120, anon="ay")]
+    records = {0: [x[0].to_json(), x[2].to_json()], 1: [x[1].to_json()], 2: [], 3: []}
+    logs = [ListLog(records), ListLog(records)]
+    (a, wa), (b, wb) = (_processor(tmp_path, log, shared=True, batch=5) for log in logs)
+    try:
+        for processor in (a, b):
+            processor.start()
+        logs[0].assign({0, 2})
+        logs[1].assign({1, 3})
+        while a.run_once().records or b.run_once().records:
+            pass
+        eraser = Eraser(tmp_path, wa, None, state=lambda: a.state)
+        with a.exclusive():
+            assert eraser.erase("email:x@example.org")["status"] == "erased"
+        # An event of the erased customer sent before the erasure, arriving only now.
+        records[1].append(make("x3", 90, "Call Completed", channel="call", phone="555").to_json())
+        assert b.run_once().records == 1
+        with b.exclusive():
+            assert (a.customers, b.customers) == (1, 1) == (_count(wb, "customer_state"),) * 2
+        ids = [r["event_id"] for batch in wb.scan("SELECT event_id FROM events")
+               for r in batch.to_pylist()]
+        assert ids == ["y1"]
+    finally:
+        wa.close()
+        wb.close()
