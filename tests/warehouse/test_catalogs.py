@@ -87,14 +87,18 @@ def test_6_4_the_snapshot_probe_survives_a_cut_connection(
 ) -> None:
     """The API keeps one connection to a PostgreSQL catalog for its snapshot checks; a server
     that ended it (restart, idle timeout) costs one reconnect, not an error."""
-    settings = WarehouseSettings(data_dir=tmp_path, catalog_url=postgres.catalog_url())
+    url = postgres.catalog_url()
+    settings = WarehouseSettings(data_dir=tmp_path, catalog_url=url)
     _fill(settings)
     reader = WarehouseReader(settings.warehouse_dir, settings.catalog_url)
     first = reader.current()
     assert first is not None
+    # Readers of other tests' lakes (other databases of the session's server) keep theirs.
+    dbname = url.split("dbname=", 1)[1].split()[0]
     with psycopg.connect(postgres.conninfo(), autocommit=True) as admin:
         cut = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                            "WHERE application_name = 'journey-reader'").fetchone()
+                            "WHERE application_name = 'journey-reader' AND datname = %s",
+                            [dbname]).fetchone()
     assert cut == (1,)
     again = reader.current()
     assert again is not None and again.version == first.version
