@@ -76,6 +76,30 @@ def _construct(factory: Any, **configs: Any) -> Any:
         raise
 
 
+def poll_records(consumer: Any, max_records: int, timeout_s: float,
+                 context: dict[str, object]) -> list[Record]:
+    """One poll of a kafka-python consumer as Records, by partition then offset."""
+    try:
+        batches = consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+    except Exception as exc:
+        raise _wrap(exc, "poll failed", **context) from exc
+    return [
+        Record(tp.partition, m.offset, m.key if m.key is not None else b"", m.value)
+        for tp, messages in sorted(batches.items(), key=lambda item: item[0].partition)
+        for m in messages
+    ]
+
+
+def end_offsets(consumer: Any, partitions: list[TopicPartition], timeout_s: float,
+                context: dict[str, object]) -> dict[int, int]:
+    """The offset after the last record of each of these partitions."""
+    try:
+        ends = consumer.end_offsets(partitions, timeout_ms=int(timeout_s * 1000))
+    except Exception as exc:
+        raise _wrap(exc, "end_offsets failed", **context) from exc
+    return {tp.partition: int(offset) for tp, offset in ends.items()}
+
+
 def ensure_topic(
     bootstrap: str, topic: str, partitions: int, replication: int = 1, timeout_s: float = 30.0,
     retention_ms: int | None = None,
@@ -290,25 +314,12 @@ class KafkaLog:
 
     def poll(self, max_records: int, timeout_s: float) -> list[Record]:
         """Up to max_records records, waiting at most timeout_s for the first one."""
-        consumer = self._open_consumer()
-        try:
-            batches = consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
-        except Exception as exc:
-            raise _wrap(exc, "poll failed", **self._context()) from exc
-        return [
-            Record(tp.partition, m.offset, m.key if m.key is not None else b"", m.value)
-            for tp, messages in sorted(batches.items(), key=lambda item: item[0].partition)
-            for m in messages
-        ]
+        return poll_records(self._open_consumer(), max_records, timeout_s, self._context())
 
     def end_offsets(self) -> dict[int, int]:
         """The offset after the last record of each partition."""
-        consumer = self._open_consumer()
-        try:
-            ends = consumer.end_offsets(self._assigned, timeout_ms=int(self._timeout_s * 1000))
-        except Exception as exc:
-            raise _wrap(exc, "end_offsets failed", **self._context()) from exc
-        return {tp.partition: int(offset) for tp, offset in ends.items()}
+        return end_offsets(self._open_consumer(), self._assigned, self._timeout_s,
+                           self._context())
 
     def beginning_offsets(self) -> dict[int, int]:
         """The offset of the oldest record the topic still keeps in each partition (retention

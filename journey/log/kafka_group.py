@@ -21,7 +21,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
 from journey.log.base import Record
 from journey.log.errors import LogRejected
-from journey.log.kafka import _construct, _wrap
+from journey.log.kafka import _construct, _wrap, end_offsets, poll_records
 
 log = logging.getLogger(__name__)
 Positions = Callable[[list[int]], dict[int, int]]
@@ -140,26 +140,13 @@ class KafkaGroupConsumer:
 
     def poll(self, max_records: int, timeout_s: float) -> list[Record]:
         """Up to max_records records of the owned partitions (a rebalance may run inside)."""
-        consumer = self._open()
-        try:
-            batches = consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
-        except Exception as exc:
-            raise _wrap(exc, "poll failed", **self._context()) from exc
-        return [
-            Record(tp.partition, m.offset, m.key if m.key is not None else b"", m.value)
-            for tp, messages in sorted(batches.items(), key=lambda item: item[0].partition)
-            for m in messages
-        ]
+        return poll_records(self._open(), max_records, timeout_s, self._context())
 
     def end_offsets(self) -> dict[int, int]:
         """The offset after the last record of every partition of the topic."""
         consumer = self._open()
         tps = [TopicPartition(self.topic, p) for p in self.all_partitions()]
-        try:
-            ends = consumer.end_offsets(tps, timeout_ms=int(self._timeout_s * 1000))
-        except Exception as exc:
-            raise _wrap(exc, "end_offsets failed", **self._context()) from exc
-        return {tp.partition: int(offset) for tp, offset in ends.items()}
+        return end_offsets(consumer, tps, self._timeout_s, self._context())
 
     def close(self) -> None:
         """Leave the group (its partitions go to the other members at once) and disconnect."""
