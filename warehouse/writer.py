@@ -303,6 +303,13 @@ class WarehouseWriter:
                 return
             except duckdb.TransactionException as error:
                 _rollback(con)
+                if self.shared:
+                    # Shared writers commit under the commit lock: a conflict means another one
+                    # committed meanwhile (the lock's connection was lost), so this commit was
+                    # derived from a stale state. Redoing it would store that; a restart re-reads.
+                    raise CommitError("another writer committed while this one held the commit "
+                                      "lock; stopping so that a restart re-reads the warehouse",
+                                      detail=str(error)) from None
                 if attempt == self.settings.commit_retries:
                     raise WarehouseIOError("the commit kept meeting transaction conflicts",
                                            path=self.location.catalog, detail=str(error)) from None
