@@ -12,6 +12,8 @@ up to the committed snapshot, from the rows committed since the snapshot it last
   and are refilled from the warehouse: the rewritten customers plus the others those components
   held, as committed now;
 - new erasures and alias value nodes are added as at start-up.
+A rebuild (a request another processor served, perhaps under other stage models) rewrites every
+derived row: the processor stops with ModelsChangedError, and its restart restores from it.
 A component another processor touched is re-read whole, so the state equals the one a single
 processor would hold after the same commits (tests/processor/test_shared.py).
 """
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from journey.hashing import key_hash
+from processor.errors import ModelsChangedError
 from processor.restore import ALIASES, customers_sql, stored_aliases, stored_customers
 from processor.sessions import micros
 from processor.state import JourneyState
@@ -43,6 +46,13 @@ class Caught:
 def catch_up(state: JourneyState, writer: WarehouseWriter, since: int) -> Caught:
     """Apply to `state` every commit after snapshot `since` (made by other processors)."""
     params = (since,)
+    for batch in writer.scan(f"SELECT max(snapshot_id) FROM models WHERE {_SINCE}", params):
+        snapshot = batch.column(0)[0].as_py()
+        if snapshot is not None:
+            raise ModelsChangedError(
+                "another processor rebuilt the warehouse (a rebuild request, perhaps under "
+                "other stage models); restart this processor to go on from it",
+                snapshot=snapshot)
     hashes = [b.column(0).to_numpy(zero_copy_only=False).astype(np.int64)
               for b in writer.scan(f"SELECT event_hash FROM events WHERE {_SINCE}", params)]
     events = sum(len(h) for h in hashes)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from journey.errors import BadEventError, ConfigError
+from journey.errors import BadEventError, ConfigError, FatalError
 from warehouse.errors import StoreDamagedError
 
 
@@ -35,3 +35,8 @@ class UndecodableRecordError(BadEventError):
 class LogBehindWarehouseError(StoreDamagedError):
     """The log ends before the offsets the warehouse committed (fields: partition, log_end,
     committed): it was replaced or lost its file."""
+
+
+class ModelsChangedError(FatalError):
+    """Another processor sharing the warehouse rebuilt it under other stage models (field:
+    snapshot): this one's state and models are stale, so it stops and its restart loads them."""

@@ -22,6 +22,9 @@ from hypothesis import strategies as st
 from journey.log.base import Record
 from journey.schema import Event
 from processor.erasure import Eraser
+from processor.errors import ModelsChangedError
+from processor.models_table import model_rows
+from processor.rebuild import rederive_all
 from processor.runner import Processor
 from processor.state import JourneyState
 from tests.processor.test_property import CONFIG, Raw, _build, raw_event
@@ -203,6 +206,38 @@ def test_2_4_an_erasure_by_one_processor_reaches_the_others(make: Any, tmp_path:
         ids = [r["event_id"] for batch in wb.scan("SELECT event_id FROM events")
                for r in batch.to_pylist()]
         assert ids == ["y1"]
+    finally:
+        wa.close()
+        wb.close()
+
+
+def test_6_4_a_rebuild_by_one_processor_stops_the_others(make: Any, tmp_path: Path) -> None:
+    """A rebuild another processor served rewrote every derived row (perhaps under other stage
+    models): B stops before applying anything, and once restarted gives one processor's tables."""
+    records = {0: [make("a1", 0, anon="a").to_json()], 1: [], 2: [], 3: []}
+    logs = [ListLog(records), ListLog(records)]
+    (a, wa), (b, wb) = (_processor(tmp_path, log, shared=True, batch=5) for log in logs)
+    try:
+        for processor in (a, b):
+            processor.start()
+        logs[0].assign({0, 2})
+        logs[1].assign({1, 3})
+        while a.run_once().records or b.run_once().records:
+            pass
+        with a.exclusive():
+            rederive_all(wa, CONFIG, list(model_rows(CONFIG.models)))
+        records[1].append(make("b1", 60, anon="b").to_json())
+        before = wb.committed_offsets()
+        with pytest.raises(ModelsChangedError):
+            b.run_once()
+        assert wb.committed_offsets() == before
+        wb.close()
+        log = ListLog(records)
+        restarted, wb = _processor(tmp_path, log, shared=True, batch=5)
+        restarted.start()
+        log.assign({1, 3})
+        assert restarted.run_once().records == 1
+        assert _tables(wb) == _single(tmp_path / "single", records)
     finally:
         wa.close()
         wb.close()
