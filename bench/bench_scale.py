@@ -94,6 +94,31 @@ def catch_up(data: Path, deadline_s: float = 0.0) -> dict[str, Any]:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def load_events(data: Path) -> int:
+    """(In the child) store every logged event in the warehouse as it is, deriving nothing: the
+    start of a rebuild-only run, whose derived tables `journey rebuild` then fills."""
+    from journey.facts import Changes
+    from processor.runner import decode
+    from warehouse.settings import WarehouseSettings
+    from warehouse.writer import WarehouseWriter
+
+    log = EmbeddedLog(data / "log", PARTITIONS)
+    writer = WarehouseWriter(WarehouseSettings(data_dir=data))
+    writer.open()
+    stored = 0
+    try:
+        log.seek({p: 0 for p in log.partitions()})
+        while records := log.poll(200_000, 0.0):
+            offsets = {r.partition: r.offset + 1 for r in records}
+            writer.commit([(decode(r), r.partition, r.offset) for r in records], Changes(),
+                          offsets, None)
+            stored += len(records)
+    finally:
+        writer.close()
+        log.close()
+    return stored
+
+
 def child(args: list[str]) -> dict[str, Any]:
     """Run this script's child mode in a fresh process (its own peak RSS); its JSON answer."""
     out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
@@ -104,17 +129,47 @@ def child(args: list[str]) -> dict[str, Any]:
     return result
 
 
+def tree_rss_mb(root: int) -> float:
+    """The resident memory of a process and all its descendants (a rebuild's workers), in MiB."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    total = 0
+    for pid in tree:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            total += int(status.split("VmRSS:")[1].split()[0])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1024
+
+
 def rebuild(data: Path) -> dict[str, Any]:
-    """`journey rebuild` as a child process: wall time and peak RSS."""
+    """`journey rebuild` as a child process: wall time, CPU-seconds of it and its workers, and
+    the peak of their summed resident memory (sampled every 0.2 s)."""
     began = time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    out = subprocess.run([sys.executable, "-m", "journey", "rebuild", "--data-dir", str(data)],
-                         capture_output=True, text=True, check=False, cwd=REPO)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-3000:])
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"wall_s": time.perf_counter() - began,
-            "peak_rss_mb": max(peak, before) / 1024}
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.Popen([sys.executable, "-m", "journey", "rebuild", "--data-dir", str(data)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
+    peak = 0.0
+    while proc.poll() is None:
+        peak = max(peak, tree_rss_mb(proc.pid))
+        time.sleep(0.2)
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    if proc.returncode != 0:
+        raise RuntimeError(out[-3000:])
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+    return {"wall_s": time.perf_counter() - began, "cpu_s": cpu, "peak_rss_mb": peak}
 
 
 def api_pickup(data: Path, late: float) -> float:
@@ -169,11 +224,27 @@ def _wait_version(base: str, proc: subprocess.Popen[bytes], ok: Any, timeout_s: 
     raise RuntimeError("the API did not serve the expected snapshot in time")
 
 
+def rebuild_only(data: Path, size: int, late: float) -> str:
+    """One table row: `journey rebuild` of a warehouse holding `size` stored events."""
+    if not (data / "log").exists():
+        make_log(data, size, late)
+    if not (data / "warehouse").exists():
+        child(["--child-load", str(data)])
+    b = rebuild(data)
+    return (f"| {size:,} | {late:.0%} late | journey rebuild (events stored, nothing derived) | "
+            f"{b['wall_s']:.0f} s wall, {b['cpu_s']:.0f} CPU-s, peak RSS {b['peak_rss_mb']:,.0f} "
+            f"MiB (with its workers) | {load()} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--late", type=float, default=0.1)
     parser.add_argument("--child-catch-up", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--child-load", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--rebuild-only", action="store_true",
+                        help="time `journey rebuild` alone, on a warehouse whose events were "
+                             "stored without deriving (the late log)")
     parser.add_argument("--keep", type=Path, help="keep the data under this directory")
     parser.add_argument("--deadline-s", type=float, default=0.0,
                         help="(child) stop catching up after this many seconds of wall time")
@@ -181,9 +252,17 @@ def main() -> None:
     if args.child_catch_up:
         print(json.dumps(catch_up(args.child_catch_up, args.deadline_s)))
         return
+    if args.child_load:
+        print(json.dumps({"events": load_events(args.child_load)}))
+        return
     rows: list[str] = ["| events | log | measure | value | load |", "|---|---|---|---|---|"]
     root = args.keep or Path(tempfile.mkdtemp(prefix="journey-scale-"))
     for size in args.events:
+        if args.rebuild_only:
+            rows.append(rebuild_only(root / f"{size}-{int(args.late * 100)}-rebuild", size,
+                                     args.late))
+            print("\n".join(rows), file=sys.stderr)
+            continue
         for late in (0.0, args.late):
             name = "in order" if late == 0 else f"{late:.0%} late"
             data = root / f"{size}-{int(late * 100)}"
@@ -202,7 +281,8 @@ def main() -> None:
             if late:
                 b = rebuild(data)
                 rows.append(f"| {size:,} | {name} | journey rebuild | {b['wall_s']:.0f} s wall, "
-                            f"peak RSS {b['peak_rss_mb']:,.0f} MiB | {load()} |")
+                            f"{b['cpu_s']:.0f} CPU-s, peak RSS {b['peak_rss_mb']:,.0f} MiB (with "
+                            f"its workers) | {load()} |")
                 restart = child(["--child-catch-up", str(data)])
                 rows.append(f"| {size:,} | {name} | processor restart (state restore) | "
                             f"{restart['start_s']:.1f} s | {load()} |")

@@ -16,7 +16,7 @@ from ingest.deadletter import DeadLetter, DeadLetterStore
 from journey import metrics
 from journey.log.base import LogConsumer, Record
 from journey.log.factory import open_consumer, open_group_consumer
-from processor import member
+from processor import gcpolicy, member
 from processor.config import core_config
 from processor.erasure import Eraser, ErasingConsumer
 from processor.fingerprint import fingerprint, record, recorded
@@ -104,10 +104,7 @@ def build_observed(settings: ProcessorSettings,
     )
     eraser.state = lambda: processor.state
     eraser.guard = processor.exclusive
-    # Running states are msgspec structs outside the cycle collector (gc=False) and the graph is
-    # flat arrays; what is left are a batch's short-lived objects: collect the young generation
-    # less often than CPython's default of every 700 allocations.
-    gc.set_threshold(20_000, 20, 20)
+    gcpolicy.tune()
     built_with = fingerprint(config)
     known = recorded(settings.data_dir)
     if known is not None and known != built_with:  # None: first start, or before this existed

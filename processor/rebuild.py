@@ -1,34 +1,42 @@
 """`journey rebuild`: re-derive every derived table from the stored raw events (SPEC 6.1).
 
-Memory stays bounded by customers, not events. Pass 1 reads every event once to build the
-identity graph (its components are closed under linking). Pass 2 splits the components into
-slices of about SLICE_EVENTS events by their root, reads each slice's events back by key hash,
-derives them with the same state code as the live processor (every component is new to a fresh
-state, so in-order customers take the incremental path and the others `derive()`), and streams
-the rows into one warehouse transaction that replaces every derived table at once. It takes the
-warehouse's writer lock; beside a running processor, `journey rebuild` asks that processor to
-run it instead (processor/rebuild_request.py).
+Memory stays bounded by customers, not events. Pass 1 reads every event once, without its
+payload, to build the identity graph (its components are closed under linking). Pass 2 splits the
+components into slices of about SLICE_EVENTS events by their root, reads each slice's events back
+by key hash, derives them with the same state code as the live processor (every component is new
+to a fresh state, so in-order customers take the incremental path and the others `derive()`), and
+streams the rows into one warehouse transaction that replaces every derived table at once. It
+takes the warehouse's writer lock; beside a running processor, `journey rebuild` asks that
+processor to run it instead (processor/rebuild_request.py).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
 from journey.facts import Changes
-from processor import fingerprint
+from processor import fingerprint, gcpolicy
 from processor.config import core_config
 from processor.derive import CoreConfig
 from processor.memory import MemoryWarehouse
 from processor.models_table import model_rows
+from processor.rebuild_workers import derive_in_workers
 from processor.settings import ProcessorSettings
 from processor.state import JourneyState
+from warehouse.convert import LINK_COLUMNS
 from warehouse.settings import WarehouseSettings
 from warehouse.tables import ModelRow
 from warehouse.writer import WarehouseWriter
 
-SLICE_EVENTS = 200_000
+SLICE_EVENTS = 100_000  # a worker holds one slice's events while it derives them
+MAX_WORKERS = 4
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
@@ -45,7 +53,7 @@ def _graph(writer: WarehouseWriter, config: CoreConfig, progress: Progress | Non
     """Pass 1: the identity graph of every stored event."""
     linker = JourneyState(config, MemoryWarehouse())
     done = 0
-    for chunk in writer.iter_events(100_000):
+    for chunk in writer.iter_events(100_000, columns=LINK_COLUMNS):
         linker.link_only([event for event, _, _ in chunk])
         done += len(chunk)
         if progress:
@@ -53,21 +61,21 @@ def _graph(writer: WarehouseWriter, config: CoreConfig, progress: Progress | Non
     return linker
 
 
-def _slices(linker: JourneyState, total: int) -> list[list[int]]:
-    """The key hashes of each slice: whole components, about SLICE_EVENTS events each."""
-    count = max(1, -(-total // SLICE_EVENTS))
+def _slices(linker: JourneyState, total: int, slice_events: int) -> list[npt.NDArray[np.int64]]:
+    """The key hashes of each slice: whole components, about slice_events events each."""
+    count = max(1, -(-total // slice_events))
     slices: list[list[int]] = [[] for _ in range(count)]
     for h, root in linker.graph.roots():
         slices[root % count].append(h)
-    return [s for s in slices if s]
+    return [np.array(s, dtype=np.int64) for s in slices if s]
 
 
-def _derived(writer: WarehouseWriter, linker: JourneyState, config: CoreConfig, total: int,
-             progress: Progress | None, counts: list[int]) -> Iterator[Changes]:
-    """Pass 2: the rows of every customer, slice by slice, as pure inserts."""
+def _derived(writer: WarehouseWriter, slices: list[npt.NDArray[np.int64]], config: CoreConfig,
+             total: int, progress: Progress | None, counts: list[int]) -> Iterator[Changes]:
+    """Pass 2 in this process: the rows of every customer, slice by slice, as pure inserts."""
     done = 0
-    for hashes in _slices(linker, total):
-        events = writer.events_by_key_hash(hashes)
+    for hashes in slices:
+        events = writer.events_by_key_hash(hashes.tolist())
         state = JourneyState(config, MemoryWarehouse())
         applied = state.apply(events)
         applied.changes.drop_deletes()  # a rebuild starts from empty tables
@@ -78,17 +86,39 @@ def _derived(writer: WarehouseWriter, linker: JourneyState, config: CoreConfig, 
         yield applied.changes
 
 
+def default_workers() -> int:
+    """Processes deriving a rebuild's second pass: one per core, at most MAX_WORKERS."""
+    return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+
+
 def rederive_all(writer: WarehouseWriter, config: CoreConfig, models: Sequence[ModelRow],
-                 progress: Progress | None = None) -> tuple[int, int, int]:
-    """Replace every derived table from the stored events; (events, customers, version)."""
+                 progress: Progress | None = None, workers: int | None = None,
+                 slice_events: int = SLICE_EVENTS) -> tuple[int, int, int]:
+    """Replace every derived table from the stored events; (events, customers, version).
+    With more than one worker and more than one slice, slices are derived by worker processes
+    (processor/rebuild_workers.py); the rows are the same either way."""
+    with gcpolicy.tuned():
+        return _rederive_all(writer, config, models, progress,
+                             default_workers() if workers is None else workers, slice_events)
+
+
+def _rederive_all(writer: WarehouseWriter, config: CoreConfig, models: Sequence[ModelRow],
+                  progress: Progress | None, workers: int,
+                  slice_events: int) -> tuple[int, int, int]:
     total = 0
     for batch in writer.scan("SELECT count(*) FROM events"):
         total = int(batch.column(0)[0].as_py())
     linker = _graph(writer, config, progress, total)
+    slices = _slices(linker, total, slice_events)
+    del linker  # the graph is only needed to cut slices along components
     counts = [0]
-    committed = writer.replace_derived(
-        _derived(writer, linker, config, total, progress, counts), list(models),
-        writer.state().watermark)
+    chunks: Iterator[Changes | dict[str, pa.Table]]
+    if workers > 1 and len(slices) > 1:
+        chunks = derive_in_workers(writer.location, writer.state().version, config, slices,
+                                   min(workers, len(slices)), progress, total, counts)
+    else:
+        chunks = _derived(writer, slices, config, total, progress, counts)
+    committed = writer.replace_derived(chunks, list(models), writer.state().watermark)
     return total, counts[0], committed.version
 
 

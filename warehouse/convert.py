@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import typing
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from typing import Any
 
@@ -73,12 +74,41 @@ def events_to_arrow(items: Sequence[StoredEvent]) -> pa.Table:
                                 schema=EVENTS_SCHEMA)
 
 
+# The columns that linking identities needs (a rebuild's first pass): no payload to decode.
+LINK_COLUMNS: tuple[str, ...] = ("event_id", "type", "event", "channel", "timestamp",
+                                 "received_at", "keys", "previous_id", "source", "medium",
+                                 "partition", "offset")
+_PAYLOAD = ("properties", "traits", "context")
+_TIMES = ("timestamp", "received_at")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def utc_datetimes(column: pa.Array | pa.ChunkedArray) -> list[Any]:
+    """A timestamp column as UTC datetimes. Arrow's own conversion looks the time zone up for
+    every value (3.7 us each, most of decoding a stored event); from microseconds it is 0.8 us."""
+    if column.null_count:
+        return list(column.to_pylist())
+    micros = column.cast(pa.timestamp("us", tz=column.type.tz)).cast(pa.int64()).to_pylist()
+    return [_EPOCH + timedelta(microseconds=m) for m in micros]
+
+
 def events_from_arrow(batch: pa.RecordBatch | pa.Table) -> list[StoredEvent]:
-    """Canonical events back from `events` rows (columns by name; extra columns are ignored)."""
+    """Canonical events back from `events` rows (columns by name; extra columns are ignored).
+    Only LINK_COLUMNS are required: the events of a narrower read carry no payload."""
+    count = batch.num_rows
+    present = set(batch.schema.names)
     names = [n for n in EVENTS_SCHEMA.names if n not in ("event_hash", "key_hash")]
-    col = {name: batch.column(name).to_pylist() for name in names}
+    col: dict[str, list[Any]] = {
+        name: batch.column(name).to_pylist() if name in present else [None] * count
+        for name in names if name not in _TIMES
+    }
+    for name in _TIMES:
+        col[name] = utc_datetimes(batch.column(name))
+    for name in _PAYLOAD:
+        col[name] = (list(map(load_json, col[name])) if name in present
+                     else [{} for _ in range(count)])
     out: list[StoredEvent] = []
-    for i in range(batch.num_rows):
+    for i in range(count):
         # Stored events were validated when they were first accepted: no second validation.
         event = Event(
             event_id=col["event_id"][i],
@@ -87,12 +117,12 @@ def events_from_arrow(batch: pa.RecordBatch | pa.Table) -> list[StoredEvent]:
             channel=col["channel"][i],
             timestamp=col["timestamp"][i],
             received_at=col["received_at"][i],
-            timestamp_flagged=col["timestamp_flagged"][i],
+            timestamp_flagged=bool(col["timestamp_flagged"][i]),
             keys=_KEYS.decode(col["keys"][i]),
             previous_id=col["previous_id"][i],
-            properties=load_json(col["properties"][i]),
-            traits=load_json(col["traits"][i]),
-            context=load_json(col["context"][i]),
+            properties=col["properties"][i],
+            traits=col["traits"][i],
+            context=col["context"][i],
             campaign_source=col["campaign_source"][i],
             campaign_medium=col["campaign_medium"][i],
             campaign_name=col["campaign_name"][i],

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
 from warehouse_workload import T0, changes_for, make_event, make_facts
 
@@ -106,6 +107,22 @@ def test_replace_derived_swaps_every_derived_row_in_one_commit(writer: Warehouse
     assert rows(writer, "SELECT count(*) FROM sessions UNION ALL SELECT count(*) FROM "
                              "events UNION ALL SELECT count(*) FROM models") == [(0,), (2,), (1,)]
     assert writer.state().offsets == {0: 2}
+
+
+def test_a_rebuild_transaction_keeps_no_chunk_it_inserted(writer: WarehouseWriter) -> None:
+    """A rebuild streams its chunks into one long transaction: each chunk's Arrow rows must be
+    freed once inserted, or memory grows with the warehouse, not the chunk."""
+    held: list[int] = []
+
+    def chunks() -> Iterator[Changes]:
+        for i in range(4):
+            yield Changes(rows={"customers": [make_facts(f"c{i}-{j}", 7).customer
+                                              for j in range(5000)]})
+            held.append(pa.total_allocated_bytes())  # chunk i is inserted by now
+
+    writer.replace_derived(chunks(), MODELS)
+    assert rows(writer, "SELECT count(*) FROM customers") == [(20_000,)]
+    assert held[-1] - held[0] < 100_000, held
 
 
 def test_events_by_key_hash_returns_one_customers_history_in_order(
