@@ -1,13 +1,15 @@
 """`journey rebuild`: re-derive every derived table from the stored raw events (SPEC 6.1).
 
 Memory stays bounded by customers, not events. Pass 1 reads every event once, without its
-payload, to build the identity graph (its components are closed under linking). Pass 2 splits the
-components into slices of about SLICE_EVENTS events by their root, reads each slice's events back
-by key hash, derives them with the same state code as the live processor (every component is new
-to a fresh state, so in-order customers take the incremental path and the others `derive()`), and
-streams the rows into one warehouse transaction that replaces every derived table at once. It
-takes the warehouse's writer lock; beside a running processor, `journey rebuild` asks that
-processor to run it instead (processor/rebuild_request.py).
+payload, to build the identity graph (its components are closed under linking) and cuts the
+components into slices of about SLICE_EVENTS events by their root. Pass 2 reads each slice's
+events back by key hash, derives them with the same state code as the live processor (every
+component is new to a fresh state, so in-order customers take the incremental path and the
+others `derive()`), and streams the rows into one warehouse transaction that replaces every
+derived table at once. Beyond one slice, pass 1 runs in a process of its own and pass 2 on one
+worker process per core (processor/rebuild_workers.py). It takes the warehouse's writer lock;
+beside a running processor, `journey rebuild` asks that processor to run it instead
+(processor/rebuild_request.py).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from processor.config import core_config
 from processor.derive import CoreConfig
 from processor.memory import MemoryWarehouse
 from processor.models_table import model_rows
-from processor.rebuild_workers import derive_in_workers
+from processor.rebuild_workers import cut, derive_in_workers, link, slices_in_worker
 from processor.settings import ProcessorSettings
 from processor.state import JourneyState
 from warehouse.convert import LINK_COLUMNS
@@ -46,28 +48,6 @@ class RebuildResult:
     customers: int
     seconds: float
     version: int
-
-
-def _graph(writer: WarehouseWriter, config: CoreConfig, progress: Progress | None,
-           total: int) -> JourneyState:
-    """Pass 1: the identity graph of every stored event."""
-    linker = JourneyState(config, MemoryWarehouse())
-    done = 0
-    for chunk in writer.iter_events(100_000, columns=LINK_COLUMNS):
-        linker.link_only([event for event, _, _ in chunk])
-        done += len(chunk)
-        if progress:
-            progress("linking identities", done, total)
-    return linker
-
-
-def _slices(linker: JourneyState, total: int, slice_events: int) -> list[npt.NDArray[np.int64]]:
-    """The key hashes of each slice: whole components, about slice_events events each."""
-    count = max(1, -(-total // slice_events))
-    slices: list[list[int]] = [[] for _ in range(count)]
-    for h, root in linker.graph.roots():
-        slices[root % count].append(h)
-    return [np.array(s, dtype=np.int64) for s in slices if s]
 
 
 def _derived(writer: WarehouseWriter, slices: list[npt.NDArray[np.int64]], config: CoreConfig,
@@ -108,12 +88,19 @@ def _rederive_all(writer: WarehouseWriter, config: CoreConfig, models: Sequence[
     total = 0
     for batch in writer.scan("SELECT count(*) FROM events"):
         total = int(batch.column(0)[0].as_py())
-    linker = _graph(writer, config, progress, total)
-    slices = _slices(linker, total, slice_events)
-    del linker  # the graph is only needed to cut slices along components
+    parallel = workers > 1 and total > slice_events
+    if parallel:
+        if progress:
+            progress("linking identities", 0, total)
+        slices = slices_in_worker(writer.location, writer.state().version, config, total,
+                                  slice_events)
+    else:
+        linker = link(writer.iter_events(100_000, columns=LINK_COLUMNS), config, progress, total)
+        slices = cut(linker, total, slice_events)
+        del linker  # the graph is only needed to cut slices along components
     counts = [0]
     chunks: Iterator[Changes | dict[str, pa.Table]]
-    if workers > 1 and len(slices) > 1:
+    if parallel and len(slices) > 1:
         chunks = derive_in_workers(writer.location, writer.state().version, config, slices,
                                    min(workers, len(slices)), progress, total, counts)
     else:
