@@ -100,8 +100,9 @@ class JourneyState:
         return out
 
     def link_only(self, events: list[Event]) -> None:
-        """Add events' keys and links to the graph, deriving nothing (a rebuild's first pass)."""
-        self._link(self._dedup(events))
+        """Add events' keys and links to the graph, deriving nothing (a rebuild's first pass).
+        Linking is idempotent, so a resent copy needs no dedup (nor the memory of every id)."""
+        self._link(events)
 
     def _dedup(self, events: list[Event]) -> list[Event]:
         hashes = [event_hash(e.event_id) for e in events]
