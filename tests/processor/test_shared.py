@@ -11,7 +11,8 @@ events), spread over partitions, with resent duplicates on other partitions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,24 @@ def _run_shared(root: Path, records: dict[int, list[bytes]], steps: list[tuple[i
             writer.close()
 
 
+@contextlib.contextmanager
+def _two(root: Path, records: dict[int, list[bytes]]) -> Iterator[list[tuple[Processor, Any]]]:
+    """Processors A (partitions 0 and 2) and B (1 and 3) on one warehouse, both caught up."""
+    logs = [ListLog(records), ListLog(records)]
+    built = [_processor(root, log, shared=True, batch=5) for log in logs]
+    try:
+        for processor, _ in built:
+            processor.start()
+        logs[0].assign({0, 2})
+        logs[1].assign({1, 3})
+        while any([p.run_once().records for p, _ in built]):
+            pass
+        yield built
+    finally:
+        for _, writer in built:
+            writer.close()
+
+
 def _deal(logs: list[ListLog], seed: int) -> None:
     for i, log in enumerate(logs):
         log.assign({p for p in range(PARTITIONS) if (p + seed) % len(logs) == i})
@@ -186,15 +205,7 @@ def test_2_4_an_erasure_by_one_processor_reaches_the_others(make: Any, tmp_path:
          make("x2", 60, "Call Completed", channel="call", phone="555", email="x@example.org"),
          make("y1", 120, anon="ay")]
     records = {0: [x[0].to_json(), x[2].to_json()], 1: [x[1].to_json()], 2: [], 3: []}
-    logs = [ListLog(records), ListLog(records)]
-    (a, wa), (b, wb) = (_processor(tmp_path, log, shared=True, batch=5) for log in logs)
-    try:
-        for processor in (a, b):
-            processor.start()
-        logs[0].assign({0, 2})
-        logs[1].assign({1, 3})
-        while a.run_once().records or b.run_once().records:
-            pass
+    with _two(tmp_path, records) as ((a, wa), (b, wb)):
         eraser = Eraser(tmp_path, wa, None, state=lambda: a.state)
         with a.exclusive():
             assert eraser.erase("email:x@example.org")["status"] == "erased"
@@ -206,24 +217,13 @@ def test_2_4_an_erasure_by_one_processor_reaches_the_others(make: Any, tmp_path:
         ids = [r["event_id"] for batch in wb.scan("SELECT event_id FROM events")
                for r in batch.to_pylist()]
         assert ids == ["y1"]
-    finally:
-        wa.close()
-        wb.close()
 
 
 def test_6_4_a_rebuild_by_one_processor_stops_the_others(make: Any, tmp_path: Path) -> None:
     """A rebuild another processor served rewrote every derived row (perhaps under other stage
     models): B stops before applying anything, and once restarted gives one processor's tables."""
     records = {0: [make("a1", 0, anon="a").to_json()], 1: [], 2: [], 3: []}
-    logs = [ListLog(records), ListLog(records)]
-    (a, wa), (b, wb) = (_processor(tmp_path, log, shared=True, batch=5) for log in logs)
-    try:
-        for processor in (a, b):
-            processor.start()
-        logs[0].assign({0, 2})
-        logs[1].assign({1, 3})
-        while a.run_once().records or b.run_once().records:
-            pass
+    with _two(tmp_path, records) as ((a, wa), (b, wb)):
         with a.exclusive():
             rederive_all(wa, CONFIG, list(model_rows(CONFIG.models)))
         records[1].append(make("b1", 60, anon="b").to_json())
@@ -233,11 +233,11 @@ def test_6_4_a_rebuild_by_one_processor_stops_the_others(make: Any, tmp_path: Pa
         assert wb.committed_offsets() == before
         wb.close()
         log = ListLog(records)
-        restarted, wb = _processor(tmp_path, log, shared=True, batch=5)
-        restarted.start()
-        log.assign({1, 3})
-        assert restarted.run_once().records == 1
-        assert _tables(wb) == _single(tmp_path / "single", records)
-    finally:
-        wa.close()
-        wb.close()
+        restarted, writer = _processor(tmp_path, log, shared=True, batch=5)
+        try:
+            restarted.start()
+            log.assign({1, 3})
+            assert restarted.run_once().records == 1
+            assert _tables(writer) == _single(tmp_path / "single", records)
+        finally:
+            writer.close()
