@@ -1,8 +1,8 @@
 """`journey rebuild`: re-derive every derived table from the stored raw events (SPEC 6.1).
 
-Memory stays bounded by customers, not events. Pass 1 reads every event once, without its
-payload, to build the identity graph (its components are closed under linking) and cuts the
-components into slices of about SLICE_EVENTS events by their root. Pass 2 reads each slice's
+Memory stays bounded by customers, not events. Pass 1 reads every event's keys (and an alias's
+previousId; nothing else is decoded) to build the identity graph (its components are closed
+under linking) and cuts the components into slices of about SLICE_EVENTS events by their root. Pass 2 reads each slice's
 events back by key hash, derives them with the same state code as the live processor (every
 component is new to a fresh state, so in-order customers take the incremental path and the
 others `derive()`), and streams the rows into one warehouse transaction that replaces every
@@ -32,7 +32,6 @@ from processor.models_table import model_rows
 from processor.rebuild_workers import cut, derive_in_workers, link, slices_in_worker
 from processor.settings import ProcessorSettings
 from processor.state import JourneyState
-from warehouse.convert import LINK_COLUMNS
 from warehouse.settings import WarehouseSettings
 from warehouse.tables import ModelRow
 from warehouse.writer import WarehouseWriter
@@ -95,7 +94,7 @@ def _rederive_all(writer: WarehouseWriter, config: CoreConfig, models: Sequence[
         slices = slices_in_worker(writer.location, writer.state().version, config, total,
                                   slice_events)
     else:
-        linker = link(writer.iter_events(100_000, columns=LINK_COLUMNS), config, progress, total)
+        linker = link(writer.iter_links(), config, progress, total)
         slices = cut(linker, total, slice_events)
         del linker  # the graph is only needed to cut slices along components
     counts = [0]

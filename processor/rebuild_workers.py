@@ -31,7 +31,7 @@ from processor.derive import CoreConfig
 from processor.memory import MemoryWarehouse
 from processor.state import JourneyState
 from warehouse import lakeread
-from warehouse.convert import LINK_COLUMNS, StoredEvent, rows_to_arrow
+from warehouse.convert import Linked, rows_to_arrow
 from warehouse.lake import Location, attach_sql, connect
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
@@ -46,13 +46,13 @@ class Derived:
     customers: int
 
 
-def link(chunks: Iterable[list[StoredEvent]], config: CoreConfig, progress: Progress | None,
+def link(chunks: Iterable[list[Linked]], config: CoreConfig, progress: Progress | None,
          total: int) -> JourneyState:
-    """Pass 1: the identity graph of every stored event (read without its payload)."""
+    """Pass 1: the identity graph of every stored event (its keys, and an alias's previousId)."""
     linker = JourneyState(config, MemoryWarehouse())
     done = 0
     for chunk in chunks:
-        linker.link_only([event for event, _, _ in chunk])
+        linker.link_only(chunk)
         done += len(chunk)
         if progress:
             progress("linking identities", done, total)
@@ -79,7 +79,7 @@ def _link_job(loc: Location, snapshot: int, config: CoreConfig, total: int,
     gcpolicy.tune()
     con = _read_only(loc, snapshot)
     try:
-        chunks = lakeread.iter_events(con.cursor(), 100_000, False, LINK_COLUMNS)
+        chunks = lakeread.iter_links(con.cursor(), 100_000)
         return cut(link(chunks, config, None, total), total, slice_events)
     finally:
         con.close()

@@ -15,13 +15,13 @@ Both paths give exactly what `derive()` over all events gives (SPEC 7; tests/pro
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from journey.facts import FACT_TABLES, Changes, StateRow
 from journey.hashing import event_hash, key_hash
-from journey.schema import Event
+from journey.schema import Event, IdentityKey
 from processor import erased, ids, incremental
 from processor.dedup import EventIdSet
 from processor.derive import CoreConfig, derive_customers
@@ -99,10 +99,26 @@ class JourneyState:
             out.rederived += len(rederive)
         return out
 
-    def link_only(self, events: list[Event]) -> None:
-        """Add events' keys and links to the graph, deriving nothing (a rebuild's first pass).
-        Linking is idempotent, so a resent copy needs no dedup (nor the memory of every id)."""
-        self._link(events)
+    def link_only(self, linked: Iterable[tuple[Sequence[IdentityKey], str | None]]) -> None:
+        """Add stored events' links to the graph, deriving nothing (a rebuild's first pass):
+        per event its keys and, for an alias, its previousId. The graph is the one _link builds
+        from the same events; linking is idempotent, so a resent copy needs no dedup."""
+        graph = self.graph
+        touched: list[int] = []  # unused: nothing is derived here
+        for keys, alias in linked:
+            first = -1
+            for key in keys:
+                h = key_hash(key.type, key.value)
+                node = graph.node(h)
+                if node is None:
+                    node = self._new_key(h, key.type, key.value, touched)
+                if first < 0:
+                    first = node
+                else:
+                    graph.union(first, node)
+            if alias:
+                graph.union(first, self._alias_value(alias, touched))
+            touched.clear()
 
     def _dedup(self, events: list[Event]) -> list[Event]:
         hashes = [event_hash(e.event_id) for e in events]

@@ -74,10 +74,8 @@ def events_to_arrow(items: Sequence[StoredEvent]) -> pa.Table:
                                 schema=EVENTS_SCHEMA)
 
 
-# The columns that linking identities needs (a rebuild's first pass): no payload to decode.
-LINK_COLUMNS: tuple[str, ...] = ("event_id", "type", "event", "channel", "timestamp",
-                                 "received_at", "keys", "previous_id", "source", "medium",
-                                 "partition", "offset")
+Linked = tuple[tuple[IdentityKey, ...], str | None]  # an event's keys, an alias's previousId
+LINKS_SQL = "SELECT keys, CASE WHEN type = 'alias' THEN previous_id END AS alias FROM {events}"
 _PAYLOAD = ("properties", "traits", "context")
 _TIMES = ("timestamp", "received_at")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -92,23 +90,23 @@ def utc_datetimes(column: pa.Array | pa.ChunkedArray) -> list[Any]:
     return [_EPOCH + timedelta(microseconds=m) for m in micros]
 
 
+def links_from_arrow(batch: pa.RecordBatch) -> list[Linked]:
+    """What linking identities needs of stored events (rows of LINKS_SQL): no event decoded."""
+    return list(zip(map(_KEYS.decode, batch.column(0).to_pylist()), batch.column(1).to_pylist(),
+                    strict=True))
+
+
 def events_from_arrow(batch: pa.RecordBatch | pa.Table) -> list[StoredEvent]:
-    """Canonical events back from `events` rows (columns by name; extra columns are ignored).
-    Only LINK_COLUMNS are required: the events of a narrower read carry no payload."""
-    count = batch.num_rows
-    present = set(batch.schema.names)
-    names = [n for n in EVENTS_SCHEMA.names if n not in ("event_hash", "key_hash")]
-    col: dict[str, list[Any]] = {
-        name: batch.column(name).to_pylist() if name in present else [None] * count
-        for name in names if name not in _TIMES
-    }
+    """Canonical events back from `events` rows (columns by name; extra columns are ignored)."""
+    names = [n for n in EVENTS_SCHEMA.names
+             if n not in ("event_hash", "key_hash", *_TIMES, *_PAYLOAD)]
+    col: dict[str, list[Any]] = {name: batch.column(name).to_pylist() for name in names}
     for name in _TIMES:
         col[name] = utc_datetimes(batch.column(name))
     for name in _PAYLOAD:
-        col[name] = (list(map(load_json, col[name])) if name in present
-                     else [{} for _ in range(count)])
+        col[name] = list(map(load_json, batch.column(name).to_pylist()))
     out: list[StoredEvent] = []
-    for i in range(count):
+    for i in range(batch.num_rows):
         # Stored events were validated when they were first accepted: no second validation.
         event = Event(
             event_id=col["event_id"][i],
@@ -117,7 +115,7 @@ def events_from_arrow(batch: pa.RecordBatch | pa.Table) -> list[StoredEvent]:
             channel=col["channel"][i],
             timestamp=col["timestamp"][i],
             received_at=col["received_at"][i],
-            timestamp_flagged=bool(col["timestamp_flagged"][i]),
+            timestamp_flagged=col["timestamp_flagged"][i],
             keys=_KEYS.decode(col["keys"][i]),
             previous_id=col["previous_id"][i],
             properties=col["properties"][i],

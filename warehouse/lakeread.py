@@ -9,9 +9,9 @@ import duckdb
 import pyarrow as pa
 
 from journey.schema import Event
-from warehouse.convert import StoredEvent, events_from_arrow
+from warehouse.convert import LINKS_SQL, Linked, StoredEvent, events_from_arrow, links_from_arrow
 from warehouse.errors import CommitError
-from warehouse.lake import LAKE, ident
+from warehouse.lake import LAKE
 
 # Up to this many hashes go as a constant IN list, which is pushed into the Parquet scan and
 # checked against each row group's key_hash range (the files are sorted by key_hash). More are
@@ -20,17 +20,24 @@ from warehouse.lake import LAKE, ident
 IN_LIST_MAX = 200
 
 
-def iter_events(cur: duckdb.DuckDBPyConnection, batch_size: int, ordered: bool,
-                columns: Sequence[str] | None = None) -> Iterator[list[StoredEvent]]:
-    """Every stored event in batches; sorted by (timestamp, event_id) when ordered; only the
-    given columns read (at least convert.LINK_COLUMNS)."""
+def iter_events(cur: duckdb.DuckDBPyConnection, batch_size: int,
+                ordered: bool) -> Iterator[list[StoredEvent]]:
+    """Every stored event in batches; sorted by (timestamp, event_id) when ordered."""
     order = " ORDER BY timestamp, event_id" if ordered else ""
-    listed = ", ".join(ident(c) for c in columns) if columns else "*"
     try:
-        reader = cur.execute(f"SELECT {listed} FROM {LAKE}.events{order}").to_arrow_reader(
-            batch_size)
+        reader = cur.execute(f"SELECT * FROM {LAKE}.events{order}").to_arrow_reader(batch_size)
         for batch in reader:
             yield events_from_arrow(batch)
+    finally:
+        cur.close()
+
+
+def iter_links(cur: duckdb.DuckDBPyConnection, batch_size: int) -> Iterator[list[Linked]]:
+    """Every stored event's keys and alias previousId, in batches (a rebuild's linking pass)."""
+    try:
+        sql = LINKS_SQL.format(events=f"{LAKE}.events")
+        for batch in cur.execute(sql).to_arrow_reader(batch_size):
+            yield links_from_arrow(batch)
     finally:
         cur.close()
 

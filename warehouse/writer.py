@@ -26,7 +26,7 @@ from journey.facts import Changes
 from journey.schema import Event
 from warehouse import integrity, lakeread
 from warehouse.commitlock import CommitLock, commit_lock
-from warehouse.convert import StoredEvent, events_to_arrow, rows_to_arrow
+from warehouse.convert import Linked, StoredEvent, events_to_arrow, rows_to_arrow
 from warehouse.errors import CommitError, WarehouseIOError, WarehouseLockedError, WriterStateError
 from warehouse.lake import LAKE, Committed, attach_sql, connect, ident, locate, prepare_catalog
 from warehouse.maintain import create_tables, maintain
@@ -254,13 +254,15 @@ class WarehouseWriter:
         return self._state
 
     def iter_events(
-        self, batch_size: int = 50_000, ordered: bool = False,
-        columns: Sequence[str] | None = None,
+        self, batch_size: int = 50_000, ordered: bool = False
     ) -> Iterator[list[StoredEvent]]:
         """Every stored raw event as (event, partition, offset), in batches; in event-time order
-        (ties by event_id) when ordered; only `columns` read when given (convert.LINK_COLUMNS:
-        events without their payload)."""
-        return lakeread.iter_events(self._connection().cursor(), batch_size, ordered, columns)
+        (ties by event_id) when ordered."""
+        return lakeread.iter_events(self._connection().cursor(), batch_size, ordered)
+
+    def iter_links(self, batch_size: int = 100_000) -> Iterator[list[Linked]]:
+        """Every stored event's keys and alias previousId (convert.Linked), in batches."""
+        return lakeread.iter_links(self._connection().cursor(), batch_size)
 
     def events_by_key_hash(self, hashes: Collection[int]) -> list[Event]:
         """The stored events whose primary key hashes to one of `hashes`, by (timestamp, id)."""

@@ -7,18 +7,24 @@ import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ingest.normalize import normalize
 from journey.demo import generate
 from journey.log.factory import open_producer
 from processor.app import build
 from processor.config import core_config
+from processor.memory import MemoryWarehouse
 from processor.models_table import model_rows
 from processor.rebuild import rederive_all
 from processor.settings import ProcessorSettings
+from processor.state import JourneyState
+from tests.processor.test_property import CONFIG, Raw, _build, raw_event
 from warehouse.reader import WarehouseReader
 from warehouse.tables import DERIVED_ROWS
 from warehouse.writer import WarehouseWriter
@@ -107,3 +113,29 @@ def _derived_rows(writer: WarehouseWriter) -> dict[str, list[tuple[object, ...]]
             f"SELECT * FROM {table} ORDER BY ALL") for r in batch.to_pylist()]
     assert out["customers"] and out["sessions"]
     return out
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raws=st.lists(raw_event, min_size=1, max_size=30), data=st.data())
+def test_6_1_the_linking_pass_builds_the_processors_identity_graph(
+    make: Any, raws: list[Raw], data: st.DataObject,
+) -> None:
+    """A rebuild's pass 1 links keys and alias previousIds only (no event decoded): its graph
+    has the components the processor's graph has after the same events, in any order, resent
+    copies included."""
+    events = [_build(make, i, raw) for i, raw in enumerate(raws)]
+    order = data.draw(st.permutations(events + data.draw(st.lists(st.sampled_from(events),
+                                                                   max_size=3))))
+    processor = JourneyState(CONFIG, MemoryWarehouse())
+    processor.apply(events)
+    linker = JourneyState(CONFIG, MemoryWarehouse())
+    linker.link_only([(e.keys, e.previous_id if e.type == "alias" else None) for e in order])
+    assert _components(linker) == _components(processor)
+
+
+def _components(state: JourneyState) -> set[frozenset[int]]:
+    members: dict[int, set[int]] = {}
+    for h, root in state.graph.roots():
+        members.setdefault(root, set()).add(h)
+    return {frozenset(m) for m in members.values()}
