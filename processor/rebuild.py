@@ -1,11 +1,11 @@
 """`journey rebuild`: re-derive every derived table from the stored raw events (SPEC 6.1).
 
 Memory stays bounded by customers, not events. Pass 1 reads every event's keys (and an alias's
-previousId; nothing else is decoded) to build the identity graph (its components are closed
-under linking) and cuts the components into slices of about SLICE_EVENTS events by their root. Pass 2 reads each slice's
-events back by key hash, derives them with the same state code as the live processor (every
-component is new to a fresh state, so in-order customers take the incremental path and the
-others `derive()`), and streams the rows into one warehouse transaction that replaces every
+previousId; nothing else is decoded) to build the identity graph (its components are closed under
+linking) and cuts the components into slices of about SLICE_EVENTS events by their root. Pass 2
+reads each slice's events back by key hash, derives them with the same state code as the live
+processor (every component is new to a fresh state, so in-order customers take the incremental path
+and the others `derive()`), and streams the rows into one warehouse transaction that replaces every
 derived table at once. Beyond one slice, pass 1 runs in a process of its own and pass 2 on one
 worker process per core (processor/rebuild_workers.py). It takes the warehouse's writer lock;
 beside a running processor, `journey rebuild` asks that processor to run it instead
