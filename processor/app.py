@@ -101,6 +101,7 @@ def build_observed(settings: ProcessorSettings,
         poll_timeout_s=settings.poll_timeout_s,
         dead_letter=dead_letter,
         maintain_every=settings.maintain_every,
+        rebuild_workers=settings.workers,
     )
     eraser.state = lambda: processor.state
     eraser.guard = processor.exclusive

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +29,7 @@ from processor.config import core_config
 from processor.derive import CoreConfig
 from processor.memory import MemoryWarehouse
 from processor.models_table import model_rows
-from processor.rebuild_workers import cut, derive_in_workers, link, slices_in_worker
+from processor.rebuild_workers import Progress, cut, derive_in_workers, link, slices_in_worker
 from processor.settings import ProcessorSettings
 from processor.state import JourneyState
 from warehouse.settings import WarehouseSettings
@@ -38,7 +38,6 @@ from warehouse.writer import WarehouseWriter
 
 SLICE_EVENTS = 100_000  # a worker holds one slice's events while it derives them
 MAX_WORKERS = 4
-Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +122,7 @@ def rebuild(settings: ProcessorSettings, progress: Progress | None = None,
     writer.open()
     try:
         events, customers, version = rederive_all(
-            writer, config, list(model_rows(config.models)), progress)
+            writer, config, list(model_rows(config.models)), progress, settings.workers)
         fingerprint.record(settings.data_dir, fingerprint.fingerprint(config))
     finally:
         writer.close()

@@ -128,7 +128,8 @@ def _serve(settings: ProcessorSettings, processor: Processor, writer: WarehouseW
              ", ".join(fresh.models))
     state = JourneyState(config, writer)
     try:
-        restored = restore(state, writer, rows, force=True, progress=reporter)
+        restored = restore(state, writer, rows, force=True, progress=reporter,
+                           workers=fresh.workers)
     except Exception as exc:
         # The rebuild may have committed before failing: the old state no longer matches the
         # warehouse, so the processor stops and its restart restores (and rebuilds) afresh.

@@ -19,7 +19,8 @@ import numpy as np
 
 from journey.facts import Changes
 from processor.dedup import EventIdSet
-from processor.rebuild import Progress, rederive_all
+from processor.rebuild import rederive_all
+from processor.rebuild_workers import Progress
 from processor.sessions import micros
 from processor.state import JourneyState
 from warehouse import erasure_record
@@ -100,41 +101,43 @@ def stored_models(writer: WarehouseWriter) -> list[ModelRow]:
 
 
 def restore(state: JourneyState, writer: WarehouseWriter, models: Sequence[ModelRow],
-            force: bool = False, progress: Progress | None = None) -> Restored:
-    """Fill an empty state from the warehouse; rebuild derived tables if stale (or forced).
+            force: bool = False, progress: Progress | None = None,
+            workers: int | None = None) -> Restored:
+    """Fill an empty state from the warehouse; rebuild derived tables if stale (or forced),
+    with `workers` processes (None: one per core).
 
     A file that cannot be read (damaged inside, where the writer's size check cannot see it)
     stops the start with DataFileError rather than an anonymous DuckDB error.
     """
     try:
-        return _restore(state, writer, models, force, progress)
+        return _restore(state, writer, models, force, progress, workers)
     except duckdb.Error as error:
         raise DataFileError(f"a warehouse file could not be read at start: {error}",
                             path=str(writer.location.data_path)) from None
 
 
 def _restore(state: JourneyState, writer: WarehouseWriter, models: Sequence[ModelRow],
-             force: bool, progress: Progress | None) -> Restored:
+             force: bool, progress: Progress | None, workers: int | None) -> Restored:
     configured = sorted(models, key=lambda m: (m.model, m.stage_index))
     events = _count(writer, "events")
     rebuilt = False
     if force:
         # `journey rebuild` beside a running processor: a model's rules may have changed without
         # its stage list (which is all the models table records), so never trust the comparison.
-        rederive_all(writer, state.config, configured, progress)
+        rederive_all(writer, state.config, configured, progress, workers)
         rebuilt = True
     elif stored_models(writer) != configured:
         if events:
             log.info("the stage models changed since the last commit: rebuilding every derived "
                      "table from the %d stored events", events)
-            rederive_all(writer, state.config, configured, progress)
+            rederive_all(writer, state.config, configured, progress, workers)
             rebuilt = True
         else:
             committed = writer.state()
             writer.commit([], Changes(), {}, committed.watermark, models=configured)
     elif events and not _count(writer, "customer_state"):
         log.info("no processor state stored beside %d events: rebuilding it", events)
-        rederive_all(writer, state.config, configured, progress)
+        rederive_all(writer, state.config, configured, progress, workers)
         rebuilt = True
     parts = [b.column(0).to_numpy(zero_copy_only=False).astype(np.int64)
              for b in writer.scan("SELECT event_hash FROM events")]

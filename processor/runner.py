@@ -59,6 +59,7 @@ class Processor:
         poll_timeout_s: float,
         dead_letter: Callable[[Record, Exception], None],
         maintain_every: int = 100,
+        rebuild_workers: int | None = None,
     ) -> None:
         self._consumer = consumer
         self._writer = writer
@@ -68,6 +69,7 @@ class Processor:
         self._poll_timeout = poll_timeout_s
         self._dead_letter = dead_letter
         self._maintain_every = maintain_every
+        self._rebuild_workers = rebuild_workers
         self._commits = 0
         self._offsets: dict[int, int] = {}
         self._watermark: datetime | None = None
@@ -85,7 +87,8 @@ class Processor:
         # it starts catching up from.
         with self._writer.exclusive() as committed:
             _check_log_not_behind(committed.offsets, self._consumer.end_offsets())
-            restored = restore(self._state, self._writer, self._model_rows, force=rebuild)
+            restored = restore(self._state, self._writer, self._model_rows, force=rebuild,
+                               workers=self._rebuild_workers)
             self._synced = self._writer.state().version
             committed = self._writer.state()
         # A group member owns no partition before its first poll; the group's assignment seeks.

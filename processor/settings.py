@@ -39,13 +39,24 @@ class ProcessorSettings(CommonSettings):
         "(each reads the partitions the group gives it); unset = `journey-processors.<topic>`.",
     )
 
+    retry_backoff_s: float = Field(
+        default=1.0, gt=0, description="First wait before retrying a retryable failure (s)."
+    )
+    rebuild_workers: int = Field(
+        default=0, ge=0, le=64,
+        description="Worker processes deriving a rebuild (`journey rebuild`, at start, on "
+        "request, by `journey doctor`), each holding about 600 MiB; 0 = one per core, at most 4.",
+    )
+
     @property
     def group(self) -> str:
         """The consumer group to join."""
         return self.group_id or f"journey-processors.{self.topic}"
-    retry_backoff_s: float = Field(
-        default=1.0, gt=0, description="First wait before retrying a retryable failure (s)."
-    )
+
+    @property
+    def workers(self) -> int | None:
+        """The rebuild's worker processes; None: one per core (processor/rebuild.py)."""
+        return self.rebuild_workers or None
 
     @field_validator("models", mode="before")
     @classmethod

@@ -83,7 +83,8 @@ def rebuild_derived(settings: ProcessorSettings, bad: list[LakeFile],
                 con.execute(f"CREATE TABLE {LAKE}.{ident(table)} ({ddl[table]})")
 
         writer.transact(recreate)
-        events, customers, _ = rederive_all(writer, config, list(model_rows(config.models)))
+        events, customers, _ = rederive_all(writer, config, list(model_rows(config.models)),
+                                            workers=settings.workers)
         fingerprint.record(settings.data_dir, fingerprint.fingerprint(config))
     except Exception as error:
         return [not_repaired("warehouse", settings.warehouse_dir,

@@ -13,6 +13,7 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from ingest.normalize import normalize
 from journey.demo import generate
@@ -139,3 +140,13 @@ def _components(state: JourneyState) -> set[frozenset[int]]:
     for h, root in state.graph.roots():
         members.setdefault(root, set()).add(h)
     return {frozenset(m) for m in members.values()}
+
+
+def test_the_rebuild_workers_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """JOURNEY_REBUILD_WORKERS=1 keeps a rebuild in one process; unset (0) means one per core."""
+    monkeypatch.setenv("JOURNEY_REBUILD_WORKERS", "1")
+    assert ProcessorSettings(data_dir=tmp_path).workers == 1
+    monkeypatch.delenv("JOURNEY_REBUILD_WORKERS")
+    assert ProcessorSettings(data_dir=tmp_path).workers is None
+    with pytest.raises(ValidationError):
+        ProcessorSettings(data_dir=tmp_path, rebuild_workers=-1)
