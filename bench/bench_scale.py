@@ -79,6 +79,11 @@ def catch_up(data: Path, deadline_s: float = 0.0) -> dict[str, Any]:
             extended += stats.extended
             rederived += stats.rederived
             batches += 1 if stats.records else 0
+            if events // 1_000_000 > (events - stats.new_events) // 1_000_000:
+                # Per million events: whether the cost per event grows with history.
+                print(json.dumps({"events": events, "cpu_s": round(time.process_time() - cpu0, 1),
+                                  "rss_mb": round(_rss_mb()), "customers": processor.customers}),
+                      file=sys.stderr, flush=True)
             if not stats.records and all(
                     writer.state().offsets.get(p, 0) >= o for p, o in end.items()):
                 break
@@ -117,6 +122,10 @@ def load_events(data: Path) -> int:
         writer.close()
         log.close()
     return stored
+
+
+def _rss_mb() -> float:
+    return int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) / 1024
 
 
 def child(args: list[str]) -> dict[str, Any]:
