@@ -13,6 +13,10 @@ class WarehouseIOError(RetryableError):
     """A file could not be written or read; the commit did not happen (fields: path)."""
 
 
+class WarehouseMemoryError(RetryableError):
+    """DuckDB's memory limit refused the work (fields: detail); it can run again later."""
+
+
 class ManifestError(FatalError):
     """The manifest is unreadable or refers to a missing file (fields: path)."""
 

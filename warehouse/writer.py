@@ -27,7 +27,13 @@ from journey.schema import Event
 from warehouse import integrity, lakeread
 from warehouse.commitlock import CommitLock, commit_lock
 from warehouse.convert import Linked, StoredEvent, events_to_arrow, rows_to_arrow
-from warehouse.errors import CommitError, WarehouseIOError, WarehouseLockedError, WriterStateError
+from warehouse.errors import (
+    CommitError,
+    WarehouseIOError,
+    WarehouseLockedError,
+    WarehouseMemoryError,
+    WriterStateError,
+)
 from warehouse.lake import LAKE, Committed, attach_sql, connect, ident, locate, prepare_catalog
 from warehouse.maintain import create_tables, maintain
 from warehouse.reader import VIEWS_SQL, views_sql
@@ -38,6 +44,9 @@ __all__ = ["Committed", "ModelRow", "WarehouseWriter"]
 
 log = logging.getLogger("journey.warehouse")
 WRITER_MEMORY_LIMIT = "256MB"
+# Merging and rewriting files at millions of events needs more: 256 MB failed at 4.5M events
+# (it crashed the processor), 512 MB passed with a peak of 864 MiB; maintenance is rare and short.
+MAINTAIN_MEMORY_LIMIT = "1GB"
 LOCK_FILE = ".writer.lock"
 COMMIT_LOCK_WAIT_S = 10.0  # between two "still waiting" warnings
 Work = Callable[[duckdb.DuckDBPyConnection], object]
@@ -276,7 +285,15 @@ class WarehouseWriter:
         """Flush inlined rows, merge small files, expire snapshots superseded longer than the
         grace period and delete the files no snapshot needs any more (bounded work)."""
         when = datetime.fromtimestamp(self._clock() if now is None else now, UTC)
-        self._guard(lambda con: maintain(con, when, self.settings))
+
+        def work(con: duckdb.DuckDBPyConnection) -> None:
+            con.execute(f"SET memory_limit = '{MAINTAIN_MEMORY_LIMIT}'")
+            try:
+                maintain(con, when, self.settings)
+            finally:
+                con.execute(f"SET memory_limit = '{WRITER_MEMORY_LIMIT}'")
+
+        self._guard(work)
         old = self.state()
         self._state = Committed(old.offsets, old.watermark, self._snapshot_id(), old.committed_at)
 
@@ -349,6 +366,9 @@ class WarehouseWriter:
         except (duckdb.IOException, duckdb.TransactionException) as error:
             raise WarehouseIOError(f"warehouse I/O failed: {error}", path=self.location.catalog,
                                    detail=str(error)) from None
+        except duckdb.OutOfMemoryException as error:
+            raise WarehouseMemoryError(f"DuckDB's memory limit refused the work: {error}",
+                                       detail=str(error)) from None
         except duckdb.Error as error:
             raise CommitError(f"DuckDB refused the warehouse request: {error}",
                               detail=str(error)) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +15,8 @@ from warehouse_workload import T0, changes_for, make_event, make_facts
 
 from journey.facts import Changes, SessionRow
 from journey.hashing import key_hash
-from warehouse.errors import CommitError, WarehouseLockedError
+from warehouse import writer as writer_module
+from warehouse.errors import CommitError, WarehouseLockedError, WarehouseMemoryError
 from warehouse.reader import WarehouseReader, register_views
 from warehouse.settings import WarehouseSettings
 from warehouse.tables import ModelRow
@@ -184,3 +186,23 @@ def test_6_3_maintenance_bounds_files_and_catalog_under_small_commits(tmp_path: 
 def _wal(catalog: Path) -> int:
     wal = catalog.with_name(catalog.name + "-wal")
     return wal.stat().st_size if wal.exists() else 0
+
+
+def test_maintenance_beyond_the_memory_limit_is_retryable_and_restores_the_limit(
+    writer: WarehouseWriter, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Maintenance refused by DuckDB's memory limit must not stop a processor (it crashed one at
+    4.5M events): the failure is retryable, and commits go on under the writer's own limit."""
+    for i in range(3):
+        writer.commit([(make_event(i, "a"), 0, i)],
+                      changes_for(Counter({"a": i + 1}), {"a"}), {0: i + 1}, None)
+    monkeypatch.setattr(writer_module, "MAINTAIN_MEMORY_LIMIT", "8MB")
+    with pytest.raises(WarehouseMemoryError):
+        writer.maintain()
+    expected = duckdb.connect()
+    expected.execute(f"SET memory_limit = '{writer_module.WRITER_MEMORY_LIMIT}'")
+    query = "SELECT current_setting('memory_limit')"
+    assert writer._connection().execute(query).fetchall() == expected.execute(query).fetchall()
+    expected.close()
+    writer.commit([(make_event(3, "a"), 0, 3)], changes_for(Counter({"a": 4}), {"a"}), {0: 4},
+                  None)
