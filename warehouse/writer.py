@@ -400,8 +400,9 @@ def _apply(con: duckdb.DuckDBPyConnection, changes: Changes) -> None:
         del __journey_keys
     for table in changes.rows:
         _check_derived(table)
-    _insert_tables(con, {table: rows_to_arrow(table, rows)
-                         for table, rows in changes.rows.items() if rows})
+    for table, rows in changes.rows.items():
+        if rows:  # one table's Arrow rows at a time
+            _insert(con, table, rows_to_arrow(table, rows))
 
 
 def _check_derived(table: str) -> None:
