@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.common import rss_mb, tree_rss_mb  # noqa: E402
 from bench.scale_data import stream  # noqa: E402
 from journey.log.embedded import EmbeddedLog  # noqa: E402
 
@@ -82,8 +83,8 @@ def catch_up(data: Path, deadline_s: float = 0.0) -> dict[str, Any]:
             if events // 1_000_000 > (events - stats.new_events) // 1_000_000:
                 # Per million events: whether the cost per event grows with history.
                 print(json.dumps({"events": events, "cpu_s": round(time.process_time() - cpu0, 1),
-                                  "rss_mb": round(_rss_mb()), "customers": processor.customers}),
-                      file=sys.stderr, flush=True)
+                                  "rss_mb": round(rss_mb(os.getpid())),
+                                  "customers": processor.customers}), file=sys.stderr, flush=True)
             if not stats.records and all(
                     writer.state().offsets.get(p, 0) >= o for p, o in end.items()):
                 break
@@ -124,10 +125,6 @@ def load_events(data: Path) -> int:
     return stored
 
 
-def _rss_mb() -> float:
-    return int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) / 1024
-
-
 def child(args: list[str]) -> dict[str, Any]:
     """Run this script's child mode in a fresh process (its own peak RSS); its JSON answer."""
     out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
@@ -138,44 +135,22 @@ def child(args: list[str]) -> dict[str, Any]:
     return result
 
 
-def tree_rss_mb(root: int) -> float:
-    """The resident memory of a process and all its descendants (a rebuild's workers), in MiB."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            parents[int(stat.parent.name)] = int(fields[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    tree, grew = {root}, True
-    while grew:
-        more = {pid for pid, parent in parents.items() if parent in tree} - tree
-        tree |= more
-        grew = bool(more)
-    total = 0
-    for pid in tree:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-            total += int(status.split("VmRSS:")[1].split()[0])
-        except (OSError, IndexError, ValueError):
-            continue
-    return total / 1024
-
-
 def rebuild(data: Path) -> dict[str, Any]:
     """`journey rebuild` as a child process: wall time, CPU-seconds of it and its workers, and
     the peak of their summed resident memory (sampled every 0.2 s)."""
     began = time.perf_counter()
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.Popen([sys.executable, "-m", "journey", "rebuild", "--data-dir", str(data)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
-    peak = 0.0
-    while proc.poll() is None:
-        peak = max(peak, tree_rss_mb(proc.pid))
-        time.sleep(0.2)
-    out = proc.stdout.read().decode() if proc.stdout else ""
-    if proc.returncode != 0:
-        raise RuntimeError(out[-3000:])
+    # Output to a file, not a pipe nobody reads while the rebuild runs (a full pipe blocks it).
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen([sys.executable, "-m", "journey", "rebuild", "--data-dir",
+                                 str(data)], stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+        peak = 0.0
+        while proc.poll() is None:
+            peak = max(peak, tree_rss_mb(proc.pid))
+            time.sleep(0.2)
+        if proc.returncode != 0:
+            out.seek(0)
+            raise RuntimeError(out.read().decode(errors="replace")[-3000:])
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
     return {"wall_s": time.perf_counter() - began, "cpu_s": cpu, "peak_rss_mb": peak}

@@ -34,25 +34,43 @@ def free_port() -> int:
         return port
 
 
-def peak_rss_mb(pid: int) -> float:
-    """Peak resident set size (VmHWM) of a live process, in MiB; 0 when it is gone."""
+def _status_mb(pid: int, field: str) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return 0.0
 
 
-def tree_peak_rss_mb(pid: int) -> float:
-    """Peak RSS of a process plus its live descendants (each one's own peak), in MiB."""
-    total = peak_rss_mb(pid)
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident set size (VmHWM) of a live process, in MiB; 0 when it is gone."""
+    return _status_mb(pid, "VmHWM")
+
+
+def rss_mb(pid: int) -> float:
+    """Current resident set size (VmRSS) of a live process, in MiB; 0 when it is gone."""
+    return _status_mb(pid, "VmRSS")
+
+
+def _tree(pid: int) -> list[int]:
+    """A process and its live descendants."""
     try:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
-        return total
-    return total + sum(tree_peak_rss_mb(int(c)) for c in children)
+        return [pid]
+    return [pid, *(p for c in children for p in _tree(int(c)))]
+
+
+def tree_peak_rss_mb(pid: int) -> float:
+    """Peak RSS of a process plus its live descendants (each one's own peak), in MiB."""
+    return sum(peak_rss_mb(p) for p in _tree(pid))
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Current RSS of a process plus its live descendants, summed at one moment, in MiB."""
+    return sum(rss_mb(p) for p in _tree(pid))
 
 
 @contextmanager
