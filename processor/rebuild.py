@@ -27,11 +27,16 @@ from journey.facts import Changes
 from processor import fingerprint, gcpolicy
 from processor.config import core_config
 from processor.derive import CoreConfig
-from processor.memory import MemoryWarehouse
 from processor.models_table import model_rows
-from processor.rebuild_workers import Progress, cut, derive_in_workers, link, slices_in_worker
+from processor.rebuild_workers import (
+    Progress,
+    cut,
+    derive,
+    derive_in_workers,
+    link,
+    slices_in_worker,
+)
 from processor.settings import ProcessorSettings
-from processor.state import JourneyState
 from warehouse.settings import WarehouseSettings
 from warehouse.tables import ModelRow
 from warehouse.writer import WarehouseWriter
@@ -54,14 +59,12 @@ def _derived(writer: WarehouseWriter, slices: list[npt.NDArray[np.int64]], confi
     done = 0
     for hashes in slices:
         events = writer.events_by_key_hash(hashes.tolist())
-        state = JourneyState(config, MemoryWarehouse())
-        applied = state.apply(events)
-        applied.changes.drop_deletes()  # a rebuild starts from empty tables
-        counts[0] += state.customers
+        changes, customers = derive(events, config)
+        counts[0] += customers
         done += len(events)
         if progress:
             progress("deriving customers", done, total)
-        yield applied.changes
+        yield changes
 
 
 def default_workers() -> int:

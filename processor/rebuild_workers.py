@@ -26,6 +26,8 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from journey.facts import Changes
+from journey.schema import Event
 from processor import gcpolicy
 from processor.derive import CoreConfig
 from processor.memory import MemoryWarehouse
@@ -57,6 +59,14 @@ def link(chunks: Iterable[list[Linked]], config: CoreConfig, progress: Progress 
         if progress:
             progress("linking identities", done, total)
     return linker
+
+
+def derive(events: list[Event], config: CoreConfig) -> tuple[Changes, int]:
+    """A slice's rows, all new (a rebuild empties the tables first), and its customers."""
+    state = JourneyState(config, MemoryWarehouse())
+    changes = state.apply(events).changes
+    changes.drop_deletes()
+    return changes, state.customers
 
 
 def cut(linker: JourneyState, total: int, slice_events: int) -> list[npt.NDArray[np.int64]]:
@@ -107,11 +117,10 @@ def derive_slice(hashes: npt.NDArray[np.int64]) -> Derived:
         raise RuntimeError("derive_slice runs in a rebuild worker only")
     con, config = _worker
     events = lakeread.events_by_key_hash(con.cursor(), hashes.tolist())
-    state = JourneyState(config, MemoryWarehouse())
-    rows = state.apply(events).changes.rows  # every row is new: a rebuild empties the tables
-    tables = {table: rows_to_arrow(table, r) for table, r in rows.items() if r}
-    derived = Derived(tables, len(events), state.customers)
-    del events, state, rows
+    changes, customers = derive(events, config)
+    tables = {table: rows_to_arrow(table, r) for table, r in changes.rows.items() if r}
+    derived = Derived(tables, len(events), customers)
+    del events, changes
     gc.collect()
     return derived
 
