@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 import duckdb
 
+from api.advance import FullBuildNeeded, advance
 from api.errors import NotReadyError
 from api.metrics import prepared
+from warehouse.lake import LAKE
+from warehouse.reader import Snapshot as LakeSnapshot
+
+log = logging.getLogger(__name__)
 
 # The small derived tables are copied into memory: every metric joins them, and a scan of an
 # in-memory table beats re-reading Parquet per request. events/event_stages stay views (big).
@@ -66,11 +72,15 @@ RegisterViews = Callable[[duckdb.DuckDBPyConnection, Any], None]
 
 @dataclass(frozen=True, slots=True)
 class Bound:
-    """A DuckDB connection whose views show one snapshot version."""
+    """A DuckDB connection whose views show one snapshot version.
+
+    live: the store moves this connection to newer snapshots in place (api/advance.py), so a
+    request reads it in a transaction of its own and takes the version from there."""
 
     version: int
     watermark: datetime | None
     con: duckdb.DuckDBPyConnection
+    live: bool = False
 
 
 def materialise(con: duckdb.DuckDBPyConnection, names: tuple[str, ...] = MATERIALISED) -> None:
@@ -101,6 +111,7 @@ class SnapshotStore:
         refresh_interval_s: float = 1.0,
         cache_entries: int = 1024,
         background: bool = False,
+        incremental: bool = True,
     ) -> None:
         self._reader = reader
         self.clock = clock
@@ -114,6 +125,10 @@ class SnapshotStore:
         self._cache: OrderedDict[tuple[int, Hashable], Any] = OrderedDict()
         self._background = background
         self._warmers: list[Callable[[Bound], None]] = []
+        self._incremental = incremental
+        self._alias: str | None = None  # the lake attachment the live connection's views read
+        self.full_builds = 0  # snapshots served by a build from scratch ...
+        self.advances = 0  # ... and by moving the served one (api/advance.py)
 
     def on_snapshot(self, warm: Callable[[Bound], None]) -> None:
         """Run warm(bound) on every new snapshot before it is served (e.g. to fill the cache)."""
@@ -147,7 +162,7 @@ class SnapshotStore:
     def _swap(self, snap: Snapshot) -> None:
         """Build, warm and serve a new snapshot, then forget older cached results (holds lock)."""
         try:
-            bound = self._build(snap)
+            bound = self._advance(snap) or self._build(snap)
             for warm in self._warmers:
                 warm(bound)
             self._bound = bound
@@ -169,8 +184,17 @@ class SnapshotStore:
             raise NotReadyError("no warehouse snapshot yet; the processor has not committed one")
         cur = bound.con.cursor()
         try:
+            if bound.live:
+                # One snapshot for the whole request, though the store may move it meanwhile.
+                cur.execute("BEGIN TRANSACTION")
+                version, watermark = _version(cur)
+                if version != bound.version:
+                    bound = Bound(version, watermark, bound.con, live=True)
             yield bound, cur
         finally:
+            if bound.live:
+                with suppress(duckdb.Error):  # a failed statement already ended it
+                    cur.execute("ROLLBACK")
             cur.close()
 
     def cached(self, version: int, key: Hashable, compute: Callable[[], T]) -> T:
@@ -193,6 +217,26 @@ class SnapshotStore:
                 while len(self._cache) > self._cache_entries:
                     self._cache.popitem(last=False)
 
+    def _advance(self, snap: Snapshot) -> Bound | None:
+        """The served connection moved to snap, or None when it must be built whole."""
+        old = self._bound
+        if (not self._incremental or old is None or not old.live or self._alias is None
+                or not isinstance(snap, LakeSnapshot)):
+            return None
+        try:
+            done = advance(old.con, snap, self._alias)
+        except FullBuildNeeded as why:
+            log.info("snapshot %s built whole: %s", snap.version, why)
+            return None
+        except duckdb.Error as error:  # the full build reports what is really wrong, if anything
+            log.warning("snapshot %s: moving the served one failed (%s); building it whole",
+                        snap.version, error)
+            return None
+        self._alias = done.alias
+        self.advances += 1
+        version, watermark = _version(old.con.cursor())
+        return Bound(version, watermark, old.con, live=True)
+
     def _build(self, snap: Snapshot) -> Bound:
         con = duckdb.connect(":memory:")
         # GLOBAL so that every cursor (its own session) buckets days and weeks in UTC.
@@ -203,4 +247,14 @@ class SnapshotStore:
         prepared.prepare(con)
         row = con.execute("SELECT timezone('UTC', max(watermark)) FROM meta").fetchone()
         watermark = row[0].replace(tzinfo=UTC) if row and row[0] is not None else None
-        return Bound(version=snap.version, watermark=watermark, con=con)
+        self.full_builds += 1
+        live = self._register is None and isinstance(snap, LakeSnapshot)
+        self._alias = LAKE if live else None
+        return Bound(version=snap.version, watermark=watermark, con=con, live=live)
+
+
+def _version(cur: duckdb.DuckDBPyConnection) -> tuple[int, datetime | None]:
+    """(version, watermark) of the snapshot a live connection shows to cur."""
+    row = cur.execute("SELECT max(version), timezone('UTC', max(watermark)) FROM meta").fetchone()
+    assert row is not None and row[0] is not None
+    return int(row[0]), (row[1].replace(tzinfo=UTC) if row[1] is not None else None)

@@ -15,14 +15,15 @@ from api.metrics.filters import CustomerFilter, StageModel, class_where, has_win
 FUNNEL_SQL = "SELECT {columns} FROM __j_reach WHERE model = $model AND {where}"
 
 # Otherwise: customers per stage add up over classes, and the median is the middle row (or two)
-# of the stage's times in __j_dsorted (sorted by time; a scan keeps that insertion order).
+# of the stage's times in __j_dsorted, sorted here: a delta (api/advance.py) inserts the changed
+# customers' rows at the end, so the table's own order is not kept.
 COUNT_SQL = """
 SELECT pos, CAST(sum(customers) AS BIGINT) FROM __j_dcount
 WHERE model = $model AND {restrict} GROUP BY pos
 """
 MIDDLE_SQL = """
 SELECT d FROM __j_dsorted WHERE model = $model AND pos = $pos AND {restrict}
-LIMIT $n OFFSET $skip
+ORDER BY d LIMIT $n OFFSET $skip
 """
 # Unfiltered, the whole answer is one of the snapshot's pre-aggregates.
 WHOLE_SQL = "SELECT pos, customers, median FROM __j_funnel WHERE model = $model"

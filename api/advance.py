@@ -1,0 +1,276 @@
+"""Moves the API's in-memory copy of a snapshot to a newer snapshot by the customers that
+changed (SPEC 6.4: the API's work per snapshot follows the change, not the warehouse).
+
+The processor replaces a customer's derived rows whole, so a commit changes every table only
+for customers whose `customers` row it deleted or inserted. DuckLake's change feed of that one
+table (`ducklake_table_changes`) names them. In one DuckDB transaction on the served database:
+the changed customers' rows of the copied tables are replaced by the new snapshot's; per-customer
+pre-aggregates are replaced likewise; additive ones (api/metrics/prepared.py) lose the changed
+customers' old contributions and gain their new ones; the two medians are recomputed. Customers
+whose lapsed status moved with the watermark join the scope of the lapse-dependent tables.
+Requests read in transactions of their own (api/store.py), so each sees one snapshot whole.
+
+A full build is still made when the models changed, when the change feed cannot answer (the old
+snapshot expired) or when so many customers changed that rebuilding costs less.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import duckdb
+
+from api.metrics import prepared
+from api.metrics.prepared import GROUP_HASH, Sources, Table
+from warehouse.accounts import ACCOUNT_VIEWS
+from warehouse.lake import LAKE, attach_sql, ident
+from warehouse.reader import Snapshot
+from warehouse.tables import SCHEMAS
+
+log = logging.getLogger(__name__)
+
+# Beyond this share of all customers changed, a full build costs less than a delta.
+MAX_CHANGED_SHARE = 0.2
+MIN_CHANGED_LIMIT = 1000
+
+# The copied tables whose rows belong to one customer each (api/store.py MATERIALISED).
+CUSTOMER_TABLES = ("identities", "customers", "sessions", "stage_entries", "transitions",
+                   "surveys", "account_events", "identity_conflicts")
+
+_C = "(SELECT customer_id FROM __d_c)"  # the changed customers
+_S = "(SELECT customer_id FROM __d_s)"  # ... and those whose lapsed status changed
+
+
+@dataclass(frozen=True, slots=True)
+class Advanced:
+    """The outcome of one advance: the lake alias the views now read, customers changed."""
+
+    alias: str
+    changed: int
+    lapsed: int
+
+
+class FullBuildNeeded(Exception):
+    """The delta cannot be applied; build the snapshot whole (the reason is the message)."""
+
+
+def advance(con: duckdb.DuckDBPyConnection, snap: Snapshot, alias: str) -> Advanced:
+    """Move con (built over a snapshot whose views read the lake attached as `alias`) to snap.
+
+    Raises FullBuildNeeded when the delta cannot be applied; con is then unchanged."""
+    w = con.cursor()
+    try:
+        return _advance(w, snap, alias)
+    finally:
+        w.close()
+
+
+def _advance(w: duckdb.DuckDBPyConnection, snap: Snapshot, old_alias: str) -> Advanced:
+    row = w.execute("SELECT max(version), max(watermark) FROM meta").fetchone()
+    v0 = None if row is None or row[0] is None else int(row[0])
+    if v0 is None or snap.version <= v0:
+        raise FullBuildNeeded(f"no older version to advance from ({v0} -> {snap.version})")
+    alias = f"{LAKE}_v{snap.version}"
+    _detach(w, alias)
+    w.execute(attach_sql(snap.location, read_only=True, snapshot=snap.version, alias=alias))
+    try:
+        changed = _changed(w, alias, v0, snap.version)
+        w.execute("BEGIN TRANSACTION")
+        try:
+            lapsed = _apply(w, alias, snap.version)
+            w.execute("COMMIT")
+        except BaseException:
+            w.execute("ROLLBACK")
+            raise
+    except BaseException:
+        _detach(w, alias)
+        raise
+    finally:
+        w.execute("DROP TABLE IF EXISTS __d_c")
+    # Requests that started before the commit may still read the previous alias; older ones go.
+    for (name,) in w.execute(
+            "SELECT database_name FROM duckdb_databases() WHERE database_name LIKE ? "
+            "AND database_name NOT IN (?, ?)", [f"{LAKE}_v%", alias, old_alias]).fetchall():
+        _detach(w, str(name))
+    return Advanced(alias, changed, lapsed)
+
+
+def _detach(w: duckdb.DuckDBPyConnection, alias: str) -> None:
+    if w.execute("SELECT 1 FROM duckdb_databases() WHERE database_name = ?", [alias]).fetchone():
+        w.execute(f"DETACH {ident(alias)}")
+
+
+def _changed(w: duckdb.DuckDBPyConnection, alias: str, v0: int, v1: int) -> int:
+    """Fill temp table __d_c with the customers changed between v0 and v1; their count."""
+    differ = w.execute(
+        f"SELECT count(*) FROM ((FROM models EXCEPT ALL FROM {ident(alias)}.models) UNION ALL "
+        f"(FROM {ident(alias)}.models EXCEPT ALL FROM models))").fetchone()
+    if differ is None or differ[0]:
+        raise FullBuildNeeded("the stage models changed")
+    w.execute("DROP TABLE IF EXISTS __d_c")
+    try:
+        w.execute(
+            "CREATE TEMP TABLE __d_c AS SELECT DISTINCT customer_id FROM "
+            f"ducklake_table_changes('{alias}', 'main', 'customers', {v0 + 1}, {v1})")
+    except duckdb.Error as error:  # e.g. the old snapshot was expired by maintenance
+        raise FullBuildNeeded(f"no change feed from {v0} to {v1}: {error}") from None
+    row = w.execute("SELECT (SELECT count(*) FROM __d_c), (SELECT count(*) FROM customers)"
+                    ).fetchone()
+    changed, total = (int(row[0]), int(row[1])) if row else (0, 0)
+    if changed > max(MIN_CHANGED_LIMIT, MAX_CHANGED_SHARE * total):
+        raise FullBuildNeeded(f"{changed} of {total} customers changed")
+    return changed
+
+
+def _tables(w: duckdb.DuckDBPyConnection, database: str = "memory") -> set[str]:
+    return {str(r[0]) for r in w.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [database]).fetchall()}
+
+
+def _apply(w: duckdb.DuckDBPyConnection, alias: str, version: int) -> int:
+    """Inside the write transaction: every change from the served snapshot to `version`;
+    the number of unchanged customers whose lapsed status changed."""
+    stages = prepared.stage_count(w)
+    lake = ident(alias)
+    w.execute(f"CREATE TEMP TABLE __o_meta AS FROM meta; DELETE FROM meta; "
+              f"INSERT INTO meta SELECT CAST({int(version)} AS BIGINT), m.committed_at, "
+              f"m.watermark FROM (SELECT 1) AS one LEFT JOIN {lake}.journey_meta AS m ON true")
+    # Customers not changed whose lapsed status moved with the watermark (per model).
+    w.execute(f"""
+CREATE TEMP TABLE __d_l AS SELECT DISTINCT r.customer_id
+FROM __j_reach r JOIN {prepared._LAPSE} m USING (model)
+WHERE coalesce(epoch((SELECT max(watermark) FROM __o_meta)) - epoch(r.last_seen)
+               > m.lapse_after_s, FALSE)
+   <> coalesce(epoch((SELECT max(watermark) FROM meta)) - epoch(r.last_seen)
+               > m.lapse_after_s, FALSE)
+  AND r.customer_id NOT IN {_C};
+CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT customer_id FROM __d_l;
+""")
+    row = w.execute("SELECT count(*) FROM __d_l").fetchone()
+    lapsed = int(row[0]) if row else 0
+
+    # The old side, copied before anything changes: the changed customers' rows (narrow) and,
+    # for the lapse-dependent tables, also the re-lapsed ones' (wide).
+    for name, source, scope in (
+        ("__o_cust", "__j_cust", _C), ("__o_se", "stage_entries", _C),
+        ("__o_sess", "sessions", _C), ("__o_tr", "transitions", _C),
+        ("__o_dsorted", "__j_dsorted", _C), ("__o_es", "event_stages", _C),
+        ("__o_reach", "__j_reach", _S), ("__o_stop", "__j_stop", _S),
+    ):
+        w.execute(f"CREATE TEMP TABLE {name} AS FROM {source} WHERE customer_id IN {scope}")
+    old = Sources(customers="__o_none", stage_entries="__o_se", event_stages="__o_es",
+                  sessions="__o_sess", transitions="__o_tr", surveys="__o_none",
+                  meta="__o_meta", cust="__o_cust", reach="__o_reach", dsorted="__o_dsorted",
+                  stop="__o_stop")
+    additive = [t for t in prepared.TABLES if t.additive]
+    for t in additive:
+        w.execute(f"CREATE TEMP TABLE __m{t.name} AS {t.select(old, stages)}")
+
+    _replace_rows(w, alias)
+
+    # The new side: scoped views over the updated tables, the new event_stages read once.
+    w.execute(f"CREATE TEMP TABLE __n_es AS FROM {lake}.event_stages WHERE customer_id IN {_S}")
+    for name, source, scope in (
+        ("__n_customers", "customers", _C), ("__n_se", "stage_entries", _S),
+        ("__n_sess", "sessions", _C), ("__n_tr", "transitions", _C),
+        ("__n_surveys", "surveys", _C), ("__n_esc", "__n_es", _C),
+        ("__n_cust", "__j_cust", _C), ("__n_reach", "__j_reach", _C),
+        ("__n_reachs", "__j_reach", _S), ("__n_dsorted", "__j_dsorted", _C),
+        ("__n_stop", "__j_stop", _S),
+    ):
+        w.execute(f"CREATE TEMP VIEW {name} AS FROM {source} WHERE customer_id IN {scope}")
+    narrow = Sources(customers="__n_customers", stage_entries="__n_se", event_stages="__n_esc",
+                     sessions="__n_sess", transitions="__n_tr", surveys="__n_surveys",
+                     cust="__n_cust", reach="__n_reach", dsorted="__n_dsorted", stop="__n_stop")
+    wide = Sources(customers="__n_customers", stage_entries="__n_se", event_stages="__n_es",
+                   sessions="__n_sess", transitions="__n_tr", surveys="__n_surveys",
+                   cust="__n_cust", reach="__n_reachs", dsorted="__n_dsorted", stop="__n_stop")
+    _add_classes(w)
+    for t in prepared.TABLES:
+        src = wide if t.lapse else narrow
+        if t.per_customer:
+            w.execute(f"DELETE FROM {t.name} WHERE customer_id IN {_S if t.lapse else _C}; "
+                      f"INSERT INTO {t.name} BY NAME {t.select(src, stages)}")
+        elif t.additive:
+            _merge(w, t, f"({t.select(src, stages)})", f"__m{t.name}")
+        else:
+            w.execute(f"DELETE FROM {t.name}; "
+                      f"INSERT INTO {t.name} BY NAME {t.select(prepared.WHOLE, stages)}")
+    # A class no customer is in any more is gone, as a full build would not make it.
+    w.execute("DELETE FROM __j_class WHERE k NOT IN (SELECT DISTINCT k FROM __j_cust); "
+              "DELETE FROM __j_ktraits WHERE k NOT IN (SELECT k FROM __j_class)")
+    for view in ("__n_customers", "__n_se", "__n_sess", "__n_tr", "__n_surveys", "__n_esc",
+                 "__n_cust", "__n_reach", "__n_reachs", "__n_dsorted", "__n_stop"):
+        w.execute(f"DROP VIEW {view}")
+    for name in ("__o_meta", "__d_l", "__d_s", "__o_cust", "__o_se", "__o_sess", "__o_tr",
+                 "__o_dsorted", "__o_es", "__o_reach", "__o_stop", "__n_es",
+                 *(f"__m{t.name}" for t in additive)):
+        w.execute(f"DROP TABLE {name}")
+    return lapsed
+
+
+def _replace_rows(w: duckdb.DuckDBPyConnection, alias: str) -> None:
+    """The copied tables take the new snapshot's rows of the changed customers; the views of
+    the big tables read the new snapshot; the account tables are recomputed."""
+    here, there, lake = _tables(w), _tables(w, alias), ident(alias)
+    accounts = _count(w, "account_events") if "account_events" in here else 0
+    for table in CUSTOMER_TABLES:
+        if table not in here:
+            continue
+        w.execute(f"DELETE FROM {ident(table)} WHERE customer_id IN {_C}")
+        if table in there:
+            w.execute(f"INSERT INTO {ident(table)} BY NAME FROM {lake}.{ident(table)} "
+                      f"WHERE customer_id IN {_C}")
+    for table in SCHEMAS:
+        if table not in here and table in there:
+            w.execute(f"CREATE OR REPLACE VIEW {ident(table)} AS FROM {lake}.{ident(table)}")
+    if accounts or ("account_events" in here and _count(w, "account_events")):
+        for name, sql in ACCOUNT_VIEWS.items():  # in order: members, then accounts
+            if name in here:
+                w.execute(f"DELETE FROM {ident(name)}; INSERT INTO {ident(name)} BY NAME {sql}")
+
+
+def _count(w: duckdb.DuckDBPyConnection, table: str) -> int:
+    row = w.execute(f"SELECT count(*) FROM {ident(table)}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _add_classes(w: duckdb.DuckDBPyConnection) -> None:
+    """New (first_channel, traits) classes of the changed customers, numbered after the rest."""
+    row = w.execute("SELECT coalesce(max(k), 0) FROM __j_class").fetchone()
+    top = int(row[0]) if row else 0
+    w.execute(f"""
+INSERT INTO __j_class
+SELECT CAST({top} + row_number() OVER (ORDER BY first_channel, traits) AS INTEGER),
+       first_channel, traits
+FROM (SELECT DISTINCT first_channel, traits FROM __n_customers) n
+WHERE NOT EXISTS (SELECT 1 FROM __j_class cl WHERE cl.first_channel IS NOT DISTINCT FROM
+                  n.first_channel AND cl.traits IS NOT DISTINCT FROM n.traits);
+INSERT INTO __j_ktraits {prepared.ktraits(f"(FROM __j_class WHERE k > {top})")}""")
+
+
+def _merge(w: duckdb.DuckDBPyConnection, t: Table, plus: str, minus: str) -> None:
+    """t += plus - minus, group by group; a group left with nothing is removed."""
+    dims = ", ".join(ident(d) for d in t.dims)
+    held = ", ".join(f"a.{ident(c)}" for c in (*t.dims, *t.measures))
+    measures = ", ".join(ident(m) for m in t.measures)
+    negated = ", ".join(f"-{ident(m)} AS {ident(m)}" for m in t.measures)
+    # Float credit sums come back to 0 only approximately; every real credit is far above 1e-9.
+    sums = ", ".join(
+        f"CASE WHEN abs(sum({ident(m)})) < 1e-9 THEN 0.0 ELSE sum({ident(m)}) END AS {ident(m)}"
+        if m.startswith("cr_") else f"sum({ident(m)}) AS {ident(m)}" for m in t.measures)
+    g = GROUP_HASH
+    w.execute(f"""
+CREATE TEMP TABLE __d_plus AS {plus};
+CREATE TEMP TABLE __d_g AS SELECT DISTINCT {t.group_hash} AS {g} FROM (
+    SELECT {dims} FROM __d_plus UNION ALL SELECT {dims} FROM {minus});
+CREATE TEMP TABLE __d_merged AS SELECT {dims}, {sums}, {t.group_hash} AS {g} FROM (
+    SELECT {held} FROM {t.name} a WHERE a.{g} IN (SELECT {g} FROM __d_g)
+    UNION ALL SELECT {dims}, {measures} FROM __d_plus
+    UNION ALL SELECT {dims}, {negated} FROM {minus}
+) GROUP BY {dims};
+DELETE FROM {t.name} WHERE {g} IN (SELECT {g} FROM __d_g);
+INSERT INTO {t.name} BY NAME FROM __d_merged WHERE {ident(t.keep)} <> 0;
+DROP TABLE __d_plus; DROP TABLE __d_g; DROP TABLE __d_merged;
+""")
