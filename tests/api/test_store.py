@@ -112,6 +112,42 @@ def test_6_3_store_reads_the_warehouse_and_follows_new_versions(
         assert cur.execute("SELECT count(*) FROM customers").fetchone() == (3,)
 
 
+def test_6_4_a_request_reads_one_snapshot_while_the_store_moves_to_the_next(
+    writer: WarehouseWriter,
+) -> None:
+    store = SnapshotStore(WarehouseReader(writer.root), FakeClock(), refresh_interval_s=0)
+    commit(writer, [facts("a", 3, 2.0), facts("b", 2, 1.0)], T0 + timedelta(days=1))
+    counts = ("SELECT (SELECT count(*) FROM customers), (SELECT sum(customers) FROM __j_csize), "
+              "(SELECT count(*) FROM event_stages), (SELECT sum(n) FROM __j_touch)")
+    with store.cursor() as (old, cur):
+        commit(writer, [facts("a", 3, 2.0), facts("b", 2, 1.0), facts("c", 1, 1.0)],
+               T0 + timedelta(days=2))
+        new = store.refresh(force=True)
+        assert new is not None and new.version > old.version
+        assert new.con is old.con and (store.full_builds, store.advances) == (1, 1)
+        # The request that began before the move still reads its own snapshot, whole.
+        assert cur.execute(counts).fetchone() == (2, 2, 5, 5)
+        assert cur.execute("SELECT max(version) FROM meta").fetchone() == (old.version,)
+    with store.cursor() as (bound, cur):
+        assert bound.version == new.version and bound.watermark == T0 + timedelta(days=2)
+        assert cur.execute(counts).fetchone() == (3, 3, 6, 6)
+        stages = funnel(cur, load_model(cur, "default"), CustomerFilter())["stages"]
+        assert [s["customers"] for s in stages[:3]] == [3, 2, 1]
+
+
+def test_6_4_a_changed_model_is_served_from_a_full_build(writer: WarehouseWriter) -> None:
+    store = SnapshotStore(WarehouseReader(writer.root), FakeClock(), refresh_interval_s=0)
+    commit(writer, [facts("a", 3, 2.0)], T0 + timedelta(days=1))
+    assert store.refresh(force=True) is not None
+    longer = [ModelRow(m.model, m.stage, m.stage_index, m.conversion_stage, 7 * 86400.0)
+              for m in MODEL]
+    writer.replace_derived([Changes()], longer, T0 + timedelta(days=1))
+    with store.cursor() as (_, cur):
+        lapse = cur.execute("SELECT DISTINCT lapse_after_s FROM models").fetchall()
+        assert lapse == [(7 * 86400.0,)]
+    assert (store.full_builds, store.advances) == (2, 0)
+
+
 def test_6_2_api_over_the_real_warehouse(writer: WarehouseWriter) -> None:
     commit(writer, [facts("a", 3, 2.0), facts("b", 2, 1.0)], T0 + timedelta(days=1))
     store = SnapshotStore(WarehouseReader(writer.root), FakeClock())
