@@ -25,7 +25,7 @@ from processor.sessions import micros
 from processor.state import JourneyState
 from warehouse import erasure_record
 from warehouse.erase import erasures
-from warehouse.errors import DataFileError
+from warehouse.errors import DataFileError, WarehouseMemoryError
 from warehouse.tables import ModelRow
 from warehouse.writer import WarehouseWriter
 
@@ -52,6 +52,7 @@ SELECT key_type, key_value, previous_id FROM events
 WHERE type = 'alias' AND previous_id IS NOT NULL
 """
 StoredCustomer = tuple[str, list[tuple[str, str]], int, bytes]
+RESTORE_SLICE_CUSTOMERS = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,9 @@ def restore(state: JourneyState, writer: WarehouseWriter, models: Sequence[Model
     """
     try:
         return _restore(state, writer, models, force, progress, workers)
+    except duckdb.OutOfMemoryException as error:
+        raise WarehouseMemoryError(f"restoring the state ran out of DuckDB's memory limit: "
+                                   f"{error}", detail=str(error)) from None
     except duckdb.Error as error:
         raise DataFileError(f"a warehouse file could not be read at start: {error}",
                             path=str(writer.location.data_path)) from None
@@ -146,8 +150,13 @@ def _restore(state: JourneyState, writer: WarehouseWriter, models: Sequence[Mode
     # from the log starts with the copy's records only).
     erased = erasure_record.union(erasures(writer), erasure_record.read(writer.settings.data_dir))
     state.erased = {h: micros(at) for h, at in erased.items()}
-    for _, keys, component, blob in stored_customers(writer, customers_sql()):
-        state.restore_customer(keys, component, blob)
+    # In slices by customer: one query's join and list aggregate over every customer needed
+    # more than the writer's 256 MB DuckDB limit at 10M events (1.4M customers).
+    slices = max(1, -(-_count(writer, "customer_state") // RESTORE_SLICE_CUSTOMERS))
+    for i in range(slices):
+        where = f"hash(customer_id) % {slices} = {i}" if slices > 1 else ""
+        for _, keys, component, blob in stored_customers(writer, customers_sql(where)):
+            state.restore_customer(keys, component, blob)
     for primary, previous_id in stored_aliases(writer, ALIASES):
         state.restore_alias(primary, previous_id)
     return Restored(events=events, customers=state.customers, rebuilt=rebuilt)

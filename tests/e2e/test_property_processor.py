@@ -12,6 +12,8 @@ row-level deletes and inserts, and the restart from the stored customer_state.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from journey.facts import Changes
 from journey.log.base import Record
 from journey.log.embedded import EmbeddedLog
 from journey.schema import Event
+from processor import restore
 from processor.config import core_config
 from processor.derive import CoreConfig, derive
 from processor.models_table import model_rows
@@ -186,6 +189,16 @@ def _offsets_point_at_their_records(data: Path) -> None:
                 assert Event.from_json(records[(partition, offset)].value) == event
 
 
+@contextmanager
+def _restore_slices(customers: int) -> Iterator[None]:
+    default = restore.RESTORE_SLICE_CUSTOMERS
+    restore.RESTORE_SLICE_CUSTOMERS = customers
+    try:
+        yield
+    finally:
+        restore.RESTORE_SLICE_CUSTOMERS = default
+
+
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raws=st.lists(raw_message, min_size=6, max_size=30), data=st.data())
 def test_7_processor_tables_equal_one_batch_commit_whatever_order_batching_and_restarts(
@@ -197,7 +210,9 @@ def test_7_processor_tables_equal_one_batch_commit_whatever_order_batching_and_r
     arrivals += data.draw(st.lists(st.sampled_from(events), max_size=4), label="retries")
     cuts = sorted(data.draw(st.sets(st.integers(1, len(arrivals)), max_size=6), label="cuts"))
     chunks = [arrivals[a:b] for a, b in zip([0, *cuts], [*cuts, len(arrivals)], strict=True)]
-    with tempfile.TemporaryDirectory() as tmp:
+    # A restart restores its customers in slices of this many (the default is one slice here).
+    sliced = data.draw(st.sampled_from([1, 3, restore.RESTORE_SLICE_CUSTOMERS]), label="slice")
+    with tempfile.TemporaryDirectory() as tmp, _restore_slices(sliced):
         live, ref = Path(tmp) / "live", Path(tmp) / "ref"
         producer = EmbeddedLog(live / "log", PARTITIONS)
         dead: list[Record] = []
