@@ -162,7 +162,7 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
     old = Sources(customers="__o_none", stage_entries="__o_se", event_stages="__o_es",
                   sessions="__o_sess", transitions="__o_tr", surveys="__o_none",
                   meta="__o_meta", cust="__o_cust", reach="__o_reach", dsorted="__o_dsorted",
-                  stop="__o_stop")
+                  last="__o_none", stop="__o_stop")
     additive = [t for t in prepared.TABLES if t.additive]
     for t in additive:
         w.execute(f"CREATE TEMP TABLE __m{t.name} AS {t.select(old, stages)}")
@@ -170,22 +170,24 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
     _replace_rows(w, alias)
 
     # The new side: scoped views over the updated tables, the new event_stages read once.
-    w.execute(f"CREATE TEMP TABLE __n_es AS FROM {lake}.event_stages WHERE customer_id IN {_S}")
+    w.execute(f"CREATE TEMP TABLE __n_es AS FROM {lake}.event_stages WHERE customer_id IN {_C}")
     for name, source, scope in (
         ("__n_customers", "customers", _C), ("__n_se", "stage_entries", _S),
         ("__n_sess", "sessions", _C), ("__n_tr", "transitions", _C),
-        ("__n_surveys", "surveys", _C), ("__n_esc", "__n_es", _C),
-        ("__n_cust", "__j_cust", _C), ("__n_reach", "__j_reach", _C),
-        ("__n_reachs", "__j_reach", _S), ("__n_dsorted", "__j_dsorted", _C),
+        ("__n_surveys", "surveys", _C), ("__n_cust", "__j_cust", _C),
+        ("__n_reach", "__j_reach", _C), ("__n_reachs", "__j_reach", _S),
+        ("__n_dsorted", "__j_dsorted", _C), ("__n_last", "__j_last", _S),
         ("__n_stop", "__j_stop", _S),
     ):
         w.execute(f"CREATE TEMP VIEW {name} AS FROM {source} WHERE customer_id IN {scope}")
-    narrow = Sources(customers="__n_customers", stage_entries="__n_se", event_stages="__n_esc",
+    narrow = Sources(customers="__n_customers", stage_entries="__n_se", event_stages="__n_es",
                      sessions="__n_sess", transitions="__n_tr", surveys="__n_surveys",
-                     cust="__n_cust", reach="__n_reach", dsorted="__n_dsorted", stop="__n_stop")
-    wide = Sources(customers="__n_customers", stage_entries="__n_se", event_stages="__n_es",
+                     cust="__n_cust", reach="__n_reach", dsorted="__n_dsorted", last="__n_last",
+                     stop="__n_stop")
+    wide = Sources(customers="__n_customers", stage_entries="__n_se", event_stages="__o_none",
                    sessions="__n_sess", transitions="__n_tr", surveys="__n_surveys",
-                   cust="__n_cust", reach="__n_reachs", dsorted="__n_dsorted", stop="__n_stop")
+                   cust="__n_cust", reach="__n_reachs", dsorted="__n_dsorted", last="__n_last",
+                   stop="__n_stop")
     _add_classes(w)
     for t in prepared.TABLES:
         src = wide if t.lapse else narrow
@@ -200,8 +202,8 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
     # A class no customer is in any more is gone, as a full build would not make it.
     w.execute("DELETE FROM __j_class WHERE k NOT IN (SELECT DISTINCT k FROM __j_cust); "
               "DELETE FROM __j_ktraits WHERE k NOT IN (SELECT k FROM __j_class)")
-    for view in ("__n_customers", "__n_se", "__n_sess", "__n_tr", "__n_surveys", "__n_esc",
-                 "__n_cust", "__n_reach", "__n_reachs", "__n_dsorted", "__n_stop"):
+    for view in ("__n_customers", "__n_se", "__n_sess", "__n_tr", "__n_surveys", "__n_cust",
+                 "__n_reach", "__n_reachs", "__n_dsorted", "__n_last", "__n_stop"):
         w.execute(f"DROP VIEW {view}")
     for name in ("__o_meta", "__d_l", "__d_s", "__o_cust", "__o_se", "__o_sess", "__o_tr",
                  "__o_dsorted", "__o_es", "__o_reach", "__o_stop", "__n_es",

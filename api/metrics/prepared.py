@@ -44,6 +44,7 @@ class Sources:
     cust: str = "__j_cust"
     reach: str = "__j_reach"
     dsorted: str = "__j_dsorted"
+    last: str = "__j_last"
     stop: str = "__j_stop"
 
     @property
@@ -162,9 +163,18 @@ def _funnel(s: Sources, stages: int) -> str:
             "GROUP BY ALL")
 
 
+# Every (model, customer)'s last event (by time, then event_id): kept for all customers, so a
+# customer that lapses as the watermark moves joins the drop-off without reading its events.
+def _last(s: Sources, stages: int) -> str:
+    return f"""
+SELECT es.model, es.customer_id,
+       arg_max(es.event, (es.timestamp, es.event_id)) AS event,
+       arg_max(es.channel, (es.timestamp, es.event_id)) AS channel
+FROM {s.event_stages} es GROUP BY ALL"""
+
+
 # SPEC 5.1 drop-off: one row per lapsed (model, customer) with its current stage's position,
-# the days from entering that stage to its last event, and that last event (by time, then
-# event_id).
+# the days from entering that stage to its last event, and that last event.
 def _stop(s: Sources, stages: int) -> str:
     return f"""
 WITH lapsed AS (
@@ -181,12 +191,8 @@ entered AS (
     GROUP BY ALL
 ),
 last AS (
-    SELECT es.model, es.customer_id,
-           arg_max(es.event, (es.timestamp, es.event_id)) AS event,
-           arg_max(es.channel, (es.timestamp, es.event_id)) AS channel
-    FROM {s.event_stages} es SEMI JOIN lapsed l
-        ON l.model = es.model AND l.customer_id = es.customer_id
-    GROUP BY ALL
+    SELECT x.model, x.customer_id, x.event, x.channel
+    FROM {s.last} x SEMI JOIN lapsed l ON l.model = x.model AND l.customer_id = x.customer_id
 )
 SELECT l.model, l.customer_id, l.k, l.first_seen, l.first_channel, l.pos,
        date_diff('microsecond', e.entered_at, l.last_seen) / 86400e6 AS days,
@@ -386,6 +392,7 @@ TABLES: tuple[Table, ...] = (
     Table("__j_dcount", _dcount, dims=("model", "k", "pos"), measures=("customers",),
           keep="customers"),
     Table("__j_funnel", _funnel),
+    Table("__j_last", _last, per_customer=True),
     Table("__j_stop", _stop, per_customer=True, lapse=True),
     Table("__j_stopall", _stopall),
     Table("__j_stoptouch", _stoptouch, dims=("model", "pos", "event", "channel"),
