@@ -74,13 +74,18 @@ RegisterViews = Callable[[duckdb.DuckDBPyConnection, Any], None]
 class Bound:
     """A DuckDB connection whose views show one snapshot version.
 
-    live: the store moves this connection to newer snapshots in place (api/advance.py), so a
-    request reads it in a transaction of its own and takes the version from there."""
+    alias: the lake attachment its views read, when the store moves this connection to newer
+    snapshots in place (api/advance.py); a request then reads it in a transaction of its own
+    and takes the version from there."""
 
     version: int
     watermark: datetime | None
     con: duckdb.DuckDBPyConnection
-    live: bool = False
+    alias: str | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.alias is not None
 
 
 def materialise(con: duckdb.DuckDBPyConnection, names: tuple[str, ...] = MATERIALISED) -> None:
@@ -126,7 +131,6 @@ class SnapshotStore:
         self._background = background
         self._warmers: list[Callable[[Bound], None]] = []
         self._incremental = incremental
-        self._alias: str | None = None  # the lake attachment the live connection's views read
         self.full_builds = 0  # snapshots served by a build from scratch ...
         self.advances = 0  # ... and by moving the served one (api/advance.py)
 
@@ -162,7 +166,11 @@ class SnapshotStore:
     def _swap(self, snap: Snapshot) -> None:
         """Build, warm and serve a new snapshot, then forget older cached results (holds lock)."""
         try:
-            bound = self._advance(snap) or self._build(snap)
+            bound = self._advance(snap)
+            if bound is not None:
+                self._bound = bound  # requests see it since its commit: serve it before warming
+            else:
+                bound = self._build(snap)
             for warm in self._warmers:
                 warm(bound)
             self._bound = bound
@@ -189,7 +197,7 @@ class SnapshotStore:
                 cur.execute("BEGIN TRANSACTION")
                 version, watermark = _version(cur)
                 if version != bound.version:
-                    bound = Bound(version, watermark, bound.con, live=True)
+                    bound = Bound(version, watermark, bound.con, bound.alias)
             yield bound, cur
         finally:
             if bound.live:
@@ -220,11 +228,11 @@ class SnapshotStore:
     def _advance(self, snap: Snapshot) -> Bound | None:
         """The served connection moved to snap, or None when it must be built whole."""
         old = self._bound
-        if (not self._incremental or old is None or not old.live or self._alias is None
+        if (not self._incremental or old is None or old.alias is None
                 or not isinstance(snap, LakeSnapshot)):
             return None
         try:
-            done = advance(old.con, snap, self._alias)
+            done = advance(old.con, snap, old.alias)
         except FullBuildNeeded as why:
             log.info("snapshot %s built whole: %s", snap.version, why)
             return None
@@ -232,10 +240,13 @@ class SnapshotStore:
             log.warning("snapshot %s: moving the served one failed (%s); building it whole",
                         snap.version, error)
             return None
-        self._alias = done.alias
         self.advances += 1
-        version, watermark = _version(old.con.cursor())
-        return Bound(version, watermark, old.con, live=True)
+        cur = old.con.cursor()
+        try:
+            version, watermark = _version(cur)
+        finally:
+            cur.close()
+        return Bound(version, watermark, old.con, done.alias)
 
     def _build(self, snap: Snapshot) -> Bound:
         con = duckdb.connect(":memory:")
@@ -249,8 +260,8 @@ class SnapshotStore:
         watermark = row[0].replace(tzinfo=UTC) if row and row[0] is not None else None
         self.full_builds += 1
         live = self._register is None and isinstance(snap, LakeSnapshot)
-        self._alias = LAKE if live else None
-        return Bound(version=snap.version, watermark=watermark, con=con, live=live)
+        return Bound(version=snap.version, watermark=watermark, con=con,
+                     alias=LAKE if live else None)
 
 
 def _version(cur: duckdb.DuckDBPyConnection) -> tuple[int, datetime | None]:
