@@ -17,7 +17,7 @@ snapshot expired) or when so many customers changed that rebuilding costs less.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 
@@ -25,7 +25,7 @@ from api.metrics import prepared
 from api.metrics.prepared import GROUP_HASH, Sources, Table
 from warehouse.accounts import ACCOUNT_VIEWS
 from warehouse.lake import LAKE, attach_sql, ident
-from warehouse.reader import Snapshot
+from warehouse.reader import Snapshot, meta_select
 from warehouse.tables import SCHEMAS
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,19 @@ CUSTOMER_TABLES = ("identities", "customers", "sessions", "stage_entries", "tran
 
 _C = "(SELECT customer_id FROM __d_c)"  # the changed customers
 _S = "(SELECT customer_id FROM __d_s)"  # ... and those whose lapsed status changed
+
+# (scratch name, source, scope): the old side's copies, then the new side's views.
+_OLD = (
+    ("__o_cust", "__j_cust", _C), ("__o_se", "stage_entries", _C), ("__o_sess", "sessions", _C),
+    ("__o_tr", "transitions", _C), ("__o_dsorted", "__j_dsorted", _C),
+    ("__o_es", "event_stages", _C), ("__o_reach", "__j_reach", _S), ("__o_stop", "__j_stop", _S),
+)
+_NEW = (
+    ("__n_customers", "customers", _C), ("__n_se", "stage_entries", _S),
+    ("__n_sess", "sessions", _C), ("__n_tr", "transitions", _C), ("__n_surveys", "surveys", _C),
+    ("__n_cust", "__j_cust", _C), ("__n_reach", "__j_reach", _C), ("__n_reachs", "__j_reach", _S),
+    ("__n_dsorted", "__j_dsorted", _C), ("__n_last", "__j_last", _S), ("__n_stop", "__j_stop", _S),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +80,7 @@ def advance(con: duckdb.DuckDBPyConnection, snap: Snapshot, alias: str) -> Advan
 
 
 def _advance(w: duckdb.DuckDBPyConnection, snap: Snapshot, old_alias: str) -> Advanced:
-    row = w.execute("SELECT max(version), max(watermark) FROM meta").fetchone()
+    row = w.execute("SELECT max(version) FROM meta").fetchone()
     v0 = None if row is None or row[0] is None else int(row[0])
     if v0 is None or snap.version <= v0:
         raise FullBuildNeeded(f"no older version to advance from ({v0} -> {snap.version})")
@@ -134,17 +147,13 @@ def _apply(w: duckdb.DuckDBPyConnection, alias: str, version: int) -> int:
     stages = prepared.stage_count(w)
     lake = ident(alias)
     w.execute(f"CREATE TEMP TABLE __o_meta AS FROM meta; DELETE FROM meta; "
-              f"INSERT INTO meta SELECT CAST({int(version)} AS BIGINT), m.committed_at, "
-              f"m.watermark FROM (SELECT 1) AS one LEFT JOIN {lake}.journey_meta AS m ON true")
+              f"INSERT INTO meta {meta_select(f'CAST({int(version)} AS BIGINT)', lake)}")
     # Customers not changed whose lapsed status moved with the watermark (per model).
+    before = prepared.lapsed(Sources(meta="__o_meta"))
     w.execute(f"""
 CREATE TEMP TABLE __d_l AS SELECT DISTINCT r.customer_id
-FROM __j_reach r JOIN {prepared._LAPSE} m USING (model)
-WHERE coalesce(epoch((SELECT max(watermark) FROM __o_meta)) - epoch(r.last_seen)
-               > m.lapse_after_s, FALSE)
-   <> coalesce(epoch((SELECT max(watermark) FROM meta)) - epoch(r.last_seen)
-               > m.lapse_after_s, FALSE)
-  AND r.customer_id NOT IN {_C};
+FROM __j_reach r JOIN {prepared.LAPSE} m USING (model)
+WHERE {before} <> {prepared.lapsed(prepared.WHOLE)} AND r.customer_id NOT IN {_C};
 CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT customer_id FROM __d_l;
 """)
     row = w.execute("SELECT count(*) FROM __d_l").fetchone()
@@ -152,42 +161,32 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
 
     # The old side, copied before anything changes: the changed customers' rows (narrow) and,
     # for the lapse-dependent tables, also the re-lapsed ones' (wide).
-    for name, source, scope in (
-        ("__o_cust", "__j_cust", _C), ("__o_se", "stage_entries", _C),
-        ("__o_sess", "sessions", _C), ("__o_tr", "transitions", _C),
-        ("__o_dsorted", "__j_dsorted", _C), ("__o_es", "event_stages", _C),
-        ("__o_reach", "__j_reach", _S), ("__o_stop", "__j_stop", _S),
-    ):
+    scratch = ["__o_meta", "__d_l", "__d_s"]
+    for name, source, scope in _OLD:
         w.execute(f"CREATE TEMP TABLE {name} AS FROM {source} WHERE customer_id IN {scope}")
+        scratch.append(name)
     old = Sources(customers="__o_none", stage_entries="__o_se", event_stages="__o_es",
                   sessions="__o_sess", transitions="__o_tr", surveys="__o_none",
                   meta="__o_meta", cust="__o_cust", reach="__o_reach", dsorted="__o_dsorted",
                   last="__o_none", stop="__o_stop")
-    additive = [t for t in prepared.TABLES if t.additive]
-    for t in additive:
-        w.execute(f"CREATE TEMP TABLE __m{t.name} AS {t.select(old, stages)}")
+    for t in prepared.TABLES:
+        if t.additive:
+            w.execute(f"CREATE TEMP TABLE __m{t.name} AS {t.select(old, stages)}")
+            scratch.append(f"__m{t.name}")
 
     _replace_rows(w, alias)
 
     # The new side: scoped views over the updated tables, the new event_stages read once.
     w.execute(f"CREATE TEMP TABLE __n_es AS FROM {lake}.event_stages WHERE customer_id IN {_C}")
-    for name, source, scope in (
-        ("__n_customers", "customers", _C), ("__n_se", "stage_entries", _S),
-        ("__n_sess", "sessions", _C), ("__n_tr", "transitions", _C),
-        ("__n_surveys", "surveys", _C), ("__n_cust", "__j_cust", _C),
-        ("__n_reach", "__j_reach", _C), ("__n_reachs", "__j_reach", _S),
-        ("__n_dsorted", "__j_dsorted", _C), ("__n_last", "__j_last", _S),
-        ("__n_stop", "__j_stop", _S),
-    ):
+    scratch.append("__n_es")
+    for name, source, scope in _NEW:
         w.execute(f"CREATE TEMP VIEW {name} AS FROM {source} WHERE customer_id IN {scope}")
+    # stage_entries is wide in both: the narrow tables join it with the changed customers only.
     narrow = Sources(customers="__n_customers", stage_entries="__n_se", event_stages="__n_es",
                      sessions="__n_sess", transitions="__n_tr", surveys="__n_surveys",
                      cust="__n_cust", reach="__n_reach", dsorted="__n_dsorted", last="__n_last",
                      stop="__n_stop")
-    wide = Sources(customers="__n_customers", stage_entries="__n_se", event_stages="__o_none",
-                   sessions="__n_sess", transitions="__n_tr", surveys="__n_surveys",
-                   cust="__n_cust", reach="__n_reachs", dsorted="__n_dsorted", last="__n_last",
-                   stop="__n_stop")
+    wide = replace(narrow, reach="__n_reachs", event_stages="__o_none")
     _add_classes(w)
     for t in prepared.TABLES:
         src = wide if t.lapse else narrow
@@ -202,12 +201,9 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
     # A class no customer is in any more is gone, as a full build would not make it.
     w.execute("DELETE FROM __j_class WHERE k NOT IN (SELECT DISTINCT k FROM __j_cust); "
               "DELETE FROM __j_ktraits WHERE k NOT IN (SELECT k FROM __j_class)")
-    for view in ("__n_customers", "__n_se", "__n_sess", "__n_tr", "__n_surveys", "__n_cust",
-                 "__n_reach", "__n_reachs", "__n_dsorted", "__n_last", "__n_stop"):
-        w.execute(f"DROP VIEW {view}")
-    for name in ("__o_meta", "__d_l", "__d_s", "__o_cust", "__o_se", "__o_sess", "__o_tr",
-                 "__o_dsorted", "__o_es", "__o_reach", "__o_stop", "__n_es",
-                 *(f"__m{t.name}" for t in additive)):
+    for name, _, _ in _NEW:
+        w.execute(f"DROP VIEW {name}")
+    for name in scratch:
         w.execute(f"DROP TABLE {name}")
     return lapsed
 

@@ -122,7 +122,12 @@ def view_statements(version: int | None, present: set[str] | None = None) -> str
              if present is None or t in present else _empty_view(t) for t in SCHEMAS]
     snapshot = (f"CAST({int(version)} AS BIGINT)" if version is not None
                 else f"(SELECT id FROM ducklake_current_snapshot('{LAKE}'))")
-    lines.append(
-        f"CREATE OR REPLACE VIEW meta AS SELECT {snapshot} AS version, m.committed_at, "
-        f"m.watermark FROM (SELECT 1) AS one LEFT JOIN {LAKE}.journey_meta AS m ON true;")
+    lines.append(f"CREATE OR REPLACE VIEW meta AS {meta_select(snapshot)};")
     return "\n".join(lines) + "\n" + account_view_statements()
+
+
+def meta_select(version: str, lake: str = LAKE) -> str:
+    """The one row of `meta` (version, committed_at, watermark) of the lake attached as `lake`,
+    with `version` an SQL expression; one row even before the first commit."""
+    return (f"SELECT {version} AS version, m.committed_at, m.watermark "
+            f"FROM (SELECT 1) AS one LEFT JOIN {lake}.journey_meta AS m ON true")

@@ -110,20 +110,21 @@ LEFT JOIN e ON e.model = m.model AND e.customer_id = c.customer_id
 ORDER BY m.model, c.k"""
 
 
-# Lapsed is fixed per snapshot: the watermark and lapse_after_s are.
-def _lapsed(s: Sources) -> str:
+# Lapsed is fixed per snapshot: the watermark and lapse_after_s are. Over r (reach rows) joined
+# with LAPSE as m.
+def lapsed(s: Sources) -> str:
     return (f"coalesce(epoch({s.watermark}) - epoch(r.last_seen) > m.lapse_after_s, FALSE)")
 
 
-_LAPSE = "(SELECT model, max(lapse_after_s) AS lapse_after_s FROM models GROUP BY model)"
+LAPSE = "(SELECT model, max(lapse_after_s) AS lapse_after_s FROM models GROUP BY model)"
 
 
 # Customer counts that add up over classes: for KPIs and current stages.
 def _kpi(s: Sources, stages: int) -> str:
     return f"""
-SELECT r.model, r.k, r.si, r.cur_stage, {_lapsed(s)} AS lapsed,
+SELECT r.model, r.k, r.si, r.cur_stage, {lapsed(s)} AS lapsed,
        count(*) AS customers, sum(r.event_count) AS events
-FROM {s.reach} r JOIN {_LAPSE} m USING (model)
+FROM {s.reach} r JOIN {LAPSE} m USING (model)
 GROUP BY ALL"""
 
 
@@ -180,9 +181,9 @@ def _stop(s: Sources, stages: int) -> str:
 WITH lapsed AS (
     SELECT r.model, r.customer_id, r.k, r.first_seen, r.first_channel, r.last_seen, r.cur_stage,
            st.pos
-    FROM {s.reach} r JOIN {_LAPSE} m USING (model)
+    FROM {s.reach} r JOIN {LAPSE} m USING (model)
     JOIN __j_stages st ON st.model = r.model AND st.stage = r.cur_stage
-    WHERE {_lapsed(s)}
+    WHERE {lapsed(s)}
 ),
 entered AS (
     SELECT l.model, l.customer_id, min(se.entered_at) AS entered_at
