@@ -105,6 +105,8 @@ class JourneyState:
         from the same events; linking is idempotent, so a resent copy needs no dedup."""
         graph = self.graph
         touched: list[int] = []  # unused: nothing is derived here
+        linked = list(linked)
+        graph.prefetch(key_hash(k.type, k.value) for keys, _ in linked for k in keys)
         for keys, alias in linked:
             first = -1
             for key in keys:
@@ -140,6 +142,7 @@ class JourneyState:
         created: set[int] = set()
         primaries: list[int] = []
         fresh_keys: list[list[tuple[int, str, str]]] = []  # per event: its keys new to the graph
+        graph.prefetch(key_hash(k.type, k.value) for event in events for k in event.keys)
         for event in events:
             nodes: list[int] = []
             new: list[tuple[int, str, str]] = []
@@ -272,7 +275,9 @@ class JourneyState:
                 wanted.update(graph.members(root))
         stored: dict[int, list[Event]] = {}
         if wanted:
-            for event in self.history.events_by_key_hash(wanted):
+            history = self.history.events_by_key_hash(wanted)
+            graph.prefetch(key_hash(e.keys[0].type, e.keys[0].value) for e in history)
+            for event in history:
                 node = graph.node(key_hash(event.keys[0].type, event.keys[0].value))
                 if node is not None:
                     stored.setdefault(graph.find(node), []).append(event)
