@@ -30,8 +30,6 @@ DATA_DIR = "data"
 INTERNAL_DDL: dict[str, str] = {
     "journey_offsets": '"partition" INTEGER, next_offset BIGINT',
     "journey_meta": "watermark TIMESTAMPTZ, committed_at TIMESTAMPTZ",
-    # One row per one-time upgrade of the lake's rows that has completed (maintain.KEYS_FILLED).
-    "journey_upgrades": "name VARCHAR, done_at TIMESTAMPTZ",
     # SPEC 2.4: one-way hashes of erased keys, so a replayed log never brings a customer back.
     "erasures": "key_hash BIGINT, erased_at TIMESTAMPTZ",
 }

@@ -13,16 +13,13 @@ from warehouse.lake import LAKE, ident, table_ddl
 from warehouse.settings import WarehouseSettings
 from warehouse.tables import KEY_OF, KEYED
 
-KEYS_FILLED = "keys"
-FILL_IDS = 100_000  # ids whose rows one transaction of fill_keys rewrites
 # Expiring thousands of snapshots in one call would make one maintenance call unbounded.
 MAX_EXPIRED_PER_CALL = 5000
 
 
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the tables that do not exist yet (events files are kept sorted by key_hash); give
-    the tables of a lake written by an earlier release the key columns they lack (empty: see
-    fill_keys)."""
+    the tables of a lake written by an earlier release the key columns they lack."""
     existing = {r[0] for r in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [LAKE]).fetchall()}
     for name, columns in table_ddl().items():
@@ -31,57 +28,27 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
             if name == "events":
                 con.execute(f"ALTER TABLE {LAKE}.events SET SORTED BY (key_hash)")
         elif name in KEYED:
-            present = {r[0] for r in con.execute(
-                "SELECT column_name FROM duckdb_columns() WHERE database_name = ? "
-                "AND table_name = ?", [LAKE, name]).fetchall()}
-            for column in KEYED[name]:
-                if KEY_OF[column] not in present:
-                    con.execute(f"ALTER TABLE {LAKE}.{ident(name)} ADD COLUMN "
-                                f"{KEY_OF[column]} BIGINT")
+            _add_keys(con, name)
 
 
-def keys_filled(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether every key column was filled once (an upgraded lake) or born filled (a new one):
-    checking the rows themselves cost 2 s at every open at 6M events."""
-    row = con.execute(f"SELECT count(*) FROM {LAKE}.journey_upgrades WHERE name = ?",
-                      [KEYS_FILLED]).fetchone()
-    return bool(row and row[0])
-
-
-def mark_keys_filled(con: duckdb.DuckDBPyConnection) -> None:
-    """Record that every key column is filled (see keys_filled)."""
-    con.execute(f"INSERT INTO {LAKE}.journey_upgrades VALUES (?, now())", [KEYS_FILLED])
-
-
-def unkeyed(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
-    """(table, id column) pairs with rows whose key is not filled in yet."""
-    out = []
-    for table, columns in KEYED.items():
-        for column in columns:
-            row = con.execute(f"SELECT count(*) FROM {LAKE}.{ident(table)} WHERE "
-                              f"{KEY_OF[column]} IS NULL AND {ident(column)} IS NOT NULL"
-                              ).fetchone()
-            if row and row[0]:
-                out.append((table, column))
-    return out
-
-
-def fill_keys(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
-    """Fill the key of up to FILL_IDS ids' rows whose key is missing (a lake an earlier release
-    wrote); whether any were left. The caller commits each call: an UPDATE rewrites its rows
-    whole, and 6.4M rows in one transaction ran out of memory. The writer's open() fills every
-    key before anything else is written, and goes on after a crash halfway."""
-    name, key = f"{LAKE}.{ident(table)}", KEY_OF[column]
-    ids = con.execute(f"SELECT DISTINCT {ident(column)} AS v FROM {name} WHERE {key} IS NULL "
-                      f"AND {ident(column)} IS NOT NULL LIMIT {FILL_IDS}"
-                      ).to_arrow_table().column("v")
-    if not len(ids):
-        return False
-    __journey_keys = pa.table({"v": ids, "k": id_keys(ids)})
-    con.execute(f"UPDATE {name} SET {key} = m.k FROM __journey_keys AS m "
-                f"WHERE {name}.{ident(column)} = m.v")
-    del __journey_keys
-    return True
+def _add_keys(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Add and fill the key columns (tables.KEY_OF) a table lacks: once, in the opening
+    transaction, so every later delete by key finds every row."""
+    present = {r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND table_name = ?",
+        [LAKE, table]).fetchall()}
+    name = f"{LAKE}.{ident(table)}"
+    for column in KEYED[table]:
+        key = KEY_OF[column]
+        if key in present:
+            continue
+        con.execute(f"ALTER TABLE {name} ADD COLUMN {key} BIGINT")
+        ids = con.execute(f"SELECT DISTINCT {ident(column)} AS v FROM {name} "
+                          f"WHERE {ident(column)} IS NOT NULL").to_arrow_table().column("v")
+        __journey_keys = pa.table({"v": ids, "k": id_keys(ids)})
+        con.execute(f"UPDATE {name} SET {key} = m.k FROM __journey_keys AS m "
+                    f"WHERE {name}.{ident(column)} = m.v")
+        del __journey_keys
 
 
 def maintain(con: duckdb.DuckDBPyConnection, now: datetime, settings: WarehouseSettings) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import logging
 import os
 import time
@@ -43,14 +42,7 @@ from warehouse.errors import (
     WriterStateError,
 )
 from warehouse.lake import LAKE, Committed, attach_sql, connect, ident, locate, prepare_catalog
-from warehouse.maintain import (
-    create_tables,
-    fill_keys,
-    keys_filled,
-    maintain,
-    mark_keys_filled,
-    unkeyed,
-)
+from warehouse.maintain import create_tables, maintain
 from warehouse.reader import VIEWS_SQL, views_sql
 from warehouse.settings import WarehouseSettings
 from warehouse.tables import DERIVED_ROWS, KEY_OF, KEYED, ROW_SCHEMAS, ModelRow
@@ -124,26 +116,8 @@ class WarehouseWriter:
                           f"{int(self.settings.inline_row_limit)}")
         self._guard(lambda con: con.execute(attach_sql(self.location, read_only=False)))
         self._transact(create_tables)
-        self._fill_keys()
         if verify:
             self._guard(integrity.check_files)
-
-    def _fill_keys(self) -> None:
-        """Fill the key columns of rows an earlier release wrote, a slice per transaction."""
-        con = self._connection()
-        if keys_filled(con):
-            return
-        pending = unkeyed(con)
-        if pending:
-            log.info("filling the key columns of rows an earlier release wrote: %s", pending)
-        con.execute(f"SET memory_limit = '{MAINTAIN_MEMORY_LIMIT}'")
-        try:
-            for table, column in pending:
-                while self._transact(functools.partial(fill_keys, table=table, column=column)):
-                    pass
-        finally:
-            con.execute(f"SET memory_limit = '{WRITER_MEMORY_LIMIT}'")
-        self._transact(mark_keys_filled)
 
     def close(self) -> None:
         """Detach the lake and release the lock; the writer can be opened again."""
@@ -350,16 +324,15 @@ class WarehouseWriter:
             raise WriterStateError("the warehouse writer is not open", root=str(self.root))
         return self._con
 
-    def _transact(self, work: Work) -> object:
-        """Run work in one transaction (its result returned); retry DuckLake conflicts, map
-        failures to our errors."""
+    def _transact(self, work: Work) -> None:
+        """Run work in one transaction; retry DuckLake conflicts, map failures to our errors."""
         con = self._connection()
         for attempt in range(self.settings.commit_retries + 1):
             con.execute("BEGIN TRANSACTION")
             try:
-                result = work(con)
+                work(con)
                 con.execute("COMMIT")
-                return result
+                return
             except duckdb.TransactionException as error:
                 _rollback(con)
                 if self.shared:
@@ -385,7 +358,6 @@ class WarehouseWriter:
             except BaseException:
                 _rollback(con)
                 raise
-        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _guarded(self, read: Callable[[], Committed]) -> Committed:
         try:

@@ -15,7 +15,6 @@ from warehouse_workload import T0, changes_for, make_event, make_facts
 
 from journey.facts import Changes, SessionRow
 from journey.hashing import hash64, key_hash
-from warehouse import maintain
 from warehouse import writer as writer_module
 from warehouse.errors import CommitError, WarehouseLockedError, WarehouseMemoryError
 from warehouse.lake import LAKE
@@ -83,9 +82,7 @@ def test_6_3_deletes_then_inserts_replace_only_the_changed_rows(writer: Warehous
         ("s-a", 5), ("s-b", 9)]
 
 
-def test_6_3_rows_are_deleted_by_the_bigint_keys_of_their_ids(
-    writer: WarehouseWriter, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_6_3_rows_are_deleted_by_the_bigint_keys_of_their_ids(writer: WarehouseWriter) -> None:
     writer.commit([], changes_for({"a": 1, "b": 1}, {"a", "b"}), {}, None)  # type: ignore[arg-type]
 
     def keyed(table: str, column: str, key: str) -> set[tuple[object, ...]]:
@@ -101,14 +98,11 @@ def test_6_3_rows_are_deleted_by_the_bigint_keys_of_their_ids(
     for con in views(writer):
         assert con.execute("SELECT * FROM sessions").to_arrow_table().schema.names == (
             SCHEMAS["sessions"].names)
-    # A lake an earlier release wrote has no key columns: opening it adds and fills them (in
-    # slices of FILL_IDS ids, one transaction each), so
+    # A lake an earlier release wrote has no key columns: opening it adds and fills them, so
     # a delete by key still finds its rows.
     writer.transact(lambda con: con.execute(
         f"ALTER TABLE {LAKE}.customers DROP COLUMN customer_key; "
-        f"ALTER TABLE {LAKE}.sessions DROP COLUMN session_key; "
-        f"DROP TABLE {LAKE}.journey_upgrades"))
-    monkeypatch.setattr(maintain, "FILL_IDS", 1)
+        f"ALTER TABLE {LAKE}.sessions DROP COLUMN session_key"))
     writer.close()
     writer.open()
     assert all(k == h for _, k, h in keyed("customers", "customer_id", "customer_key"))
@@ -119,9 +113,6 @@ def test_6_3_rows_are_deleted_by_the_bigint_keys_of_their_ids(
     writer.commit([], gone, {}, None)
     assert rows(writer, "SELECT customer_id FROM customers") == [("b",)]
     assert rows(writer, "SELECT session_id FROM sessions") == [("s-a",)]
-    # Once filled, an open reads a mark instead of the rows.
-    assert [r for b in writer.scan("SELECT name FROM journey_upgrades")
-            for r in b.to_pydict()["name"]] == ["keys"]
 
 
 @pytest.mark.parametrize(("table", "column"), [("events", "event_id"), ("customers", "nope"),
