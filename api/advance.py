@@ -25,7 +25,7 @@ from api.metrics import prepared
 from api.metrics.prepared import GROUP_HASH, Sources, Table
 from warehouse.accounts import ACCOUNT_VIEWS
 from warehouse.lake import LAKE, attach_sql, ident
-from warehouse.reader import Snapshot, meta_select, table_select
+from warehouse.reader import Snapshot, meta_select
 from warehouse.tables import SCHEMAS
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
     _replace_rows(w, alias)
 
     # The new side: scoped views over the updated tables, the new event_stages read once.
-    w.execute(f"CREATE TEMP TABLE __n_es AS {_lake_rows('event_stages', lake)}")
+    w.execute(f"CREATE TEMP TABLE __n_es AS FROM {lake}.event_stages WHERE customer_id IN {_C}")
     scratch.append("__n_es")
     for name, source, scope in _NEW:
         w.execute(f"CREATE TEMP VIEW {name} AS FROM {source} WHERE customer_id IN {scope}")
@@ -218,23 +218,15 @@ def _replace_rows(w: duckdb.DuckDBPyConnection, alias: str) -> None:
             continue
         w.execute(f"DELETE FROM {ident(table)} WHERE customer_id IN {_C}")
         if table in there:
-            w.execute(f"INSERT INTO {ident(table)} BY NAME {_lake_rows(table, lake)}")
+            w.execute(f"INSERT INTO {ident(table)} BY NAME FROM {lake}.{ident(table)} "
+                      f"WHERE customer_id IN {_C}")
     for table in SCHEMAS:
         if table not in here and table in there:
-            w.execute(f"CREATE OR REPLACE VIEW {ident(table)} AS {table_select(table, lake)}")
+            w.execute(f"CREATE OR REPLACE VIEW {ident(table)} AS FROM {lake}.{ident(table)}")
     if accounts or ("account_events" in here and _count(w, "account_events")):
         for name, sql in ACCOUNT_VIEWS.items():  # in order: members, then accounts
             if name in here:
                 w.execute(f"DELETE FROM {ident(name)}; INSERT INTO {ident(name)} BY NAME {sql}")
-
-
-def _lake_rows(table: str, lake: str) -> str:
-    """SELECT of a lake table's rows of the changed customers, in its documented columns.
-
-    By customer_id: a filter on the BIGINT customer_key reads no cheaper here, since the scan
-    decodes every selected column of every row before the semi-join (a DELETE reads the key
-    alone)."""
-    return f"{table_select(table, lake)} WHERE customer_id IN {_C}"
 
 
 def _count(w: duckdb.DuckDBPyConnection, table: str) -> int:

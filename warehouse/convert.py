@@ -13,9 +13,9 @@ import msgspec
 import orjson
 import pyarrow as pa
 
-from journey.hashing import event_hash, hash64, key_hash
+from journey.hashing import event_hash, key_hash
 from journey.schema import Event, IdentityKey
-from warehouse.tables import EVENTS_SCHEMA, KEY_OF, KEYED, ROW_CLASSES, ROW_SCHEMAS, field_names
+from warehouse.tables import EVENTS_SCHEMA, ROW_CLASSES, ROW_SCHEMAS, field_names
 
 StoredEvent = tuple[Event, int, int]  # (event, partition, offset)
 _JSON = msgspec.json.Encoder()  # what the event carried, kept as sent (any int size)
@@ -144,25 +144,6 @@ def rows_to_arrow(table: str, rows: Sequence[Any]) -> pa.Table:
         values = list(map(attrgetter(name), rows))
         cols[name] = [_json_or_none(v) for v in values] if name in json_fields else values
     return pa.Table.from_pydict(cols, schema=schema)
-
-
-def id_keys(ids: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """The BIGINT key (hash64) of each id of a text column: hashed once per distinct id (a
-    commit's rows share a few customers each)."""
-    coded = pa.chunked_array([ids]) if isinstance(ids, pa.Array) else ids
-    coded = coded.combine_chunks().dictionary_encode()
-    keys = pa.array([None if v is None else hash64(v) for v in coded.dictionary.to_pylist()],
-                    pa.int64())
-    return keys.take(coded.indices)
-
-
-def with_keys(table: str, rows: pa.Table) -> pa.Table:
-    """A derived table's rows with its key columns (tables.KEYED) added where missing."""
-    for column in KEYED.get(table, ()):
-        if KEY_OF[column] not in rows.schema.names:
-            rows = rows.append_column(pa.field(KEY_OF[column], pa.int64()),
-                                      id_keys(rows.column(column)))
-    return rows
 
 
 def _json_or_none(value: Any) -> str | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 
-from warehouse.tables import KEY_OF, KEYED, ROW_SCHEMAS, SCHEMAS, duckdb_type
+from warehouse.tables import ROW_SCHEMAS, SCHEMAS, duckdb_type
 
 LAKE = "journey_lake"  # the alias every connection gives the attached lake
 CATALOG_FILE = "catalog.sqlite"
@@ -190,8 +190,7 @@ def prepare_catalog(loc: Location) -> None:
 
 def table_ddl() -> dict[str, str]:
     """Column definitions of every lake table, by table name."""
-    ddl = {name: ", ".join([*(f"{ident(f.name)} {duckdb_type(f.type)}" for f in schema),
-                            *(f"{KEY_OF[c]} BIGINT" for c in KEYED.get(name, ()))])
+    ddl = {name: ", ".join(f"{ident(f.name)} {duckdb_type(f.type)}" for f in schema)
            for name, schema in {**SCHEMAS, **ROW_SCHEMAS}.items()}
     return {**ddl, **INTERNAL_DDL}
 

@@ -6,20 +6,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import duckdb
-import pyarrow as pa
 
-from warehouse.convert import id_keys
 from warehouse.lake import LAKE, ident, table_ddl
 from warehouse.settings import WarehouseSettings
-from warehouse.tables import KEY_OF, KEYED
 
 # Expiring thousands of snapshots in one call would make one maintenance call unbounded.
 MAX_EXPIRED_PER_CALL = 5000
 
 
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the tables that do not exist yet (events files are kept sorted by key_hash); give
-    the tables of a lake written by an earlier release the key columns they lack."""
+    """Create the tables that do not exist yet; events files are kept sorted by key_hash."""
     existing = {r[0] for r in con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [LAKE]).fetchall()}
     for name, columns in table_ddl().items():
@@ -27,28 +23,6 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"CREATE TABLE {LAKE}.{ident(name)} ({columns})")
             if name == "events":
                 con.execute(f"ALTER TABLE {LAKE}.events SET SORTED BY (key_hash)")
-        elif name in KEYED:
-            _add_keys(con, name)
-
-
-def _add_keys(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """Add and fill the key columns (tables.KEY_OF) a table lacks: once, in the opening
-    transaction, so every later delete by key finds every row."""
-    present = {r[0] for r in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND table_name = ?",
-        [LAKE, table]).fetchall()}
-    name = f"{LAKE}.{ident(table)}"
-    for column in KEYED[table]:
-        key = KEY_OF[column]
-        if key in present:
-            continue
-        con.execute(f"ALTER TABLE {name} ADD COLUMN {key} BIGINT")
-        ids = con.execute(f"SELECT DISTINCT {ident(column)} AS v FROM {name} "
-                          f"WHERE {ident(column)} IS NOT NULL").to_arrow_table().column("v")
-        __journey_keys = pa.table({"v": ids, "k": id_keys(ids)})
-        con.execute(f"UPDATE {name} SET {key} = m.k FROM __journey_keys AS m "
-                    f"WHERE {name}.{ident(column)} = m.v")
-        del __journey_keys
 
 
 def maintain(con: duckdb.DuckDBPyConnection, now: datetime, settings: WarehouseSettings) -> None:

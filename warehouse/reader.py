@@ -118,19 +118,12 @@ def view_statements(version: int | None, present: set[str] | None = None) -> str
     A table missing from `present` (the lake's tables, when known: a snapshot written by an
     older release, before the processor's upgrade created the table) gets an empty typed view.
     """
-    lines = [f"CREATE OR REPLACE VIEW {ident(t)} AS {table_select(t)};"
+    lines = [f"CREATE OR REPLACE VIEW {ident(t)} AS SELECT * FROM {LAKE}.{ident(t)};"
              if present is None or t in present else _empty_view(t) for t in SCHEMAS]
     snapshot = (f"CAST({int(version)} AS BIGINT)" if version is not None
                 else f"(SELECT id FROM ducklake_current_snapshot('{LAKE}'))")
     lines.append(f"CREATE OR REPLACE VIEW meta AS {meta_select(snapshot)};")
     return "\n".join(lines) + "\n" + account_view_statements()
-
-
-def table_select(table: str, lake: str = LAKE) -> str:
-    """SELECT of a lake table's documented columns (SCHEMAS), without the lake's own key
-    columns (tables.KEY_OF)."""
-    columns = ", ".join(ident(n) for n in SCHEMAS[table].names)
-    return f"SELECT {columns} FROM {lake}.{ident(table)}"
 
 
 def meta_select(version: str, lake: str = LAKE) -> str:

@@ -124,18 +124,6 @@ TABLES: tuple[str, ...] = tuple(SCHEMAS)
 ROW_CLASSES: dict[str, type[Any]] = {**DERIVED_ROWS, "models": ModelRow, "customer_state": StateRow}
 ROW_SCHEMAS: dict[str, pa.Schema] = {name: schema_of(row) for name, row in ROW_CLASSES.items()}
 
-# A commit deletes a customer's derived rows by customer_id (and an extended customer's open
-# session by session_id). Those ids are text, and a DELETE reads its column over the whole table;
-# each lake table holding one therefore also stores a BIGINT hash of it (journey.hashing.hash64),
-# which the deletes (and the API's reads of changed customers) filter on instead: on 6M rows a
-# semi-join on it cost 0.13 CPU-s against 0.43 on the text (decoding random ids dominates).
-# The key columns are the lake's own: the views analysts and the API read list the row columns.
-KEY_OF: dict[str, str] = {"customer_id": "customer_key", "session_id": "session_key"}
-KEYED: dict[str, tuple[str, ...]] = {
-    name: ("customer_id", "session_id") if name == "sessions" else ("customer_id",)
-    for name, schema in ROW_SCHEMAS.items() if "customer_id" in schema.names
-}
-
 _DUCKDB_TYPES: dict[pa.DataType, str] = {
     pa.string(): "VARCHAR", pa.int32(): "INTEGER", pa.int64(): "BIGINT",
     pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN", TIMESTAMP: "TIMESTAMP WITH TIME ZONE",

@@ -26,14 +26,7 @@ from journey.facts import Changes
 from journey.schema import Event
 from warehouse import integrity, lakeread
 from warehouse.commitlock import CommitLock, commit_lock
-from warehouse.convert import (
-    Linked,
-    StoredEvent,
-    events_to_arrow,
-    id_keys,
-    rows_to_arrow,
-    with_keys,
-)
+from warehouse.convert import Linked, StoredEvent, events_to_arrow, rows_to_arrow
 from warehouse.errors import (
     CommitError,
     WarehouseIOError,
@@ -45,7 +38,7 @@ from warehouse.lake import LAKE, Committed, attach_sql, connect, ident, locate, 
 from warehouse.maintain import create_tables, maintain
 from warehouse.reader import VIEWS_SQL, views_sql
 from warehouse.settings import WarehouseSettings
-from warehouse.tables import DERIVED_ROWS, KEY_OF, KEYED, ROW_SCHEMAS, ModelRow
+from warehouse.tables import DERIVED_ROWS, ROW_SCHEMAS, ModelRow
 
 __all__ = ["Committed", "ModelRow", "WarehouseWriter"]
 
@@ -401,13 +394,7 @@ def _apply(con: duckdb.DuckDBPyConnection, changes: Changes) -> None:
         if schema is None or table == "models" or column not in schema.names:
             raise CommitError("cannot delete from this table or by this column", table=table,
                               column=column)
-        ids = pa.array(sorted(values), schema.field(column).type)
-        if column in KEYED.get(table, ()):
-            # By the id's BIGINT key (tables.KEY_OF): the text column is never read. Two ids of
-            # one 64-bit hash would both go; like the dedup set's event-id hashes, that is left
-            # to chance (about 2 in 10^9 for a commit deleting 25k of 1.5M customers).
-            column, ids = KEY_OF[column], id_keys(ids)
-        __journey_keys = pa.table({"v": ids})
+        __journey_keys = pa.table({"v": pa.array(sorted(values), schema.field(column).type)})
         con.execute(f"DELETE FROM {LAKE}.{ident(table)} WHERE {ident(column)} IN "
                     "(SELECT v FROM __journey_keys)")
         del __journey_keys
@@ -439,8 +426,6 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table,
     rows) until the transaction ends, so a rebuild's one long transaction kept every chunk it
     had inserted (58 MB per 200k events, tests/warehouse/test_writer.py).
     """
-    if table in KEYED:
-        rows = with_keys(table, rows)
     columns = ", ".join(ident(n) for n in rows.schema.names)
     order = f" ORDER BY {ident(order_by)}" if order_by else ""
     __journey_rows = rows

@@ -14,13 +14,12 @@ import pytest
 from warehouse_workload import T0, changes_for, make_event, make_facts
 
 from journey.facts import Changes, SessionRow
-from journey.hashing import hash64, key_hash
+from journey.hashing import key_hash
 from warehouse import writer as writer_module
 from warehouse.errors import CommitError, WarehouseLockedError, WarehouseMemoryError
-from warehouse.lake import LAKE
 from warehouse.reader import WarehouseReader, register_views
 from warehouse.settings import WarehouseSettings
-from warehouse.tables import SCHEMAS, ModelRow
+from warehouse.tables import ModelRow
 from warehouse.writer import WarehouseWriter
 
 MODELS = [ModelRow("default", "awareness", 0, False, 0.0)]
@@ -80,39 +79,6 @@ def test_6_3_deletes_then_inserts_replace_only_the_changed_rows(writer: Warehous
     writer.commit([], by_session, {}, None)
     assert rows(writer, "SELECT session_id, event_count FROM sessions ORDER BY 1") == [
         ("s-a", 5), ("s-b", 9)]
-
-
-def test_6_3_rows_are_deleted_by_the_bigint_keys_of_their_ids(writer: WarehouseWriter) -> None:
-    writer.commit([], changes_for({"a": 1, "b": 1}, {"a", "b"}), {}, None)  # type: ignore[arg-type]
-
-    def keyed(table: str, column: str, key: str) -> set[tuple[object, ...]]:
-        return {(i, k, hash64(i)) for b in writer.scan(f"SELECT {column}, {key} FROM {table}")
-                for i, k in zip(*b.to_pydict().values(), strict=True)}
-
-    for table, column, key in (("customers", "customer_id", "customer_key"),
-                               ("sessions", "session_id", "session_key"),
-                               ("sessions", "customer_id", "customer_key")):
-        found = keyed(table, column, key)
-        assert len(found) == 2 and all(k == h for _, k, h in found), (table, found)
-    # The keys are the lake's own: the views show the documented columns only.
-    for con in views(writer):
-        assert con.execute("SELECT * FROM sessions").to_arrow_table().schema.names == (
-            SCHEMAS["sessions"].names)
-    # A lake an earlier release wrote has no key columns: opening it adds and fills them, so
-    # a delete by key still finds its rows.
-    writer.transact(lambda con: con.execute(
-        f"ALTER TABLE {LAKE}.customers DROP COLUMN customer_key; "
-        f"ALTER TABLE {LAKE}.sessions DROP COLUMN session_key"))
-    writer.close()
-    writer.open()
-    assert all(k == h for _, k, h in keyed("customers", "customer_id", "customer_key"))
-    assert all(k == h for _, k, h in keyed("sessions", "session_id", "session_key"))
-    gone = Changes()
-    gone.delete("customers", "customer_id", {"a"})
-    gone.delete("sessions", "session_id", {"s-b"})
-    writer.commit([], gone, {}, None)
-    assert rows(writer, "SELECT customer_id FROM customers") == [("b",)]
-    assert rows(writer, "SELECT session_id FROM sessions") == [("s-a",)]
 
 
 @pytest.mark.parametrize(("table", "column"), [("events", "event_id"), ("customers", "nope"),
