@@ -71,7 +71,7 @@ def catch_up(data: Path, deadline_s: float = 0.0) -> dict[str, Any]:
     log.close()
     began, cpu0 = time.perf_counter(), time.process_time()
     processor, writer = build(settings, threading.Event())
-    started = time.perf_counter() - began
+    started, started_cpu = time.perf_counter() - began, time.process_time() - cpu0
     events = extended = rederived = batches = 0
     try:
         while True:
@@ -95,6 +95,7 @@ def catch_up(data: Path, deadline_s: float = 0.0) -> dict[str, Any]:
     cpu = time.process_time() - cpu0
     wall = time.perf_counter() - began
     return {"events": events, "cpu_s": cpu, "wall_s": wall, "start_s": started,
+            "start_cpu_s": started_cpu,
             "batches": batches, "extended": extended, "rederived": rederived,
             "customers": processor.customers,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
