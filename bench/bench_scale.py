@@ -73,6 +73,7 @@ def catch_up(data: Path, deadline_s: float = 0.0) -> dict[str, Any]:
     processor, writer = build(settings, threading.Event())
     started, started_cpu = time.perf_counter() - began, time.process_time() - cpu0
     events = extended = rederived = batches = 0
+    peak = 0.0
     try:
         while True:
             stats = processor.run_once()
@@ -80,6 +81,14 @@ def catch_up(data: Path, deadline_s: float = 0.0) -> dict[str, Any]:
             extended += stats.extended
             rederived += stats.rederived
             batches += 1 if stats.records else 0
+            rss = rss_mb(os.getpid())
+            if rss > peak + 25:  # which batches raise the resident set, and what they held
+                peak = rss
+                print(json.dumps({"events": events, "rss_mb": round(rss),
+                                  "batch_records": stats.records,
+                                  "batch_extended": stats.extended,
+                                  "batch_rederived": stats.rederived}), file=sys.stderr,
+                      flush=True)
             if events // 1_000_000 > (events - stats.new_events) // 1_000_000:
                 # Per million events: whether the cost per event grows with history.
                 print(json.dumps({"events": events, "cpu_s": round(time.process_time() - cpu0, 1),
