@@ -7,7 +7,7 @@ equals deriving all events at once (SPEC 7), so it is the unit the processor re-
 
 Nodes are small integers in flat int32/int64 arrays (parent, next member in a circular list, size,
 hash), and a key's node is found through a HashIndex (two sorted numpy arrays plus a dict of the
-newest keys): about 36 bytes per key, where a dict from hash to node cost about 120 (its entries
+newest keys): about 32 bytes per key, where a dict from hash to node cost about 120 (its entries
 and two int objects per key: 430 MB at 10M events).
 """
 
@@ -177,7 +177,7 @@ class KeyGraph:
         return self._size[self.find(node)]
 
     def nbytes(self) -> int:
-        """Approximate memory held, in bytes (arrays plus the hash -> node dict)."""
+        """Approximate memory held, in bytes (arrays plus the hash index)."""
         columns = (self._parent, self._next, self._hash, self._size)
         arrays = sum(a.itemsize * len(a) for a in columns)
         return arrays + self._node.nbytes()
