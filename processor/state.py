@@ -105,12 +105,13 @@ class JourneyState:
         from the same events; linking is idempotent, so a resent copy needs no dedup."""
         graph = self.graph
         touched: list[int] = []  # unused: nothing is derived here
-        linked = list(linked)
-        graph.prefetch(key_hash(k.type, k.value) for keys, _ in linked for k in keys)
-        for keys, alias in linked:
+        # Hashed once: a rebuild's chunk holds more keys than key_hash's cache.
+        hashed = [(keys, alias, [key_hash(k.type, k.value) for k in keys])
+                  for keys, alias in linked]
+        graph.prefetch(h for _, _, hashes in hashed for h in hashes)
+        for keys, alias, hashes in hashed:
             first = -1
-            for key in keys:
-                h = key_hash(key.type, key.value)
+            for key, h in zip(keys, hashes, strict=True):
                 node = graph.node(h)
                 if node is None:
                     node = self._new_key(h, key.type, key.value, touched)
@@ -276,9 +277,10 @@ class JourneyState:
         stored: dict[int, list[Event]] = {}
         if wanted:
             history = self.history.events_by_key_hash(wanted)
-            graph.prefetch(key_hash(e.keys[0].type, e.keys[0].value) for e in history)
-            for event in history:
-                node = graph.node(key_hash(event.keys[0].type, event.keys[0].value))
+            primaries = [key_hash(e.keys[0].type, e.keys[0].value) for e in history]
+            graph.prefetch(primaries)
+            for event, h in zip(history, primaries, strict=True):
+                node = graph.node(h)
                 if node is not None:
                     stored.setdefault(graph.find(node), []).append(event)
         gone: set[str] = set()
