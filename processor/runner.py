@@ -31,6 +31,8 @@ log = logging.getLogger("journey.processor")
 T = TypeVar("T")
 TOP_UP_WAIT_S = 0.05  # Kafka needs a moment to return its next fetch
 TOP_UP_BUDGET_S = 0.25  # most time spent topping a batch up before it is applied
+# Commits between two checks whether a table needs compacting (a catalog query of about 20 ms).
+COMPACT_CHECK_EVERY = 10
 
 
 @dataclass(slots=True)
@@ -196,11 +198,13 @@ class Processor:
                 wait = min(wait * 2, 30.0)
         took = time.perf_counter() - began
         self._commits += 1
-        if self._commits % self._maintain_every == 0:
-            try:
+        try:
+            if self._commits % self._maintain_every == 0:
                 self._writer.maintain()
-            except RetryableError as exc:  # maintenance can wait for the next round
-                log.warning("warehouse maintenance failed: %s", exc)
+            elif self._commits % COMPACT_CHECK_EVERY == 0:
+                self._writer.compact()
+        except RetryableError as exc:  # maintenance can wait for the next round
+            log.warning("warehouse maintenance failed: %s", exc)
         return took
 
     def run(self, should_stop: Callable[[], bool], backoff_s: float = 1.0,

@@ -25,12 +25,46 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
                 con.execute(f"ALTER TABLE {LAKE}.events SET SORTED BY (key_hash)")
 
 
+def files_with_deletes(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Per table, how many of its live data files carry a delete file (read from the catalog's
+    own tables: about 20 ms at 6M events, where `ducklake_list_files` takes 70 ms a table)."""
+    meta = ident(f"__ducklake_metadata_{LAKE}")
+    return {str(name): int(n) for name, n in con.execute(
+        f"SELECT t.table_name, count(*) FROM {meta}.ducklake_data_file d "
+        f"JOIN {meta}.ducklake_table t ON t.table_id = d.table_id AND t.end_snapshot IS NULL "
+        f"JOIN {meta}.ducklake_delete_file x ON x.data_file_id = d.data_file_id "
+        "AND x.end_snapshot IS NULL WHERE d.end_snapshot IS NULL GROUP BY t.table_name"
+    ).fetchall()}
+
+
+def compact(con: duckdb.DuckDBPyConnection, settings: WarehouseSettings) -> list[str]:
+    """Rewrite whole every table with at least `compact_files` data files that carry deletes,
+    then merge its files; the tables compacted.
+
+    Each commit deletes the changed customers' old rows from files all over a derived table, so
+    almost every file carries a delete file, which every later DELETE and read opens (about 2 ms
+    a file at 6M events) and which keeps DuckLake from merging the file. Rewriting a table costs
+    in proportion to its size, so the bound on such files trades that cost against the per-file
+    cost of every commit in between.
+    """
+    done = []
+    for table, n in sorted(files_with_deletes(con).items()):
+        if n >= settings.compact_files:
+            con.execute(f"CALL ducklake_rewrite_data_files('{LAKE}', ?, delete_threshold => 0)",
+                        [table])
+            con.execute(f"CALL ducklake_merge_adjacent_files('{LAKE}', ?, "
+                        "max_compacted_files => ?)", [table, settings.maintain_max_files])
+            done.append(table)
+    return done
+
+
 def maintain(con: duckdb.DuckDBPyConnection, now: datetime, settings: WarehouseSettings) -> None:
     """Flush inlined rows to Parquet, rewrite files that are mostly deleted rows, merge small
     files, expire snapshots superseded more than the grace period ago and delete the files that
     only expired snapshots (or interrupted commits) referenced."""
     con.execute(f"CALL ducklake_flush_inlined_data('{LAKE}')")
     con.execute(f"CALL ducklake_rewrite_data_files('{LAKE}', delete_threshold => 0.5)")
+    compact(con, settings)
     con.execute(f"CALL ducklake_merge_adjacent_files('{LAKE}', max_compacted_files => ?)",
                 [settings.maintain_max_files])
     cutoff = now - timedelta(seconds=settings.grace_period_s)

@@ -32,6 +32,11 @@ class WarehouseSettings(CommonSettings):
         ge=2,
         description="Most files one maintenance call merges (bounds its work).",
     )
+    compact_files: int = Field(
+        default=64,
+        ge=1,
+        description="A table is rewritten whole once this many of its data files carry deletes.",
+    )
     commit_retries: int = Field(
         default=5,
         ge=0,

@@ -35,7 +35,7 @@ from warehouse.errors import (
     WriterStateError,
 )
 from warehouse.lake import LAKE, Committed, attach_sql, connect, ident, locate, prepare_catalog
-from warehouse.maintain import create_tables, maintain
+from warehouse.maintain import compact, create_tables, maintain
 from warehouse.reader import VIEWS_SQL, views_sql
 from warehouse.settings import WarehouseSettings
 from warehouse.tables import DERIVED_ROWS, ROW_SCHEMAS, ModelRow
@@ -285,15 +285,28 @@ class WarehouseWriter:
         """Flush inlined rows, merge small files, expire snapshots superseded longer than the
         grace period and delete the files no snapshot needs any more (bounded work)."""
         when = datetime.fromtimestamp(self._clock() if now is None else now, UTC)
+        self._upkeep(lambda con: maintain(con, when, self.settings))
 
-        def work(con: duckdb.DuckDBPyConnection) -> None:
+    def compact(self) -> list[str]:
+        """Rewrite whole the tables with too many files that carry deletes (maintain.compact);
+        the tables rewritten. Cheap when there is nothing to do: one catalog query."""
+        done: list[str] = []
+        self._upkeep(lambda con: done.extend(compact(con, self.settings)))
+        return done
+
+    def _upkeep(self, work: Work) -> None:
+        def bounded(con: duckdb.DuckDBPyConnection) -> None:
+            # One thread: rewriting the derived tables at 6.45M events peaked at 665 MiB on two
+            # threads and 321 MiB on one, and this runs inside the processor's memory budget.
             con.execute(f"SET memory_limit = '{MAINTAIN_MEMORY_LIMIT}'")
+            con.execute("SET threads = 1")
             try:
-                maintain(con, when, self.settings)
+                work(con)
             finally:
+                con.execute("RESET threads")
                 con.execute(f"SET memory_limit = '{WRITER_MEMORY_LIMIT}'")
 
-        self._guard(work)
+        self._guard(bounded)
         old = self.state()
         self._state = Committed(old.offsets, old.watermark, self._snapshot_id(), old.committed_at)
 

@@ -201,7 +201,10 @@ class Stepwise:
         config = CoreConfig(models=tuple(load_models(MODELS)))
         self.data_dir = data_dir
         self.dead: list[Record] = []
-        self.writer = WarehouseWriter(WarehouseSettings(data_dir=data_dir))
+        # No inlining and compaction at two files with deletes: some snapshots rewrite whole
+        # tables (maintain.compact).
+        self.writer = WarehouseWriter(WarehouseSettings(data_dir=data_dir, inline_row_limit=0,
+                                                        compact_files=2))
         self.writer.open()
         self.log = EmbeddedLog(data_dir / "log", PARTITIONS)
         self.producer = EmbeddedLog(data_dir / "log", PARTITIONS)

@@ -15,6 +15,7 @@ from warehouse_workload import T0, changes_for, make_event, make_facts
 
 from journey.facts import Changes, SessionRow
 from journey.hashing import key_hash
+from warehouse import maintain as maintain_module
 from warehouse import writer as writer_module
 from warehouse.errors import CommitError, WarehouseLockedError, WarehouseMemoryError
 from warehouse.reader import WarehouseReader, register_views
@@ -181,6 +182,39 @@ def test_6_3_maintenance_bounds_files_and_catalog_under_small_commits(tmp_path: 
         con = sqlite3.connect(catalog)
         # Maintenance itself adds a few snapshots (flush, rewrite, merge); not one per commit.
         assert con.execute("SELECT count(*) FROM ducklake_snapshot").fetchone()[0] <= 10
+
+
+def test_6_3_compaction_rewrites_a_table_whose_files_carry_deletes(
+    settings: WarehouseSettings,
+) -> None:
+    """Every commit deletes customers' old rows from earlier files, so their files carry delete
+    files (which DuckLake will not merge); compaction rewrites such a table whole, keeps its
+    rows, and leaves alone a table under the bound and a lake with nothing to do."""
+    settings = settings.model_copy(update={"inline_row_limit": 0, "compact_files": 3})
+    counts: Counter[str] = Counter()
+    with WarehouseWriter(settings) as writer:
+        for i in range(6):
+            touched = {f"c{(i + j) % 9}" for j in range(4)}
+            counts.update(touched)
+            writer.commit([(make_event(i, "c0"), 0, i)], changes_for(counts, touched),
+                          {0: i + 1}, None)
+        before = _files_with_deletes(writer)
+        assert before["customers"] >= 3, before
+        expected = rows(writer, "SELECT * FROM customers ORDER BY customer_id")
+        assert writer.compact() == sorted(t for t, n in before.items() if n >= 3)
+        after = _files_with_deletes(writer)
+        assert "customers" not in after, after
+        assert rows(writer, "SELECT * FROM customers ORDER BY customer_id") == expected
+        assert rows(writer, "SELECT count(*) FROM events") == [(6,)]
+        version = writer.state().version
+        assert writer.compact() == [] and writer.state().version == version
+        query = "SELECT current_setting('threads')"
+        assert writer._connection().execute(query).fetchall() == \
+            duckdb.connect().execute(query).fetchall()
+
+
+def _files_with_deletes(writer: WarehouseWriter) -> dict[str, int]:
+    return maintain_module.files_with_deletes(writer._connection())
 
 
 def _wal(catalog: Path) -> int:
