@@ -283,11 +283,14 @@ class JourneyState:
                 node = graph.node(h)
                 if node is not None:
                     stored.setdefault(graph.find(node), []).append(event)
+            # A batch late in a 10M log re-derives up to 7k components: their stored events are
+            # let go group by group below, as the derived rows that replace them grow.
+            del history, primaries
         gone: set[str] = set()
         for root, group in groups.items():
             gone.update(run.customer_id for run in group.olds)
             self.customers -= len(group.olds)
-            derived = derive_customers([*stored.get(root, ()), *group.events], self.config)
+            derived = derive_customers([*stored.pop(root, ()), *group.events], self.config)
             tag = min(graph.members(root)) if len(derived) > 1 else 0
             runs: list[bytes] = []
             for facts, events in derived:
