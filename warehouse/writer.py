@@ -285,20 +285,21 @@ class WarehouseWriter:
         """Flush inlined rows, merge small files, expire snapshots superseded longer than the
         grace period and delete the files no snapshot needs any more (bounded work)."""
         when = datetime.fromtimestamp(self._clock() if now is None else now, UTC)
-        self._upkeep(lambda con: maintain(con, when, self.settings))
+        self._upkeep(lambda con: maintain(con, when, self.settings), MAINTAIN_MEMORY_LIMIT)
 
     def compact(self) -> list[str]:
         """Rewrite whole the tables with too many files that carry deletes (maintain.compact);
         the tables rewritten. Cheap when there is nothing to do: one catalog query."""
         done: list[str] = []
-        self._upkeep(lambda con: done.extend(compact(con, self.settings)))
+        # Under the commits' own limit: rewriting the derived tables sorts nothing.
+        self._upkeep(lambda con: done.extend(compact(con, self.settings)), WRITER_MEMORY_LIMIT)
         return done
 
-    def _upkeep(self, work: Work) -> None:
+    def _upkeep(self, work: Work, memory_limit: str) -> None:
         def bounded(con: duckdb.DuckDBPyConnection) -> None:
             # One thread: rewriting the derived tables at 6.45M events peaked at 665 MiB on two
             # threads and 321 MiB on one, and this runs inside the processor's memory budget.
-            con.execute(f"SET memory_limit = '{MAINTAIN_MEMORY_LIMIT}'")
+            con.execute(f"SET memory_limit = '{memory_limit}'")
             con.execute("SET threads = 1")
             try:
                 work(con)
