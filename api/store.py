@@ -133,6 +133,7 @@ class SnapshotStore:
         self._incremental = incremental
         self.full_builds = 0  # snapshots served by a build from scratch ...
         self.advances = 0  # ... and by moving the served one (api/advance.py)
+        self.last_changed = 0  # customers the last advance replaced
 
     def on_snapshot(self, warm: Callable[[Bound], None]) -> None:
         """Run warm(bound) on every new snapshot before it is served (e.g. to fill the cache)."""
@@ -241,6 +242,7 @@ class SnapshotStore:
                         snap.version, error)
             return None
         self.advances += 1
+        self.last_changed = done.changed
         cur = old.con.cursor()
         try:
             version, watermark = _version(cur)

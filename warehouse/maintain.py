@@ -10,6 +10,10 @@ import duckdb
 from warehouse.lake import LAKE, ident, table_ddl
 from warehouse.settings import WarehouseSettings
 
+# A rewritten row gets the rewrite's snapshot_id, and processors sharing the warehouse re-read every
+# customer_state row newer than the snapshot they last saw (processor/catchup.py): rewriting that
+# table whole would make each of them re-read every customer.
+NOT_COMPACTED = frozenset({"customer_state"})
 # Expiring thousands of snapshots in one call would make one maintenance call unbounded.
 MAX_EXPIRED_PER_CALL = 5000
 
@@ -38,8 +42,8 @@ def files_with_deletes(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 
 def compact(con: duckdb.DuckDBPyConnection, settings: WarehouseSettings) -> list[str]:
-    """Rewrite whole every table with at least `compact_files` data files that carry deletes,
-    then merge its files; the tables compacted.
+    """Rewrite whole every table (but those NOT_COMPACTED) with at least `compact_files` data
+    files that carry deletes, then merge its files; the tables compacted.
 
     Each commit deletes the changed customers' old rows from files all over a derived table, so
     almost every file carries a delete file, which every later DELETE and read opens (about 2 ms
@@ -49,7 +53,7 @@ def compact(con: duckdb.DuckDBPyConnection, settings: WarehouseSettings) -> list
     """
     done = []
     for table, n in sorted(files_with_deletes(con).items()):
-        if n >= settings.compact_files:
+        if n >= settings.compact_files and table not in NOT_COMPACTED:
             con.execute(f"CALL ducklake_rewrite_data_files('{LAKE}', ?, delete_threshold => 0)",
                         [table])
             con.execute(f"CALL ducklake_merge_adjacent_files('{LAKE}', ?, "
