@@ -3,8 +3,8 @@ changed (SPEC 6.4: the API's work per snapshot follows the change, not the wareh
 
 The processor replaces a customer's derived rows whole, so a commit changes every table only
 for customers whose `customers` row it deleted or inserted. DuckLake's change feed of that one
-table (`ducklake_table_changes`, its inserts and deletes: a compaction shows as updates) names
-them. In one DuckDB transaction on the served database:
+table (`ducklake_table_changes`) names them (so that table is never compacted whole:
+warehouse/maintain.py NOT_COMPACTED). In one DuckDB transaction on the served database:
 the changed customers' rows of the copied tables are replaced by the new snapshot's; per-customer
 pre-aggregates are replaced likewise; additive ones (api/metrics/prepared.py) lose the changed
 customers' old contributions and gain their new ones; the two medians are recomputed. Customers
@@ -126,10 +126,7 @@ def _changed(w: duckdb.DuckDBPyConnection, alias: str, v0: int, v1: int) -> int:
     try:
         w.execute(
             "CREATE TEMP TABLE __d_c AS SELECT DISTINCT customer_id FROM "
-            f"ducklake_table_changes('{alias}', 'main', 'customers', {v0 + 1}, {v1}) "
-            # A compaction's rewritten rows come as update pre/post images; the processor only
-            # ever deletes and inserts a customer's rows, so those are all its changes.
-            "WHERE change_type IN ('insert', 'delete')")
+            f"ducklake_table_changes('{alias}', 'main', 'customers', {v0 + 1}, {v1})")
     except duckdb.Error as error:  # e.g. the old snapshot was expired by maintenance
         raise FullBuildNeeded(f"no change feed from {v0} to {v1}: {error}") from None
     row = w.execute("SELECT (SELECT count(*) FROM __d_c), (SELECT count(*) FROM customers)"
