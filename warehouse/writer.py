@@ -308,8 +308,7 @@ class WarehouseWriter:
                 con.execute(f"SET memory_limit = '{WRITER_MEMORY_LIMIT}'")
 
         self._guard(bounded)
-        old = self.state()
-        self._state = Committed(old.offsets, old.watermark, self._snapshot_id(), old.committed_at)
+        self._refresh()
 
     def transact(self, work: Work) -> Committed:
         """Run work in one DuckLake transaction (conflicts retried); offsets stay as they are."""
