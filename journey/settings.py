@@ -54,3 +54,8 @@ class CommonSettings(BaseSettings):
     @property
     def warehouse_dir(self) -> Path:
         return self.data_dir / "warehouse"
+
+    @property
+    def spill_dir(self) -> Path:
+        """Where a writer's DuckDB spills what outgrows its memory limit (warehouse/spill.py)."""
+        return self.data_dir / "spill"

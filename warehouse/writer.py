@@ -24,7 +24,7 @@ import pyarrow as pa
 from journey.errors import RetryableError
 from journey.facts import Changes
 from journey.schema import Event
-from warehouse import integrity, lakeread
+from warehouse import integrity, lakeread, spill
 from warehouse.commitlock import CommitLock, commit_lock
 from warehouse.convert import Linked, StoredEvent, events_to_arrow, rows_to_arrow
 from warehouse.errors import (
@@ -45,9 +45,9 @@ __all__ = ["Committed", "ModelRow", "WarehouseWriter"]
 log = logging.getLogger("journey.warehouse")
 WRITER_MEMORY_LIMIT = "256MB"
 ALLOCATOR_FLUSH = "16MB"
-# Merging and rewriting files at millions of events needs more: 256 MB failed at 4.5M events
-# (it crashed the processor), 512 MB passed with a peak of 864 MiB; maintenance is rare and short.
-MAINTAIN_MEMORY_LIMIT = "1GB"
+# Maintenance's merge of the sorted events files failed at 4.5M events under 256 MB when DuckDB had
+# nowhere to spill; with a spill directory (warehouse/spill.py) it fits at 10M.
+MAINTAIN_MEMORY_LIMIT = WRITER_MEMORY_LIMIT
 LOCK_FILE = ".writer.lock"
 COMMIT_LOCK_WAIT_S = 10.0  # between two "still waiting" warnings
 Work = Callable[[duckdb.DuckDBPyConnection], object]
@@ -68,6 +68,7 @@ class WarehouseWriter:
         self._clock = clock
         self._lock_fd: int | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._spill: Path | None = None
         self._state: Committed | None = None
 
     def open(self, verify: bool = True) -> Committed:
@@ -113,6 +114,8 @@ class WarehouseWriter:
         # DuckDB keeps the Parquet bytes it read in memory (121 MiB at 9.25M events, read back
         # for re-derivations and deletes); the OS page cache holds them too, outside our budget.
         self._con.execute("SET enable_external_file_cache = false")
+        self._spill = spill.make(self.settings.spill_dir)
+        self._con.execute("SET temp_directory = ?", [str(self._spill)])
         self._con.execute(f"SET GLOBAL ducklake_default_data_inlining_row_limit = "
                           f"{int(self.settings.inline_row_limit)}")
         self._guard(lambda con: con.execute(attach_sql(self.location, read_only=False)))
@@ -128,6 +131,9 @@ class WarehouseWriter:
         if self._con is not None:
             self._con.close()
             self._con = None
+        if self._spill is not None:
+            spill.remove(self._spill)
+            self._spill = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing the descriptor releases the flock
             self._lock_fd = None

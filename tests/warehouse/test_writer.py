@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
@@ -152,6 +153,32 @@ def test_6_4_history_read_back_leaves_no_parquet_bytes_in_memory(writer: Warehou
         "SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory() "
         "WHERE tag = 'EXTERNAL_FILE_CACHE'").fetchone()
     assert cached == (0,)
+
+
+def test_6_4_a_sort_beyond_the_limit_spills_into_the_writers_own_directory(
+    writer: WarehouseWriter, settings: WarehouseSettings,
+) -> None:
+    """DuckDB's default spill directory is `.tmp` in the working directory, alike for every
+    process; the writer spills under DATA_DIR/spill, in a directory of its own, removed on close
+    (and one left by a process that is gone is removed by the next writer)."""
+    sort = ("SELECT max(rn) FROM (SELECT row_number() OVER (ORDER BY h) AS rn "
+            "FROM (SELECT md5(i::VARCHAR) AS h FROM range(1500000) t(i)))")
+    seen: list[object] = []
+
+    def work(con: duckdb.DuckDBPyConnection) -> None:
+        seen.append(con.execute(sort).fetchone())
+        seen.append(con.execute("SELECT current_setting('temp_directory')").fetchone())
+
+    writer._upkeep(work, "32MB")
+    mine = Path(str(seen[1][0]))  # type: ignore[index]
+    assert seen[0] == (1_500_000,)
+    assert mine.parent == settings.spill_dir and mine.name.startswith(f"{os.getpid()}-")
+    gone = settings.spill_dir / "999999999-x"  # no such pid
+    gone.mkdir()
+    writer.close()
+    assert not mine.exists()
+    writer.open()
+    assert not gone.exists()
 
 
 def test_scan_reads_the_lake_and_refuses_writes(writer: WarehouseWriter) -> None:
