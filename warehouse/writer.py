@@ -45,9 +45,11 @@ __all__ = ["Committed", "ModelRow", "WarehouseWriter"]
 log = logging.getLogger("journey.warehouse")
 WRITER_MEMORY_LIMIT = "256MB"
 ALLOCATOR_FLUSH = "16MB"
-# Maintenance's merge of the sorted events files failed at 4.5M events under 256 MB when DuckDB had
-# nowhere to spill; with a spill directory (warehouse/spill.py) it fits at 10M.
+# Maintenance's merge of the sorted events files failed at 4.5M events under 256 MB on two threads;
+# on one thread with a spill directory (warehouse/spill.py) it fits at 10M (peak 511 MiB), and a
+# refusal is tried once more under the 1 GB that passed before (peak 1,225 MiB at 10M).
 MAINTAIN_MEMORY_LIMIT = WRITER_MEMORY_LIMIT
+MAINTAIN_FALLBACK_LIMIT = "1GB"
 LOCK_FILE = ".writer.lock"
 COMMIT_LOCK_WAIT_S = 10.0  # between two "still waiting" warnings
 Work = Callable[[duckdb.DuckDBPyConnection], object]
@@ -299,7 +301,12 @@ class WarehouseWriter:
         """Flush inlined rows, merge small files, expire snapshots superseded longer than the
         grace period and delete the files no snapshot needs any more (bounded work)."""
         when = datetime.fromtimestamp(self._clock() if now is None else now, UTC)
-        self._upkeep(lambda con: maintain(con, when, self.settings), MAINTAIN_MEMORY_LIMIT)
+        try:
+            self._upkeep(lambda con: maintain(con, when, self.settings), MAINTAIN_MEMORY_LIMIT)
+        except WarehouseMemoryError as exc:
+            log.warning("maintenance needs more than %s; trying under %s: %s",
+                        MAINTAIN_MEMORY_LIMIT, MAINTAIN_FALLBACK_LIMIT, exc)
+            self._upkeep(lambda con: maintain(con, when, self.settings), MAINTAIN_FALLBACK_LIMIT)
 
     def compact(self) -> list[str]:
         """Rewrite whole the tables with too many files that carry deletes (maintain.compact);

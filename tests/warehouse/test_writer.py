@@ -278,6 +278,7 @@ def test_maintenance_beyond_the_memory_limit_is_retryable_and_restores_the_limit
         writer.commit([(make_event(i, "a"), 0, i)],
                       changes_for(Counter({"a": i + 1}), {"a"}), {0: i + 1}, None)
     monkeypatch.setattr(writer_module, "MAINTAIN_MEMORY_LIMIT", "8MB")
+    monkeypatch.setattr(writer_module, "MAINTAIN_FALLBACK_LIMIT", "8MB")
     with pytest.raises(WarehouseMemoryError):
         writer.maintain()
     expected = duckdb.connect()
@@ -287,3 +288,6 @@ def test_maintenance_beyond_the_memory_limit_is_retryable_and_restores_the_limit
     expected.close()
     writer.commit([(make_event(3, "a"), 0, 3)], changes_for(Counter({"a": 4}), {"a"}), {0: 4},
                   None)
+    # Refused under the first limit, maintenance is tried once more under the fallback.
+    monkeypatch.setattr(writer_module, "MAINTAIN_FALLBACK_LIMIT", "1GB")
+    writer.maintain()
