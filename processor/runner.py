@@ -206,6 +206,8 @@ class Processor:
         self._commits += 1
         try:
             if self._commits % self._maintain_every == 0:
+                heap.trim()  # maintenance's DuckDB memory comes on top of what is resident
+                self._trimmed = time.monotonic()
                 self._writer.maintain()
             elif self._commits % COMPACT_CHECK_EVERY == 0:
                 self._writer.compact()
