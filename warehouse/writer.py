@@ -38,7 +38,8 @@ from warehouse.lake import LAKE, Committed, attach_sql, connect, ident, locate, 
 from warehouse.maintain import compact, create_tables, maintain
 from warehouse.reader import VIEWS_SQL, views_sql
 from warehouse.settings import WarehouseSettings
-from warehouse.tables import DERIVED_ROWS, ROW_SCHEMAS, ModelRow
+from warehouse.statements import apply_changes, insert, insert_tables, write_meta
+from warehouse.tables import DERIVED_ROWS, ModelRow
 
 __all__ = ["Committed", "ModelRow", "WarehouseWriter"]
 
@@ -233,12 +234,12 @@ class WarehouseWriter:
         def work(con: duckdb.DuckDBPyConnection) -> None:
             if rows is not None:
                 # Sorted by key_hash, so a customer's events sit in few row groups of a file.
-                _insert(con, "events", rows, order_by="key_hash")
-            _apply(con, changes)
+                insert(con, "events", rows, order_by="key_hash")
+            apply_changes(con, changes)
             if models is not None:
                 con.execute(f"DELETE FROM {LAKE}.models")
-                _insert(con, "models", rows_to_arrow("models", models))
-            _write_meta(con, merged if offsets else None, mark, now)
+                insert(con, "models", rows_to_arrow("models", models))
+            write_meta(con, merged if offsets else None, mark, now)
 
         self._transact(work)
         self._state = Committed(merged, mark, self._snapshot_id(), now)
@@ -268,11 +269,11 @@ class WarehouseWriter:
                 con.execute(f"DELETE FROM {LAKE}.{ident(table)}")
             for chunk in chunks:
                 if isinstance(chunk, Changes):
-                    _apply(con, chunk)
+                    apply_changes(con, chunk)
                 else:  # rows already in Arrow (a rebuild's worker processes)
-                    _insert_tables(con, chunk)
-            _insert(con, "models", rows_to_arrow("models", models))
-            _write_meta(con, None, mark, now)
+                    insert_tables(con, chunk)
+            insert(con, "models", rows_to_arrow("models", models))
+            write_meta(con, None, mark, now)
 
         self._transact(work)
         self._state = Committed(current.offsets, mark, self._snapshot_id(), now)
@@ -419,64 +420,6 @@ class WarehouseWriter:
         row = con.execute(f"SELECT watermark, committed_at FROM {LAKE}.journey_meta").fetchone()
         watermark, committed_at = (row[0], row[1]) if row else (None, None)
         return Committed(offsets, watermark, self._snapshot_id(), committed_at)
-
-
-def _apply(con: duckdb.DuckDBPyConnection, changes: Changes) -> None:
-    """Run the deletes (values as Arrow, never SQL text), then insert the rows per table."""
-    for table, column, values in changes.deletes:
-        schema = ROW_SCHEMAS.get(table)
-        if schema is None or table == "models" or column not in schema.names:
-            raise CommitError("cannot delete from this table or by this column", table=table,
-                              column=column)
-        __journey_keys = pa.table({"v": pa.array(sorted(values), schema.field(column).type)})
-        con.execute(f"DELETE FROM {LAKE}.{ident(table)} WHERE {ident(column)} IN "
-                    "(SELECT v FROM __journey_keys)")
-        del __journey_keys
-    for table in changes.rows:
-        _check_derived(table)
-    for table, rows in changes.rows.items():
-        if rows:  # one table's Arrow rows at a time
-            _insert(con, table, rows_to_arrow(table, rows))
-
-
-def _check_derived(table: str) -> None:
-    if table not in ROW_SCHEMAS or table == "models":
-        raise CommitError("no such derived table", table=table)
-
-
-def _insert_tables(con: duckdb.DuckDBPyConnection, tables: Mapping[str, pa.Table]) -> None:
-    for table, rows in tables.items():
-        _check_derived(table)
-        if rows.num_rows:
-            _insert(con, table, rows)
-
-
-def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table,
-            order_by: str | None = None) -> None:
-    """Insert Arrow rows into a lake table (by column name).
-
-    The rows are read through DuckDB's replacement scan of this frame's local variable, not a
-    registered view: a view is a catalog entry, and a dropped one stays alive (with its Arrow
-    rows) until the transaction ends, so a rebuild's one long transaction kept every chunk it
-    had inserted (58 MB per 200k events, tests/warehouse/test_writer.py).
-    """
-    columns = ", ".join(ident(n) for n in rows.schema.names)
-    order = f" ORDER BY {ident(order_by)}" if order_by else ""
-    __journey_rows = rows
-    con.execute(f"INSERT INTO {LAKE}.{ident(table)} ({columns}) "
-                f"SELECT {columns} FROM __journey_rows{order}")
-    del __journey_rows
-
-
-def _write_meta(con: duckdb.DuckDBPyConnection, offsets: Mapping[int, int] | None,
-                watermark: datetime | None, now: datetime) -> None:
-    if offsets is not None:
-        con.execute(f"DELETE FROM {LAKE}.journey_offsets")
-        _insert(con, "journey_offsets", pa.table({
-            "partition": pa.array(list(offsets), pa.int32()),
-            "next_offset": pa.array(list(offsets.values()), pa.int64())}))
-    con.execute(f"DELETE FROM {LAKE}.journey_meta")
-    con.execute(f"INSERT INTO {LAKE}.journey_meta VALUES (?, ?)", [watermark, now])
 
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:
