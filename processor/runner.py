@@ -98,7 +98,7 @@ class Processor:
                                workers=self._rebuild_workers)
             self._synced = self._writer.state().version
             committed = self._writer.state()
-        heap.trim()  # the restore's Arrow slices and decoded rows are freed, not yet returned
+        self._trim()  # the restore's Arrow slices and decoded rows are freed, not yet returned
         # A group member owns no partition before its first poll; the group's assignment seeks.
         self._offsets = {p: committed.offsets.get(p, 0) for p in self._consumer.partitions()}
         self._watermark = committed.watermark
@@ -206,17 +206,19 @@ class Processor:
         self._commits += 1
         try:
             if self._commits % self._maintain_every == 0:
-                heap.trim()  # maintenance's DuckDB memory comes on top of what is resident
-                self._trimmed = time.monotonic()
+                self._trim()  # maintenance's DuckDB memory comes on top of what is resident
                 self._writer.maintain()
             elif self._commits % COMPACT_CHECK_EVERY == 0:
                 self._writer.compact()
         except RetryableError as exc:  # maintenance can wait for the next round
             log.warning("warehouse maintenance failed: %s", exc)
         if time.monotonic() - self._trimmed >= TRIM_EVERY_S:
-            heap.trim()
-            self._trimmed = time.monotonic()
+            self._trim()
         return took
+
+    def _trim(self) -> None:
+        heap.trim()
+        self._trimmed = time.monotonic()
 
     def run(self, should_stop: Callable[[], bool], backoff_s: float = 1.0,
             after_batch: Callable[[BatchStats], None] | None = None) -> None:
