@@ -39,6 +39,14 @@ MIN_CHANGED_LIMIT = 1000
 CUSTOMER_TABLES = ("identities", "customers", "sessions", "stage_entries", "transitions",
                    "surveys", "account_events", "identity_conflicts")
 
+# Snapshot changes that leave every row they did not insert or delete where it was: a commit's
+# inserts and deletes, a flush of inlined rows, a merge of adjacent files. A rewrite of files
+# lists each of their rows in the change feed (as update images), so a range holding one reads
+# the changed customers' rows from the lake instead.
+FEED_CHANGES = frozenset({"tables_inserted_into", "tables_deleted_from", "inlined_insert",
+                          "inlined_delete", "flushed_inlined", "merge_adjacent"})
+ADDED, REMOVED = "added", "NOT added"
+
 _C = "(SELECT customer_id FROM __d_c)"  # the changed customers
 _S = "(SELECT customer_id FROM __d_s)"  # ... and those whose lapsed status changed
 
@@ -46,7 +54,7 @@ _S = "(SELECT customer_id FROM __d_s)"  # ... and those whose lapsed status chan
 _OLD = (
     ("__o_cust", "__j_cust", _C), ("__o_se", "stage_entries", _C), ("__o_sess", "sessions", _C),
     ("__o_tr", "transitions", _C), ("__o_dsorted", "__j_dsorted", _C),
-    ("__o_es", "event_stages", _C), ("__o_reach", "__j_reach", _S), ("__o_stop", "__j_stop", _S),
+    ("__o_reach", "__j_reach", _S), ("__o_stop", "__j_stop", _S),
 )
 _NEW = (
     ("__n_customers", "customers", _C), ("__n_se", "stage_entries", _S),
@@ -63,6 +71,7 @@ class Advanced:
     alias: str
     changed: int
     lapsed: int
+    fed: bool  # the changed rows came from the change feed, not from reading whole tables
 
 
 class FullBuildNeeded(Exception):
@@ -90,9 +99,10 @@ def _advance(w: duckdb.DuckDBPyConnection, snap: Snapshot, old_alias: str) -> Ad
     w.execute(attach_sql(snap.location, read_only=True, snapshot=snap.version, alias=alias))
     try:
         changed = _changed(w, alias, v0, snap.version)
+        since = v0 if _plain(w, alias, v0, snap.version) else None
         w.execute("BEGIN TRANSACTION")
         try:
-            lapsed = _apply(w, alias, snap.version)
+            lapsed = _apply(w, alias, snap.version, since)
             w.execute("COMMIT")
         except BaseException:
             w.execute("ROLLBACK")
@@ -107,7 +117,7 @@ def _advance(w: duckdb.DuckDBPyConnection, snap: Snapshot, old_alias: str) -> Ad
             "SELECT database_name FROM duckdb_databases() WHERE database_name LIKE ? "
             "AND database_name NOT IN (?, ?)", [f"{LAKE}_v%", alias, old_alias]).fetchall():
         _detach(w, str(name))
-    return Advanced(alias, changed, lapsed)
+    return Advanced(alias, changed, lapsed, since is not None)
 
 
 def _detach(w: duckdb.DuckDBPyConnection, alias: str) -> None:
@@ -137,14 +147,41 @@ def _changed(w: duckdb.DuckDBPyConnection, alias: str, v0: int, v1: int) -> int:
     return changed
 
 
+def _plain(w: duckdb.DuckDBPyConnection, alias: str, v0: int, v1: int) -> bool:
+    """Whether every snapshot after v0 up to v1 left the rows it did not insert or delete where
+    they were, so that DuckLake's change feed holds exactly the rows the commits changed."""
+    return all(set(changes) <= FEED_CHANGES for (changes,) in w.execute(
+        f"SELECT changes FROM ducklake_snapshots('{alias}') WHERE snapshot_id BETWEEN ? AND ?",
+        [v0 + 1, v1]).fetchall())
+
+
+def _feed(w: duckdb.DuckDBPyConnection, alias: str, table: str, since: int, version: int,
+          columns: str) -> None:
+    """Temp table __d_f: the changed customers' rows the commits after snapshot `since` inserted
+    (`added`) or deleted (not `added`); a row inserted and deleted in between is in both."""
+    args = f"'{alias}', 'main', '{table}', {since + 1}, {version}"
+    w.execute(
+        f"CREATE TEMP TABLE __d_f AS SELECT TRUE AS added, {columns} FROM "
+        f"ducklake_table_insertions({args}) WHERE customer_id IN {_C} UNION ALL "
+        f"SELECT FALSE AS added, {columns} FROM ducklake_table_deletions({args}) "
+        f"WHERE customer_id IN {_C}")
+
+
+def _columns(w: duckdb.DuckDBPyConnection, table: str, database: str = "memory") -> str:
+    return ", ".join(ident(str(r[0])) for r in w.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND table_name = ? "
+        "ORDER BY column_index", [database, table]).fetchall())
+
+
 def _tables(w: duckdb.DuckDBPyConnection, database: str = "memory") -> set[str]:
     return {str(r[0]) for r in w.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [database]).fetchall()}
 
 
-def _apply(w: duckdb.DuckDBPyConnection, alias: str, version: int) -> int:
+def _apply(w: duckdb.DuckDBPyConnection, alias: str, version: int, since: int | None) -> int:
     """Inside the write transaction: every change from the served snapshot to `version`;
-    the number of unchanged customers whose lapsed status changed."""
+    the number of unchanged customers whose lapsed status changed. since: the served
+    snapshot, when the change feed from it holds exactly the changed rows (_plain)."""
     stages = prepared.stage_count(w)
     lake = ident(alias)
     w.execute(f"CREATE TEMP TABLE __o_meta AS FROM meta; DELETE FROM meta; "
@@ -162,7 +199,18 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
 
     # The old side, copied before anything changes: the changed customers' rows (narrow) and,
     # for the lapse-dependent tables, also the re-lapsed ones' (wide).
-    scratch = ["__o_meta", "__d_l", "__d_s"]
+    scratch = ["__o_meta", "__d_l", "__d_s", "__n_es", "__o_es"]
+    # The changed customers' event_stages rows, read once from the new snapshot; the old ones
+    # are the new ones less what the commits inserted plus what they deleted.
+    w.execute(f"CREATE TEMP TABLE __n_es AS FROM {lake}.event_stages WHERE customer_id IN {_C}")
+    if since is None:
+        w.execute(f"CREATE TEMP TABLE __o_es AS FROM event_stages WHERE customer_id IN {_C}")
+    else:
+        columns = _columns(w, "__n_es", "temp")
+        _feed(w, alias, "event_stages", since, version, columns)
+        w.execute(f"CREATE TEMP TABLE __o_es AS (SELECT {columns} FROM __n_es UNION ALL "
+                  f"SELECT {columns} FROM __d_f WHERE {REMOVED}) EXCEPT ALL "
+                  f"SELECT {columns} FROM __d_f WHERE {ADDED}; DROP TABLE __d_f")
     for name, source, scope in _OLD:
         w.execute(f"CREATE TEMP TABLE {name} AS FROM {source} WHERE customer_id IN {scope}")
         scratch.append(name)
@@ -175,11 +223,9 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
             w.execute(f"CREATE TEMP TABLE __m{t.name} AS {t.select(old, stages)}")
             scratch.append(f"__m{t.name}")
 
-    _replace_rows(w, alias)
+    _replace_rows(w, alias, version, since)
 
-    # The new side: scoped views over the updated tables, the new event_stages read once.
-    w.execute(f"CREATE TEMP TABLE __n_es AS FROM {lake}.event_stages WHERE customer_id IN {_C}")
-    scratch.append("__n_es")
+    # The new side: scoped views over the updated tables.
     for name, source, scope in _NEW:
         w.execute(f"CREATE TEMP VIEW {name} AS FROM {source} WHERE customer_id IN {scope}")
     # stage_entries is wide in both: the narrow tables join it with the changed customers only.
@@ -209,17 +255,33 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
     return lapsed
 
 
-def _replace_rows(w: duckdb.DuckDBPyConnection, alias: str) -> None:
-    """The copied tables take the new snapshot's rows of the changed customers; the views of
-    the big tables read the new snapshot; the account tables are recomputed."""
+def _replace_rows(w: duckdb.DuckDBPyConnection, alias: str, version: int,
+                  since: int | None) -> None:
+    """The copied tables take the new snapshot's rows of the changed customers (their rows
+    here plus what the change feed inserted less what it deleted, or, without a feed, read
+    from the lake); the views of the big tables read the new snapshot; the account tables are
+    recomputed."""
     here, there, lake = _tables(w), _tables(w, alias), ident(alias)
     accounts = _count(w, "account_events") if "account_events" in here else 0
     for table in CUSTOMER_TABLES:
         if table not in here:
             continue
-        w.execute(f"DELETE FROM {ident(table)} WHERE customer_id IN {_C}")
+        name = ident(table)
+        if table in there and since is not None:
+            columns = _columns(w, table)
+            _feed(w, alias, table, since, version, columns)
+            w.execute(f"""
+CREATE TEMP TABLE __d_rows AS (
+    SELECT {columns} FROM {name} WHERE customer_id IN {_C}
+    UNION ALL SELECT {columns} FROM __d_f WHERE {ADDED}
+) EXCEPT ALL SELECT {columns} FROM __d_f WHERE {REMOVED};
+DELETE FROM {name} WHERE customer_id IN {_C};
+INSERT INTO {name} BY NAME FROM __d_rows;
+DROP TABLE __d_f; DROP TABLE __d_rows""")
+            continue
+        w.execute(f"DELETE FROM {name} WHERE customer_id IN {_C}")
         if table in there:
-            w.execute(f"INSERT INTO {ident(table)} BY NAME FROM {lake}.{ident(table)} "
+            w.execute(f"INSERT INTO {name} BY NAME FROM {lake}.{name} "
                       f"WHERE customer_id IN {_C}")
     for table in SCHEMAS:
         if table not in here and table in there:
