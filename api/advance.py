@@ -98,11 +98,11 @@ def _advance(w: duckdb.DuckDBPyConnection, snap: Snapshot, old_alias: str) -> Ad
     _detach(w, alias)
     w.execute(attach_sql(snap.location, read_only=True, snapshot=snap.version, alias=alias))
     try:
-        changed = _changed(w, alias, v0, snap.version)
-        since = v0 if _plain(w, alias, v0, snap.version) else None
+        span = _span(w, alias, v0, snap.version)
+        changed = _changed(w, alias, span)
         w.execute("BEGIN TRANSACTION")
         try:
-            lapsed = _apply(w, alias, snap.version, since)
+            lapsed = _apply(w, alias, span)
             w.execute("COMMIT")
         except BaseException:
             w.execute("ROLLBACK")
@@ -117,7 +117,7 @@ def _advance(w: duckdb.DuckDBPyConnection, snap: Snapshot, old_alias: str) -> Ad
             "SELECT database_name FROM duckdb_databases() WHERE database_name LIKE ? "
             "AND database_name NOT IN (?, ?)", [f"{LAKE}_v%", alias, old_alias]).fetchall():
         _detach(w, str(name))
-    return Advanced(alias, changed, lapsed, since is not None)
+    return Advanced(alias, changed, lapsed, span.plain)
 
 
 def _detach(w: duckdb.DuckDBPyConnection, alias: str) -> None:
@@ -125,20 +125,55 @@ def _detach(w: duckdb.DuckDBPyConnection, alias: str) -> None:
         w.execute(f"DETACH {ident(alias)}")
 
 
-def _changed(w: duckdb.DuckDBPyConnection, alias: str, v0: int, v1: int) -> int:
-    """Fill temp table __d_c with the customers changed between v0 and v1; their count."""
-    differ = w.execute(
-        f"SELECT count(*) FROM ((FROM models EXCEPT ALL FROM {ident(alias)}.models) UNION ALL "
-        f"(FROM {ident(alias)}.models EXCEPT ALL FROM models))").fetchone()
-    if differ is None or differ[0]:
-        raise FullBuildNeeded("the stage models changed")
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """What the snapshots after the served one (`since`) up to `version` did, per the catalog."""
+
+    since: int
+    version: int
+    tables: frozenset[str]  # the lake's tables
+    touched: frozenset[str]  # the tables they inserted into, deleted from or rewrote
+    plain: bool  # none rewrote files: the change feed holds exactly the rows they changed
+
+    def feed(self, alias: str, table: str, kind: str) -> str:
+        """DuckLake's insertions or deletions of a table in the span, as a table function."""
+        return (f"ducklake_table_{kind}('{alias}', 'main', '{table}', {self.since + 1}, "
+                f"{self.version})")
+
+
+def _span(w: duckdb.DuckDBPyConnection, alias: str, v0: int, v1: int) -> _Span:
+    ids = {str(i): str(name) for name, i in w.execute(
+        f"SELECT table_name, table_id FROM ducklake_table_info('{alias}')").fetchall()}
+    touched: set[str] = set()
+    plain = True
+    for (changes,) in w.execute(
+            f"SELECT changes FROM ducklake_snapshots('{alias}') WHERE snapshot_id BETWEEN ? AND ?",
+            [v0 + 1, v1]).fetchall():
+        plain = plain and set(changes) <= FEED_CHANGES
+        for values in changes.values():
+            # Anything but a table id (a schema or table created, say) may touch every table.
+            touched.update(ids.get(v, "*") for v in values)
+    tables = frozenset(ids.values())
+    return _Span(v0, v1, tables, tables if "*" in touched else frozenset(touched), plain)
+
+
+def _changed(w: duckdb.DuckDBPyConnection, alias: str, span: _Span) -> int:
+    """Fill temp table __d_c with the customers changed in the span; their count."""
+    lake = ident(alias)
+    if "models" in span.touched:
+        differ = w.execute(
+            f"SELECT count(*) FROM ((FROM models EXCEPT ALL FROM {lake}.models) UNION ALL "
+            f"(FROM {lake}.models EXCEPT ALL FROM models))").fetchone()
+        if differ is None or differ[0]:
+            raise FullBuildNeeded("the stage models changed")
     w.execute("DROP TABLE IF EXISTS __d_c")
     try:
         w.execute(
-            "CREATE TEMP TABLE __d_c AS SELECT DISTINCT customer_id FROM "
-            f"ducklake_table_changes('{alias}', 'main', 'customers', {v0 + 1}, {v1})")
+            f"CREATE TEMP TABLE __d_c AS SELECT customer_id FROM "
+            f"{span.feed(alias, 'customers', 'insertions')} UNION "
+            f"SELECT customer_id FROM {span.feed(alias, 'customers', 'deletions')}")
     except duckdb.Error as error:  # e.g. the old snapshot was expired by maintenance
-        raise FullBuildNeeded(f"no change feed from {v0} to {v1}: {error}") from None
+        raise FullBuildNeeded(f"no change feed after {span.since}: {error}") from None
     row = w.execute("SELECT (SELECT count(*) FROM __d_c), (SELECT count(*) FROM customers)"
                     ).fetchone()
     changed, total = (int(row[0]), int(row[1])) if row else (0, 0)
@@ -147,23 +182,14 @@ def _changed(w: duckdb.DuckDBPyConnection, alias: str, v0: int, v1: int) -> int:
     return changed
 
 
-def _plain(w: duckdb.DuckDBPyConnection, alias: str, v0: int, v1: int) -> bool:
-    """Whether every snapshot after v0 up to v1 left the rows it did not insert or delete where
-    they were, so that DuckLake's change feed holds exactly the rows the commits changed."""
-    return all(set(changes) <= FEED_CHANGES for (changes,) in w.execute(
-        f"SELECT changes FROM ducklake_snapshots('{alias}') WHERE snapshot_id BETWEEN ? AND ?",
-        [v0 + 1, v1]).fetchall())
-
-
-def _feed(w: duckdb.DuckDBPyConnection, alias: str, table: str, since: int, version: int,
+def _feed(w: duckdb.DuckDBPyConnection, alias: str, table: str, span: _Span,
           columns: str) -> None:
-    """Temp table __d_f: the changed customers' rows the commits after snapshot `since` inserted
-    (`added`) or deleted (not `added`); a row inserted and deleted in between is in both."""
-    args = f"'{alias}', 'main', '{table}', {since + 1}, {version}"
+    """Temp table __d_f: the changed customers' rows the span inserted (`added`) or deleted
+    (not `added`); a row inserted and deleted within it is in both."""
     w.execute(
         f"CREATE TEMP TABLE __d_f AS SELECT TRUE AS added, {columns} FROM "
-        f"ducklake_table_insertions({args}) WHERE customer_id IN {_C} UNION ALL "
-        f"SELECT FALSE AS added, {columns} FROM ducklake_table_deletions({args}) "
+        f"{span.feed(alias, table, 'insertions')} WHERE customer_id IN {_C} UNION ALL "
+        f"SELECT FALSE AS added, {columns} FROM {span.feed(alias, table, 'deletions')} "
         f"WHERE customer_id IN {_C}")
 
 
@@ -178,14 +204,13 @@ def _tables(w: duckdb.DuckDBPyConnection, database: str = "memory") -> set[str]:
         "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [database]).fetchall()}
 
 
-def _apply(w: duckdb.DuckDBPyConnection, alias: str, version: int, since: int | None) -> int:
-    """Inside the write transaction: every change from the served snapshot to `version`;
-    the number of unchanged customers whose lapsed status changed. since: the served
-    snapshot, when the change feed from it holds exactly the changed rows (_plain)."""
+def _apply(w: duckdb.DuckDBPyConnection, alias: str, span: _Span) -> int:
+    """Inside the write transaction: every change of the span; the number of unchanged
+    customers whose lapsed status changed."""
     stages = prepared.stage_count(w)
     lake = ident(alias)
     w.execute(f"CREATE TEMP TABLE __o_meta AS FROM meta; DELETE FROM meta; "
-              f"INSERT INTO meta {meta_select(f'CAST({int(version)} AS BIGINT)', lake)}")
+              f"INSERT INTO meta {meta_select(f'CAST({int(span.version)} AS BIGINT)', lake)}")
     # Customers not changed whose lapsed status moved with the watermark (per model).
     before = prepared.lapsed(Sources(meta="__o_meta"))
     w.execute(f"""
@@ -201,13 +226,15 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
     # for the lapse-dependent tables, also the re-lapsed ones' (wide).
     scratch = ["__o_meta", "__d_l", "__d_s", "__n_es", "__o_es"]
     # The changed customers' event_stages rows, read once from the new snapshot; the old ones
-    # are the new ones less what the commits inserted plus what they deleted.
+    # are the new ones less what the span inserted plus what it deleted.
     w.execute(f"CREATE TEMP TABLE __n_es AS FROM {lake}.event_stages WHERE customer_id IN {_C}")
-    if since is None:
+    if not span.plain:
         w.execute(f"CREATE TEMP TABLE __o_es AS FROM event_stages WHERE customer_id IN {_C}")
+    elif "event_stages" not in span.touched:
+        w.execute("CREATE TEMP TABLE __o_es AS FROM __n_es")
     else:
         columns = _columns(w, "__n_es", "temp")
-        _feed(w, alias, "event_stages", since, version, columns)
+        _feed(w, alias, "event_stages", span, columns)
         w.execute(f"CREATE TEMP TABLE __o_es AS (SELECT {columns} FROM __n_es UNION ALL "
                   f"SELECT {columns} FROM __d_f WHERE {REMOVED}) EXCEPT ALL "
                   f"SELECT {columns} FROM __d_f WHERE {ADDED}; DROP TABLE __d_f")
@@ -223,7 +250,7 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
             w.execute(f"CREATE TEMP TABLE __m{t.name} AS {t.select(old, stages)}")
             scratch.append(f"__m{t.name}")
 
-    _replace_rows(w, alias, version, since)
+    _replace_rows(w, alias, span)
 
     # The new side: scoped views over the updated tables.
     for name, source, scope in _NEW:
@@ -255,21 +282,20 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
     return lapsed
 
 
-def _replace_rows(w: duckdb.DuckDBPyConnection, alias: str, version: int,
-                  since: int | None) -> None:
-    """The copied tables take the new snapshot's rows of the changed customers (their rows
-    here plus what the change feed inserted less what it deleted, or, without a feed, read
-    from the lake); the views of the big tables read the new snapshot; the account tables are
-    recomputed."""
-    here, there, lake = _tables(w), _tables(w, alias), ident(alias)
+def _replace_rows(w: duckdb.DuckDBPyConnection, alias: str, span: _Span) -> None:
+    """The copied tables the span touched take the new snapshot's rows of the changed
+    customers (their rows here plus what the span inserted less what it deleted or, when it
+    rewrote files, read from the lake); the views of the big tables read the new snapshot; the
+    account tables are recomputed."""
+    here, there, lake = _tables(w), span.tables, ident(alias)
     accounts = _count(w, "account_events") if "account_events" in here else 0
     for table in CUSTOMER_TABLES:
-        if table not in here:
+        if table not in here or (table in there and table not in span.touched):
             continue
         name = ident(table)
-        if table in there and since is not None:
+        if table in there and span.plain:
             columns = _columns(w, table)
-            _feed(w, alias, table, since, version, columns)
+            _feed(w, alias, table, span, columns)
             w.execute(f"""
 CREATE TEMP TABLE __d_rows AS (
     SELECT {columns} FROM {name} WHERE customer_id IN {_C}
