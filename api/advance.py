@@ -78,18 +78,27 @@ class FullBuildNeeded(Exception):
     """The delta cannot be applied; build the snapshot whole (the reason is the message)."""
 
 
-def advance(con: duckdb.DuckDBPyConnection, snap: Snapshot, alias: str) -> Advanced:
-    """Move con (built over a snapshot whose views read the lake attached as `alias`) to snap.
+def advance(con: duckdb.DuckDBPyConnection, snap: Snapshot, alias: str,
+            tables: frozenset[str]) -> Advanced:
+    """Move con (built over a snapshot whose views read the lake attached as `alias`, holding
+    `tables` of its own: own_tables) to snap.
 
     Raises FullBuildNeeded when the delta cannot be applied; con is then unchanged."""
     w = con.cursor()
     try:
-        return _advance(w, snap, alias)
+        return _advance(w, snap, alias, tables)
     finally:
         w.close()
 
 
-def _advance(w: duckdb.DuckDBPyConnection, snap: Snapshot, old_alias: str) -> Advanced:
+def own_tables(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
+    """The tables of con's own in-memory database."""
+    return frozenset(str(r[0]) for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = 'memory'").fetchall())
+
+
+def _advance(w: duckdb.DuckDBPyConnection, snap: Snapshot, old_alias: str,
+             here: frozenset[str]) -> Advanced:
     row = w.execute("SELECT max(version) FROM meta").fetchone()
     v0 = None if row is None or row[0] is None else int(row[0])
     if v0 is None or snap.version <= v0:
@@ -102,7 +111,7 @@ def _advance(w: duckdb.DuckDBPyConnection, snap: Snapshot, old_alias: str) -> Ad
         changed = _changed(w, alias, span)
         w.execute("BEGIN TRANSACTION")
         try:
-            lapsed = _apply(w, alias, span)
+            lapsed = _apply(w, alias, span, here)
             w.execute("COMMIT")
         except BaseException:
             w.execute("ROLLBACK")
@@ -193,18 +202,14 @@ def _feed(w: duckdb.DuckDBPyConnection, alias: str, table: str, span: _Span,
         f"WHERE customer_id IN {_C}")
 
 
-def _columns(w: duckdb.DuckDBPyConnection, table: str, database: str = "memory") -> str:
-    return ", ".join(ident(str(r[0])) for r in w.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE database_name = ? AND table_name = ? "
-        "ORDER BY column_index", [database, table]).fetchall())
+def _columns(w: duckdb.DuckDBPyConnection, table: str) -> str:
+    """The columns of a relation (from binding a query: duckdb_columns() would read every
+    attached lake's catalog)."""
+    description = w.execute(f"SELECT * FROM {ident(table)} LIMIT 0").description or []
+    return ", ".join(ident(str(d[0])) for d in description)
 
 
-def _tables(w: duckdb.DuckDBPyConnection, database: str = "memory") -> set[str]:
-    return {str(r[0]) for r in w.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [database]).fetchall()}
-
-
-def _apply(w: duckdb.DuckDBPyConnection, alias: str, span: _Span) -> int:
+def _apply(w: duckdb.DuckDBPyConnection, alias: str, span: _Span, here: frozenset[str]) -> int:
     """Inside the write transaction: every change of the span; the number of unchanged
     customers whose lapsed status changed."""
     stages = prepared.stage_count(w)
@@ -233,7 +238,7 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
     elif "event_stages" not in span.touched:
         w.execute("CREATE TEMP TABLE __o_es AS FROM __n_es")
     else:
-        columns = _columns(w, "__n_es", "temp")
+        columns = _columns(w, "__n_es")
         _feed(w, alias, "event_stages", span, columns)
         w.execute(f"CREATE TEMP TABLE __o_es AS (SELECT {columns} FROM __n_es UNION ALL "
                   f"SELECT {columns} FROM __d_f WHERE {REMOVED}) EXCEPT ALL "
@@ -250,7 +255,7 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
             w.execute(f"CREATE TEMP TABLE __m{t.name} AS {t.select(old, stages)}")
             scratch.append(f"__m{t.name}")
 
-    _replace_rows(w, alias, span)
+    _replace_rows(w, alias, span, here)
 
     # The new side: scoped views over the updated tables.
     for name, source, scope in _NEW:
@@ -282,12 +287,13 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
     return lapsed
 
 
-def _replace_rows(w: duckdb.DuckDBPyConnection, alias: str, span: _Span) -> None:
+def _replace_rows(w: duckdb.DuckDBPyConnection, alias: str, span: _Span,
+                  here: frozenset[str]) -> None:
     """The copied tables the span touched take the new snapshot's rows of the changed
     customers (their rows here plus what the span inserted less what it deleted or, when it
     rewrote files, read from the lake); the views of the big tables read the new snapshot; the
     account tables are recomputed."""
-    here, there, lake = _tables(w), span.tables, ident(alias)
+    there, lake = span.tables, ident(alias)
     accounts = _count(w, "account_events") if "account_events" in here else 0
     for table in CUSTOMER_TABLES:
         if table not in here or (table in there and table not in span.touched):

@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeVar
 
 import duckdb
 
-from api.advance import FullBuildNeeded, advance
+from api.advance import FullBuildNeeded, advance, own_tables
 from api.errors import NotReadyError
 from api.metrics import prepared
 from warehouse.lake import LAKE
@@ -76,12 +76,14 @@ class Bound:
 
     alias: the lake attachment its views read, when the store moves this connection to newer
     snapshots in place (api/advance.py); a request then reads it in a transaction of its own
-    and takes the version from there."""
+    and takes the version from there. tables: the connection's own tables (its copies and
+    pre-aggregates), known once: listing them costs a read of every attached lake's catalog."""
 
     version: int
     watermark: datetime | None
     con: duckdb.DuckDBPyConnection
     alias: str | None = None
+    tables: frozenset[str] = frozenset()
 
     @property
     def live(self) -> bool:
@@ -199,7 +201,7 @@ class SnapshotStore:
                 cur.execute("BEGIN TRANSACTION")
                 version, watermark = _version(cur)
                 if version != bound.version:
-                    bound = Bound(version, watermark, bound.con, bound.alias)
+                    bound = Bound(version, watermark, bound.con, bound.alias, bound.tables)
             yield bound, cur
         finally:
             if bound.live:
@@ -234,7 +236,7 @@ class SnapshotStore:
                 or not isinstance(snap, LakeSnapshot)):
             return None
         try:
-            done = advance(old.con, snap, old.alias)
+            done = advance(old.con, snap, old.alias, old.tables)
         except FullBuildNeeded as why:
             log.info("snapshot %s built whole: %s", snap.version, why)
             return None
@@ -250,7 +252,7 @@ class SnapshotStore:
             version, watermark = _version(cur)
         finally:
             cur.close()
-        return Bound(version, watermark, old.con, done.alias)
+        return Bound(version, watermark, old.con, done.alias, old.tables)
 
     def _build(self, snap: Snapshot) -> Bound:
         con = duckdb.connect(":memory:")
@@ -265,7 +267,7 @@ class SnapshotStore:
         self.full_builds += 1
         live = self._register is None and isinstance(snap, LakeSnapshot)
         return Bound(version=snap.version, watermark=watermark, con=con,
-                     alias=LAKE if live else None)
+                     alias=LAKE if live else None, tables=own_tables(con) if live else frozenset())
 
 
 def _version(cur: duckdb.DuckDBPyConnection) -> tuple[int, datetime | None]:
