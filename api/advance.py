@@ -1,11 +1,12 @@
 """Moves the API's in-memory copy of a snapshot to a newer snapshot by the customers that
 changed (SPEC 6.4: the API's work per snapshot follows the change, not the warehouse).
 
-The processor replaces a customer's derived rows whole, so a commit changes every table only
-for customers whose `customers` row it deleted or inserted. DuckLake's change feed of that one
-table (`ducklake_table_changes`) names them (so that table is never compacted whole:
+A commit changes every table only for customers whose `customers` row it deleted or inserted.
+DuckLake's change feed of that one table names them (so that table is never compacted whole:
 warehouse/maintain.py NOT_COMPACTED). In one DuckDB transaction on the served database:
-the changed customers' rows of the copied tables are replaced by the new snapshot's; per-customer
+the changed customers' rows of the copied tables become the new snapshot's (the rows held, plus
+the feed's insertions, less its deletions; read from the lake when a snapshot in between
+rewrote files, since the feed then lists every row of those files); per-customer
 pre-aggregates are replaced likewise; additive ones (api/metrics/prepared.py) lose the changed
 customers' old contributions and gain their new ones; the two medians are recomputed. Customers
 whose lapsed status moved with the watermark join the scope of the lapse-dependent tables.
