@@ -359,8 +359,8 @@ CREATE TEMP TABLE __d_plus AS {plus};
 CREATE TEMP TABLE __d_g AS SELECT DISTINCT {t.group_hash} AS {g} FROM (
     SELECT {dims} FROM __d_plus UNION ALL SELECT {dims} FROM {minus})""")
     # The touched groups' rows leave the table in the pass that reads them (one scan, not two).
-    __d_held = w.execute(f"DELETE FROM {t.name} WHERE {g} IN (SELECT {g} FROM __d_g) "
-                         f"RETURNING {dims}, {measures}").to_arrow_table()
+    w.register("__d_held", w.execute(f"DELETE FROM {t.name} WHERE {g} IN (SELECT {g} FROM __d_g) "
+                                     f"RETURNING {dims}, {measures}").to_arrow_table())
     w.execute(f"""
 INSERT INTO {t.name} BY NAME
 SELECT * FROM (
@@ -372,4 +372,4 @@ SELECT * FROM (
 ) WHERE {ident(t.keep)} <> 0;
 DROP TABLE __d_plus; DROP TABLE __d_g;
 """)
-    del __d_held
+    w.unregister("__d_held")
