@@ -40,12 +40,15 @@ MIN_CHANGED_LIMIT = 1000
 CUSTOMER_TABLES = ("identities", "customers", "sessions", "stage_entries", "transitions",
                    "surveys", "account_events", "identity_conflicts")
 
-# Snapshot changes that leave every row they did not insert or delete where it was: a commit's
-# inserts and deletes, a flush of inlined rows, a merge of adjacent files. A rewrite of files
-# lists each of their rows in the change feed (as update images), so a range holding one reads
-# the changed customers' rows from the lake instead.
+# The writer's upkeep (warehouse/maintain.py), each call a snapshot of its own: it changes no
+# table's rows, so the change feed is read around it. A rewrite lists every row of the files it
+# rewrote as deleted and inserted again, which would make a span holding one cost what those
+# files hold, and name every customer in them as changed.
+UPKEEP_CHANGES = frozenset({"rewrite_delete", "merge_adjacent", "flushed_inlined"})
+# A commit's changes. A span holding anything else (a table created, say) reads the changed
+# customers' rows from the lake instead of the feed.
 FEED_CHANGES = frozenset({"tables_inserted_into", "tables_deleted_from", "inlined_insert",
-                          "inlined_delete", "flushed_inlined", "merge_adjacent"})
+                          "inlined_delete"})
 ADDED, REMOVED = "added", "NOT added"
 
 _C = "(SELECT customer_id FROM __d_c)"  # the changed customers
@@ -142,13 +145,16 @@ class _Span:
     since: int
     version: int
     tables: frozenset[str]  # the lake's tables
-    touched: frozenset[str]  # the tables they inserted into, deleted from or rewrote
-    plain: bool  # none rewrote files: the change feed holds exactly the rows they changed
+    touched: frozenset[str]  # the tables whose rows they changed
+    plain: bool  # only commits' inserts and deletes: the change feed holds what changed
+    runs: tuple[tuple[int, int], ...]  # the runs of snapshots that changed rows (not upkeep)
 
     def feed(self, alias: str, table: str, kind: str) -> str:
-        """DuckLake's insertions or deletions of a table in the span, as a table function."""
-        return (f"ducklake_table_{kind}('{alias}', 'main', '{table}', {self.since + 1}, "
-                f"{self.version})")
+        """DuckLake's insertions or deletions of a table in the span, as a relation."""
+        calls = " UNION ALL ".join(
+            f"FROM ducklake_table_{kind}('{alias}', 'main', '{table}', {a}, {b})"
+            for a, b in self.runs)
+        return f"({calls})"
 
 
 def _span(w: duckdb.DuckDBPyConnection, alias: str, v0: int, v1: int) -> _Span:
@@ -156,15 +162,27 @@ def _span(w: duckdb.DuckDBPyConnection, alias: str, v0: int, v1: int) -> _Span:
         f"SELECT table_name, table_id FROM ducklake_table_info('{alias}')").fetchall()}
     touched: set[str] = set()
     plain = True
-    for (changes,) in w.execute(
-            f"SELECT changes FROM ducklake_snapshots('{alias}') WHERE snapshot_id BETWEEN ? AND ?",
-            [v0 + 1, v1]).fetchall():
+    runs: list[tuple[int, int]] = []
+    snapshots = w.execute(
+        f"SELECT snapshot_id, changes FROM ducklake_snapshots('{alias}') "
+        "WHERE snapshot_id BETWEEN ? AND ? ORDER BY snapshot_id", [v0, v1]).fetchall()
+    if [int(r[0]) for r in snapshots] != list(range(v0, v1 + 1)):
+        # An erasure, or maintenance after the grace period, expired some of them.
+        raise FullBuildNeeded(f"snapshots from {v0} to {v1} expired")
+    for snapshot, changes in snapshots[1:]:
+        if UPKEEP_CHANGES & set(changes):
+            continue
         plain = plain and set(changes) <= FEED_CHANGES
         for values in changes.values():
             # Anything but a table id (a schema or table created, say) may touch every table.
             touched.update(ids.get(v, "*") for v in values)
+        if runs and runs[-1][1] == snapshot - 1:
+            runs[-1] = (runs[-1][0], snapshot)
+        else:
+            runs.append((snapshot, snapshot))
     tables = frozenset(ids.values())
-    return _Span(v0, v1, tables, tables if "*" in touched else frozenset(touched), plain)
+    return _Span(v0, v1, tables, tables if "*" in touched else frozenset(touched), plain,
+                 tuple(runs))
 
 
 def _changed(w: duckdb.DuckDBPyConnection, alias: str, span: _Span) -> int:
@@ -178,10 +196,13 @@ def _changed(w: duckdb.DuckDBPyConnection, alias: str, span: _Span) -> int:
             raise FullBuildNeeded("the stage models changed")
     w.execute("DROP TABLE IF EXISTS __d_c")
     try:
-        w.execute(
-            f"CREATE TEMP TABLE __d_c AS SELECT customer_id FROM "
-            f"{span.feed(alias, 'customers', 'insertions')} UNION "
-            f"SELECT customer_id FROM {span.feed(alias, 'customers', 'deletions')}")
+        if "customers" not in span.touched:
+            w.execute("CREATE TEMP TABLE __d_c AS SELECT customer_id FROM customers LIMIT 0")
+        else:
+            w.execute(
+                f"CREATE TEMP TABLE __d_c AS SELECT customer_id FROM "
+                f"{span.feed(alias, 'customers', 'insertions')} UNION "
+                f"SELECT customer_id FROM {span.feed(alias, 'customers', 'deletions')}")
     except duckdb.Error as error:  # e.g. the old snapshot was expired by maintenance
         raise FullBuildNeeded(f"no change feed after {span.since}: {error}") from None
     row = w.execute("SELECT (SELECT count(*) FROM __d_c), (SELECT count(*) FROM customers)"
