@@ -13,9 +13,9 @@ from warehouse.settings import WarehouseSettings
 # A rewritten row gets the rewrite's snapshot_id and shows in DuckLake's change feed as updated,
 # so a table whose rows readers follow by either is never rewritten whole: processors sharing the
 # warehouse re-read every customer_state row newer than the snapshot they last saw
-# (processor/catchup.py). The API reads the change feed around maintenance's snapshots
-# (api/advance.py), so `customers` is kept whole only since that was so when the feed was read
-# across them; whether compacting it would pay has not been measured.
+# (processor/catchup.py). The API, which reads the change feed of `customers` around
+# maintenance's snapshots (api/advance.py), would not mind that table being compacted; it is
+# left as before, since whether compacting it pays has not been measured.
 NOT_COMPACTED = frozenset({"customer_state", "customers"})
 # Expiring thousands of snapshots in one call would make one maintenance call unbounded.
 MAX_EXPIRED_PER_CALL = 5000
