@@ -4,9 +4,8 @@ changed (SPEC 6.4: the API's work per snapshot follows the change, not the wareh
 A commit changes every table only for customers whose `customers` row it deleted or inserted.
 DuckLake's change feed of that one table names them (so that table is never compacted whole:
 warehouse/maintain.py NOT_COMPACTED). In one DuckDB transaction on the served database:
-the changed customers' rows of the copied tables become the new snapshot's (the rows held, plus
-the feed's insertions, less its deletions; read from the lake when a snapshot in between
-rewrote files, since the feed then lists every row of those files); per-customer
+the changed customers' rows of the copied tables the commits touched are replaced by the new
+snapshot's; per-customer
 pre-aggregates are replaced likewise; additive ones (api/metrics/prepared.py) lose the changed
 customers' old contributions and gain their new ones; the two medians are recomputed. Customers
 whose lapsed status moved with the watermark join the scope of the lapse-dependent tables.
@@ -42,14 +41,11 @@ CUSTOMER_TABLES = ("identities", "customers", "sessions", "stage_entries", "tran
 
 # The writer's upkeep (warehouse/maintain.py), each call a snapshot of its own: it changes no
 # table's rows, so the change feed is read around it. A rewrite lists every row of the files it
-# rewrote as deleted and inserted again, which would make a span holding one cost what those
-# files hold, and name every customer in them as changed.
+# rewrote as deleted and inserted again, which would name every customer in them as changed.
 UPKEEP_CHANGES = frozenset({"rewrite_delete", "merge_adjacent", "flushed_inlined"})
-# A commit's changes. A span holding anything else (a table created, say) reads the changed
-# customers' rows from the lake instead of the feed.
-FEED_CHANGES = frozenset({"tables_inserted_into", "tables_deleted_from", "inlined_insert",
-                          "inlined_delete"})
-ADDED, REMOVED = "added", "NOT added"
+# A commit's changes. Anything else (a table created or altered, say) is built whole.
+COMMIT_CHANGES = frozenset({"tables_inserted_into", "tables_deleted_from", "inlined_insert",
+                            "inlined_delete"})
 
 _C = "(SELECT customer_id FROM __d_c)"  # the changed customers
 _S = "(SELECT customer_id FROM __d_s)"  # ... and those whose lapsed status changed
@@ -75,7 +71,6 @@ class Advanced:
     alias: str
     changed: int
     lapsed: int
-    fed: bool  # the changed rows came from the change feed, not from reading whole tables
 
 
 class FullBuildNeeded(Exception):
@@ -130,7 +125,7 @@ def _advance(w: duckdb.DuckDBPyConnection, snap: Snapshot, old_alias: str,
             "SELECT database_name FROM duckdb_databases() WHERE database_name LIKE ? "
             "AND database_name NOT IN (?, ?)", [f"{LAKE}_v%", alias, old_alias]).fetchall():
         _detach(w, str(name))
-    return Advanced(alias, changed, lapsed, span.plain)
+    return Advanced(alias, changed, lapsed)
 
 
 def _detach(w: duckdb.DuckDBPyConnection, alias: str) -> None:
@@ -146,7 +141,6 @@ class _Span:
     version: int
     tables: frozenset[str]  # the lake's tables
     touched: frozenset[str]  # the tables whose rows they changed
-    plain: bool  # only commits' inserts and deletes: the change feed holds what changed
     runs: tuple[tuple[int, int], ...]  # the runs of snapshots that changed rows (not upkeep)
 
     def feed(self, alias: str, table: str, kind: str) -> str:
@@ -161,7 +155,6 @@ def _span(w: duckdb.DuckDBPyConnection, alias: str, v0: int, v1: int) -> _Span:
     ids = {str(i): str(name) for name, i in w.execute(
         f"SELECT table_name, table_id FROM ducklake_table_info('{alias}')").fetchall()}
     touched: set[str] = set()
-    plain = True
     runs: list[tuple[int, int]] = []
     snapshots = w.execute(
         f"SELECT snapshot_id, changes FROM ducklake_snapshots('{alias}') "
@@ -172,17 +165,18 @@ def _span(w: duckdb.DuckDBPyConnection, alias: str, v0: int, v1: int) -> _Span:
     for snapshot, changes in snapshots[1:]:
         if UPKEEP_CHANGES & set(changes):
             continue
-        plain = plain and set(changes) <= FEED_CHANGES
-        for values in changes.values():
-            # Anything but a table id (a schema or table created, say) may touch every table.
-            touched.update(ids.get(v, "*") for v in values)
+        if not set(changes) <= COMMIT_CHANGES:
+            raise FullBuildNeeded(f"snapshot {snapshot} changed the lake's tables: {changes}")
+        for table in (v for values in changes.values() for v in values):
+            if table not in ids:
+                raise FullBuildNeeded(f"snapshot {snapshot} changed a table gone since")
+            touched.add(ids[table])
         if runs and runs[-1][1] == snapshot - 1:
             runs[-1] = (runs[-1][0], snapshot)
         else:
             runs.append((snapshot, snapshot))
     tables = frozenset(ids.values())
-    return _Span(v0, v1, tables, tables if "*" in touched else frozenset(touched), plain,
-                 tuple(runs))
+    return _Span(v0, v1, tables, frozenset(touched), tuple(runs))
 
 
 def _changed(w: duckdb.DuckDBPyConnection, alias: str, span: _Span) -> int:
@@ -213,24 +207,6 @@ def _changed(w: duckdb.DuckDBPyConnection, alias: str, span: _Span) -> int:
     return changed
 
 
-def _feed(w: duckdb.DuckDBPyConnection, alias: str, table: str, span: _Span,
-          columns: str) -> None:
-    """Temp table __d_f: the changed customers' rows the span inserted (`added`) or deleted
-    (not `added`); a row inserted and deleted within it is in both."""
-    w.execute(
-        f"CREATE TEMP TABLE __d_f AS SELECT TRUE AS added, {columns} FROM "
-        f"{span.feed(alias, table, 'insertions')} WHERE customer_id IN {_C} UNION ALL "
-        f"SELECT FALSE AS added, {columns} FROM {span.feed(alias, table, 'deletions')} "
-        f"WHERE customer_id IN {_C}")
-
-
-def _columns(w: duckdb.DuckDBPyConnection, table: str) -> str:
-    """The columns of a relation (from binding a query: duckdb_columns() would read every
-    attached lake's catalog)."""
-    description = w.execute(f"SELECT * FROM {ident(table)} LIMIT 0").description or []
-    return ", ".join(ident(str(d[0])) for d in description)
-
-
 def _apply(w: duckdb.DuckDBPyConnection, alias: str, span: _Span, here: frozenset[str]) -> int:
     """Inside the write transaction: every change of the span; the number of unchanged
     customers whose lapsed status changed."""
@@ -252,19 +228,12 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
     # The old side, copied before anything changes: the changed customers' rows (narrow) and,
     # for the lapse-dependent tables, also the re-lapsed ones' (wide).
     scratch = ["__o_meta", "__d_l", "__d_s", "__n_es", "__o_es"]
-    # The changed customers' event_stages rows, read once from the new snapshot; the old ones
-    # are the new ones less what the span inserted plus what it deleted.
+    # The changed customers' event_stages rows (a view over the lake: the largest table), old
+    # and new; read once when the span left the table as it was.
     w.execute(f"CREATE TEMP TABLE __n_es AS FROM {lake}.event_stages WHERE customer_id IN {_C}")
-    if not span.plain:
-        w.execute(f"CREATE TEMP TABLE __o_es AS FROM event_stages WHERE customer_id IN {_C}")
-    elif "event_stages" not in span.touched:
-        w.execute("CREATE TEMP TABLE __o_es AS FROM __n_es")
-    else:
-        columns = _columns(w, "__n_es")
-        _feed(w, alias, "event_stages", span, columns)
-        w.execute(f"CREATE TEMP TABLE __o_es AS (SELECT {columns} FROM __n_es UNION ALL "
-                  f"SELECT {columns} FROM __d_f WHERE {REMOVED}) EXCEPT ALL "
-                  f"SELECT {columns} FROM __d_f WHERE {ADDED}; DROP TABLE __d_f")
+    w.execute("CREATE TEMP TABLE __o_es AS FROM " + (
+        "__n_es" if "event_stages" not in span.touched else
+        f"event_stages WHERE customer_id IN {_C}"))
     for name, source, scope in _OLD:
         w.execute(f"CREATE TEMP TABLE {name} AS FROM {source} WHERE customer_id IN {scope}")
         scratch.append(name)
@@ -312,27 +281,14 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
 def _replace_rows(w: duckdb.DuckDBPyConnection, alias: str, span: _Span,
                   here: frozenset[str]) -> None:
     """The copied tables the span touched take the new snapshot's rows of the changed
-    customers (their rows here plus what the span inserted less what it deleted or, when it
-    rewrote files, read from the lake); the views of the big tables read the new snapshot; the
-    account tables are recomputed."""
+    customers; the views of the big tables read the new snapshot; the account tables are
+    recomputed."""
     there, lake = span.tables, ident(alias)
     accounts = _count(w, "account_events") if "account_events" in here else 0
     for table in CUSTOMER_TABLES:
         if table not in here or (table in there and table not in span.touched):
             continue
         name = ident(table)
-        if table in there and span.plain:
-            columns = _columns(w, table)
-            _feed(w, alias, table, span, columns)
-            w.execute(f"""
-CREATE TEMP TABLE __d_rows AS (
-    SELECT {columns} FROM {name} WHERE customer_id IN {_C}
-    UNION ALL SELECT {columns} FROM __d_f WHERE {ADDED}
-) EXCEPT ALL SELECT {columns} FROM __d_f WHERE {REMOVED};
-DELETE FROM {name} WHERE customer_id IN {_C};
-INSERT INTO {name} BY NAME FROM __d_rows;
-DROP TABLE __d_f; DROP TABLE __d_rows""")
-            continue
         w.execute(f"DELETE FROM {name} WHERE customer_id IN {_C}")
         if table in there:
             w.execute(f"INSERT INTO {name} BY NAME FROM {lake}.{name} "

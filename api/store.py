@@ -134,8 +134,7 @@ class SnapshotStore:
         self._warmers: list[Callable[[Bound], None]] = []
         self._incremental = incremental
         self.full_builds = 0  # snapshots served by a build from scratch ...
-        self.advances = 0  # ... and by moving the served one (api/advance.py) ...
-        self.fed = 0  # ... with the changed rows from DuckLake's change feed
+        self.advances = 0  # ... and by moving the served one (api/advance.py)
         self.last_changed = 0  # customers the last advance replaced
 
     def on_snapshot(self, warm: Callable[[Bound], None]) -> None:
@@ -245,7 +244,6 @@ class SnapshotStore:
                         snap.version, error)
             return None
         self.advances += 1
-        self.fed += done.fed
         self.last_changed = done.changed
         cur = old.con.cursor()
         try:
