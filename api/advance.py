@@ -268,9 +268,15 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
         else:
             w.execute(f"DELETE FROM {t.name}; "
                       f"INSERT INTO {t.name} BY NAME {t.select(prepared.WHOLE, stages)}")
-    # A class no customer is in any more is gone, as a full build would not make it.
-    w.execute("DELETE FROM __j_class WHERE k NOT IN (SELECT DISTINCT k FROM __j_cust); "
-              "DELETE FROM __j_ktraits WHERE k NOT IN (SELECT k FROM __j_class)")
+    # A class no customer is in any more is gone, as a full build would not make it; only a
+    # class the changed customers were in can have emptied.
+    w.execute("""
+CREATE TEMP TABLE __d_k AS SELECT DISTINCT k FROM __o_cust;
+DELETE FROM __j_class WHERE k IN (SELECT k FROM __d_k)
+    AND k NOT IN (SELECT k FROM __j_cust WHERE k IN (SELECT k FROM __d_k));
+DELETE FROM __j_ktraits WHERE k IN (SELECT k FROM __d_k)
+    AND k NOT IN (SELECT k FROM __j_class WHERE k IN (SELECT k FROM __d_k));
+DROP TABLE __d_k""")
     for name, _, _ in _NEW:
         w.execute(f"DROP VIEW {name}")
     for name in scratch:
