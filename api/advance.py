@@ -230,10 +230,12 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
     scratch = ["__o_meta", "__d_l", "__d_s", "__n_es", "__o_es"]
     # The changed customers' event_stages rows (a view over the lake: the largest table), old
     # and new; read once when the span left the table as it was.
-    w.execute(f"CREATE TEMP TABLE __n_es AS FROM {lake}.event_stages WHERE customer_id IN {_C}")
-    w.execute("CREATE TEMP TABLE __o_es AS FROM " + (
-        "__n_es" if "event_stages" not in span.touched else
-        f"event_stages WHERE customer_id IN {_C}"))
+    columns = ", ".join(ident(c) for c in prepared.EVENT_STAGE_COLUMNS)
+    w.execute(f"CREATE TEMP TABLE __n_es AS SELECT {columns} FROM {lake}.event_stages "
+              f"WHERE customer_id IN {_C}")
+    w.execute("CREATE TEMP TABLE __o_es AS " + (
+        "FROM __n_es" if "event_stages" not in span.touched else
+        f"SELECT {columns} FROM event_stages WHERE customer_id IN {_C}"))
     for name, source, scope in _OLD:
         w.execute(f"CREATE TEMP TABLE {name} AS FROM {source} WHERE customer_id IN {scope}")
         scratch.append(name)

@@ -54,6 +54,10 @@ class Sources:
 
 WHOLE = Sources()
 
+# The columns of event_stages the aggregates read: a delta reads only these from the lake.
+EVENT_STAGE_COLUMNS = ("model", "customer_id", "event_id", "timestamp", "event", "channel",
+                       "stage_at", "own_stage")
+
 # Class k of (first_channel, traits), numbered in order; the trait values of each class; the
 # stage positions and conversion stage of each model. A delta appends classes (api/advance.py).
 _CLASSES = """
