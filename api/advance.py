@@ -2,17 +2,19 @@
 changed (SPEC 6.4: the API's work per snapshot follows the change, not the warehouse).
 
 A commit changes every table only for customers whose `customers` row it deleted or inserted.
-DuckLake's change feed of that one table names them (so that table is never compacted whole:
-warehouse/maintain.py NOT_COMPACTED). In one DuckDB transaction on the served database:
-the changed customers' rows of the copied tables the commits touched are replaced by the new
-snapshot's; per-customer
+DuckLake's change feed of that one table, read around maintenance's snapshots, names them; the
+catalog's list of each snapshot's changes names the tables the commits touched. In one DuckDB
+transaction on the served database: the changed customers' rows of the copied tables the
+commits touched are replaced by the new snapshot's (read from the lake: the feed's deletions
+would read every data file they deleted from, which costs as much); per-customer
 pre-aggregates are replaced likewise; additive ones (api/metrics/prepared.py) lose the changed
 customers' old contributions and gain their new ones; the two medians are recomputed. Customers
 whose lapsed status moved with the watermark join the scope of the lapse-dependent tables.
 Requests read in transactions of their own (api/store.py), so each sees one snapshot whole.
 
 A full build is still made when the models changed, when the change feed cannot answer (the old
-snapshot expired) or when so many customers changed that rebuilding costs less.
+snapshot expired), when a commit in between created or altered a table, or when so many
+customers changed that rebuilding costs less.
 """
 
 from __future__ import annotations
