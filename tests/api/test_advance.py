@@ -210,7 +210,7 @@ class Stepwise:
         self.log = EmbeddedLog(data_dir / "log", PARTITIONS)
         self.producer = EmbeddedLog(data_dir / "log", PARTITIONS)
         # Small batches: more snapshots. Frequent maintenance: some only merge files, some
-        # rewrite them (a range of snapshots holding a rewrite is read from whole tables).
+        # rewrite them (the change feed is read around both).
         self.processor = Processor(
             consumer=self.log, writer=self.writer, state=JourneyState(config, self.writer),
             model_rows=list(model_rows(config.models)), batch_max_records=40,
