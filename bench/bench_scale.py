@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.common import rss_mb, tree_rss_mb  # noqa: E402
+from bench.common import peak_rss_mb, rss_mb, tree_rss_mb  # noqa: E402
 from bench.scale_data import stream  # noqa: E402
 from journey.log.embedded import EmbeddedLog  # noqa: E402
 
@@ -82,9 +82,13 @@ def catch_up(data: Path, deadline_s: float = 0.0) -> dict[str, Any]:
             rederived += stats.rederived
             batches += 1 if stats.records else 0
             rss = rss_mb(os.getpid())
-            if rss > peak + 25:  # which batches raise the resident set, and what they held
-                peak = rss
-                print(json.dumps({"events": events, "rss_mb": round(rss),
+            # VmHWM also catches a peak inside the batch (DuckDB's working memory, maintenance),
+            # which the resident set after it no longer shows.
+            hwm = peak_rss_mb(os.getpid())
+            if hwm > peak + 25:  # which batches raise the peak, and what they held
+                peak = hwm
+                print(json.dumps({"events": events, "batch": batches, "rss_mb": round(rss),
+                                  "hwm_mb": round(hwm),
                                   "batch_records": stats.records,
                                   "batch_extended": stats.extended,
                                   "batch_rederived": stats.rederived}), file=sys.stderr,
