@@ -260,6 +260,43 @@ def test_6_3_compaction_rewrites_a_table_whose_files_carry_deletes(
             duckdb.connect().execute(query).fetchall()
 
 
+def test_events_are_merged_into_small_row_groups_also_in_a_lake_made_before(
+    settings: WarehouseSettings, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Maintenance's sorted merge of `events` fits its memory limit only with row groups of
+    EVENTS_ROW_GROUP rows: a lake created without that option gets it when a writer opens it,
+    and maintenance's merged files have it (DuckDB rounds it up to a multiple of 2,048)."""
+    monkeypatch.setattr(maintain_module, "EVENTS_ROW_GROUP", 2048)
+    settings = settings.model_copy(update={"inline_row_limit": 0})
+    option = ("SELECT value FROM ducklake_options(?) WHERE option_name = "
+              "'parquet_row_group_size' AND scope_entry = 'main.events'")
+    with WarehouseWriter(settings) as writer:
+        assert writer._connection().execute(option, [writer_module.LAKE]).fetchall() == [("2048",)]
+        writer._connection().execute(
+            f"CALL {writer_module.LAKE}.set_option('parquet_row_group_size', '122880', "
+            "table_name => 'events')")
+    with WarehouseWriter(settings) as writer:
+        assert writer._connection().execute(option, [writer_module.LAKE]).fetchall() == [("2048",)]
+        for n in range(3):
+            writer.commit([(make_event(i, f"c{i % 50}"), 0, i)
+                           for i in range(n * 2000, (n + 1) * 2000)], Changes(),
+                          {0: (n + 1) * 2000}, None)
+        writer.maintain()
+        groups = _row_groups(writer)
+        assert sum(groups) == 6000 and max(groups) == 2048, groups
+        assert rows(writer, "SELECT count(DISTINCT event_id) FROM events") == [(6000,)]
+
+
+def _row_groups(writer: WarehouseWriter) -> list[int]:
+    """The row count of every row group of the live `events` files."""
+    con = writer._connection()
+    files = [r[0] for r in con.execute(
+        f"SELECT data_file FROM ducklake_list_files('{writer_module.LAKE}', 'events')").fetchall()]
+    return [int(r[0]) for r in con.execute(
+        "SELECT row_group_num_rows FROM (SELECT DISTINCT file_name, row_group_id, "
+        "row_group_num_rows FROM parquet_metadata(?))", [files]).fetchall()]
+
+
 def _files_with_deletes(writer: WarehouseWriter) -> dict[str, int]:
     return maintain_module.files_with_deletes(writer._connection())
 
@@ -277,8 +314,7 @@ def test_maintenance_beyond_the_memory_limit_is_retryable_and_restores_the_limit
     for i in range(3):
         writer.commit([(make_event(i, "a"), 0, i)],
                       changes_for(Counter({"a": i + 1}), {"a"}), {0: i + 1}, None)
-    monkeypatch.setattr(writer_module, "MAINTAIN_MEMORY_LIMIT", "8MB")
-    monkeypatch.setattr(writer_module, "MAINTAIN_FALLBACK_LIMIT", "8MB")
+    monkeypatch.setattr(writer_module, "MAINTAIN_MEMORY_LIMITS", ("8MB", "8MB"))
     with pytest.raises(WarehouseMemoryError):
         writer.maintain()
     expected = duckdb.connect()
@@ -288,6 +324,6 @@ def test_maintenance_beyond_the_memory_limit_is_retryable_and_restores_the_limit
     expected.close()
     writer.commit([(make_event(3, "a"), 0, 3)], changes_for(Counter({"a": 4}), {"a"}), {0: 4},
                   None)
-    # Refused under the first limit, maintenance is tried once more under the fallback.
-    monkeypatch.setattr(writer_module, "MAINTAIN_FALLBACK_LIMIT", "1GB")
+    # Refused under the first limits, maintenance is tried again under each larger one.
+    monkeypatch.setattr(writer_module, "MAINTAIN_MEMORY_LIMITS", ("8MB", "8MB", "1GB"))
     writer.maintain()
