@@ -19,10 +19,15 @@ from warehouse.settings import WarehouseSettings
 NOT_COMPACTED = frozenset({"customer_state", "customers"})
 # Expiring thousands of snapshots in one call would make one maintenance call unbounded.
 MAX_EXPIRED_PER_CALL = 5000
-# Rows per Parquet row group of `events` (DuckDB writes 122,880). Maintenance's sorted merge buffers
-# a row group of these wide rows while its sort spills: with 20,000 it fits under 128 MB (it needed
-# 256 MB), and a history read by key_hash skips finer row groups.
-EVENTS_ROW_GROUP = 20_000
+# How `events` files are laid out (DuckLake options of the table). Maintenance's merge sorts them
+# by key_hash, buffering a row group of these wide rows while the sort spills: with row groups of
+# 20,000 rows (DuckDB writes 122,880) it fits under 128 MB, where it needed 256 MB, and a history
+# read skips finer row groups. A file reaching the target size is no longer merged: under the
+# default 512 MB every maintenance sorted the whole table again (10M events, 0.5 GB) until it
+# reached it; with 64 MB it sorts at most that plus what came since.
+# Each option: the value set, as the catalog then shows it.
+EVENTS_LAYOUT = {"parquet_row_group_size": ("20000", "20000"),
+                 "target_file_size": ("64MB", "64000000")}
 
 
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -37,15 +42,15 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def set_layout(con: duckdb.DuckDBPyConnection) -> None:
-    """Give `events` its row group size, also in a lake made before it had one (a catalog option,
-    set after the transaction that created the table: it takes no snapshot, and files written
-    before keep theirs until maintenance rewrites them)."""
-    row = con.execute(
-        "SELECT value FROM ducklake_options(?) WHERE option_name = 'parquet_row_group_size' "
-        "AND scope = 'TABLE' AND scope_entry = 'main.events'", [LAKE]).fetchone()
-    if row is None or int(row[0]) != EVENTS_ROW_GROUP:
-        con.execute(f"CALL {LAKE}.set_option('parquet_row_group_size', ?, table_name => 'events')",
-                    [str(EVENTS_ROW_GROUP)])
+    """Give `events` its EVENTS_LAYOUT, also in a lake made before it had one (catalog options,
+    set after the transaction that created the table: they take no snapshot, and files written
+    before keep their layout until maintenance rewrites them)."""
+    held = dict(con.execute(
+        "SELECT option_name, value FROM ducklake_options(?) "
+        "WHERE scope = 'TABLE' AND scope_entry = 'main.events'", [LAKE]).fetchall())
+    for option, (value, shown) in EVENTS_LAYOUT.items():
+        if held.get(option) != shown:
+            con.execute(f"CALL {LAKE}.set_option(?, ?, table_name => 'events')", [option, value])
 
 
 def files_with_deletes(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -263,20 +263,23 @@ def test_6_3_compaction_rewrites_a_table_whose_files_carry_deletes(
 def test_events_are_merged_into_small_row_groups_also_in_a_lake_made_before(
     settings: WarehouseSettings, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Maintenance's sorted merge of `events` fits its memory limit only with row groups of
-    EVENTS_ROW_GROUP rows: a lake created without that option gets it when a writer opens it,
+    """Maintenance's sorted merge of `events` fits its memory limit only with small row groups
+    (maintain.EVENTS_LAYOUT): a lake created without that option gets it when a writer opens it,
     and maintenance's merged files have it (DuckDB rounds it up to a multiple of 2,048)."""
-    monkeypatch.setattr(maintain_module, "EVENTS_ROW_GROUP", 2048)
+    layout = {**maintain_module.EVENTS_LAYOUT, "parquet_row_group_size": ("2048", "2048")}
+    monkeypatch.setattr(maintain_module, "EVENTS_LAYOUT", layout)
     settings = settings.model_copy(update={"inline_row_limit": 0})
-    option = ("SELECT value FROM ducklake_options(?) WHERE option_name = "
-              "'parquet_row_group_size' AND scope_entry = 'main.events'")
+    option = ("SELECT option_name, value FROM ducklake_options(?) "
+              "WHERE scope_entry = 'main.events' ORDER BY ALL")
     with WarehouseWriter(settings) as writer:
-        assert writer._connection().execute(option, [writer_module.LAKE]).fetchall() == [("2048",)]
+        assert dict(writer._connection().execute(option, [writer_module.LAKE]).fetchall()) == {
+            name: shown for name, (_, shown) in layout.items()}
         writer._connection().execute(
             f"CALL {writer_module.LAKE}.set_option('parquet_row_group_size', '122880', "
             "table_name => 'events')")
     with WarehouseWriter(settings) as writer:
-        assert writer._connection().execute(option, [writer_module.LAKE]).fetchall() == [("2048",)]
+        assert dict(writer._connection().execute(option, [writer_module.LAKE]).fetchall()) == {
+            name: shown for name, (_, shown) in layout.items()}
         for n in range(3):
             writer.commit([(make_event(i, f"c{i % 50}"), 0, i)
                            for i in range(n * 2000, (n + 1) * 2000)], Changes(),
