@@ -21,10 +21,10 @@ NOT_COMPACTED = frozenset({"customer_state", "customers"})
 MAX_EXPIRED_PER_CALL = 5000
 # How `events` files are laid out (DuckLake options of the table). Maintenance's merge sorts them
 # by key_hash, buffering a row group of these wide rows while the sort spills: with row groups of
-# 20,000 rows (DuckDB writes 122,880) it fits under 128 MB, where it needed 256 MB, and a history
-# read skips finer row groups. A file reaching the target size is no longer merged: under the
-# default 512 MB every maintenance sorted the whole table again (10M events, 0.5 GB) until it
-# reached it; with 64 MB it sorts at most that plus what came since.
+# 20,000 rows (DuckDB writes 122,880) it fitted under 128 MB at 1M and 5M events, where it needed
+# 256 MB, and a history read skips finer row groups. A file reaching the target size is no longer
+# merged: under the default 512 MB every maintenance sorted the whole table again (10M events,
+# 0.5 GB) until it reached it; with 64 MB it sorts at most that plus what came since.
 # Each option: the value set, as the catalog then shows it.
 EVENTS_LAYOUT = {"parquet_row_group_size": ("20000", "20000"),
                  "target_file_size": ("64MB", "64000000")}

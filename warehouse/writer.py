@@ -49,9 +49,10 @@ ALLOCATOR_FLUSH = "16MB"
 # Maintenance's merge of the sorted events files failed at 4.5M events under 256 MB on two threads;
 # on one thread with a spill directory (warehouse/spill.py) it fits. Its sort takes whatever the
 # limit allows: at 10M events, under 256 MB, it raised the processor's resident set by 378 MiB
-# (the peak of the catch-up). With maintain.EVENTS_LAYOUT's row groups the merge fits in 128 MB
-# (at 1M: 152 MiB above the resident set against 268-347 under 256 MB, in as long). A refusal is
-# tried again under each larger limit in turn (1 GB passed at 10M, peak 1,225 MiB).
+# (the peak of the catch-up). With maintain.EVENTS_LAYOUT's row groups the merge fitted in 128 MB
+# at 1M (152 MiB above the resident set against 268-347 under 256 MB, in as long) and at 5M; at
+# 10M, merging a 259 MB file again, DuckDB refused it. A refusal is tried again under each larger
+# limit in turn (1 GB passed at 10M, peak 1,225 MiB).
 MAINTAIN_MEMORY_LIMITS = ("128MB", WRITER_MEMORY_LIMIT, "1GB")
 LOCK_FILE = ".writer.lock"
 COMMIT_LOCK_WAIT_S = 10.0  # between two "still waiting" warnings
