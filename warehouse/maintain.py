@@ -3,7 +3,9 @@ count and the catalog bounded under a steady trickle of small commits."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 
 import duckdb
 
@@ -86,16 +88,46 @@ def compact(con: duckdb.DuckDBPyConnection, settings: WarehouseSettings) -> list
     return done
 
 
-def maintain(con: duckdb.DuckDBPyConnection, now: datetime, settings: WarehouseSettings) -> None:
-    """Flush inlined rows to Parquet, rewrite files that are mostly deleted rows, merge small
-    files, expire snapshots superseded more than the grace period ago and delete the files that
-    only expired snapshots (or interrupted commits) referenced."""
-    con.execute(f"CALL ducklake_flush_inlined_data('{LAKE}')")
-    con.execute(f"CALL ducklake_rewrite_data_files('{LAKE}', delete_threshold => 0.5)")
-    compact(con, settings)
-    con.execute(f"CALL ducklake_merge_adjacent_files('{LAKE}', max_compacted_files => ?)",
-                [settings.maintain_max_files])
+Step = tuple[str, Callable[[duckdb.DuckDBPyConnection], object]]
+
+
+def maintenance(con: duckdb.DuckDBPyConnection, now: datetime,
+                settings: WarehouseSettings) -> list[Step]:
+    """Maintenance as named steps, each one DuckLake call (or compaction) that commits on its
+    own, so a step DuckDB's memory limit refuses can be run again alone under a larger one: flush
+    inlined rows to Parquet, rewrite files that are mostly deleted rows, compact, merge small
+    files table by table, expire snapshots superseded more than the grace period ago and delete
+    the files that only expired snapshots (or interrupted commits) referenced."""
+    tables = sorted(str(r[0]) for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [LAKE]).fetchall())
     cutoff = now - timedelta(seconds=settings.grace_period_s)
+    steps: list[Step] = [("flush inlined rows", lambda c: c.execute(
+        f"CALL ducklake_flush_inlined_data('{LAKE}')"))]
+    steps += [(f"rewrite {t}", partial(_rewrite, table=t)) for t in tables]
+    steps.append(("compact", lambda c: compact(c, settings)))
+    steps += [(f"merge {t}", partial(_merge, table=t, most=settings.maintain_max_files))
+              for t in tables]
+    steps += [("expire snapshots", partial(_expire, cutoff=cutoff)),
+              ("clean up old files", lambda c: c.execute(
+                  f"CALL ducklake_cleanup_old_files('{LAKE}', older_than => ?)", [cutoff])),
+              # Files of a commit killed before it reached the catalog; old enough that no live
+              # commit of this (single) writer can still be writing them.
+              ("delete orphaned files", lambda c: c.execute(
+                  f"CALL ducklake_delete_orphaned_files('{LAKE}', older_than => ?)", [cutoff]))]
+    return steps
+
+
+def _rewrite(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    con.execute(f"CALL ducklake_rewrite_data_files('{LAKE}', ?, delete_threshold => 0.5)",
+                [table])
+
+
+def _merge(con: duckdb.DuckDBPyConnection, table: str, most: int) -> None:
+    con.execute(f"CALL ducklake_merge_adjacent_files('{LAKE}', ?, max_compacted_files => ?)",
+                [table, most])
+
+
+def _expire(con: duckdb.DuckDBPyConnection, cutoff: datetime) -> None:
     # A snapshot is expired once its *successor* is older than the grace period: a reader that
     # pinned it while it was the newest has at least that long to finish.
     expired = [int(r[0]) for r in con.execute(
@@ -105,7 +137,3 @@ def maintain(con: duckdb.DuckDBPyConnection, now: datetime, settings: WarehouseS
         [cutoff, MAX_EXPIRED_PER_CALL]).fetchall()]
     if expired:
         con.execute(f"CALL ducklake_expire_snapshots('{LAKE}', versions => ?)", [expired])
-    con.execute(f"CALL ducklake_cleanup_old_files('{LAKE}', older_than => ?)", [cutoff])
-    # Files of a commit killed before it reached the catalog; old enough that no live commit of
-    # this (single) writer can still be writing them.
-    con.execute(f"CALL ducklake_delete_orphaned_files('{LAKE}', older_than => ?)", [cutoff])

@@ -35,7 +35,7 @@ from warehouse.errors import (
     WriterStateError,
 )
 from warehouse.lake import LAKE, Committed, attach_sql, connect, ident, locate, prepare_catalog
-from warehouse.maintain import compact, create_tables, maintain, set_layout
+from warehouse.maintain import Step, compact, create_tables, maintenance, set_layout
 from warehouse.reader import VIEWS_SQL, views_sql
 from warehouse.settings import WarehouseSettings
 from warehouse.statements import apply_changes, insert, insert_tables, write_meta
@@ -304,17 +304,41 @@ class WarehouseWriter:
 
     def maintain(self, now: float | None = None) -> None:
         """Flush inlined rows, merge small files, expire snapshots superseded longer than the
-        grace period and delete the files no snapshot needs any more (bounded work)."""
+        grace period and delete the files no snapshot needs any more (bounded work).
+
+        It starts on a fresh DuckDB instance: the old one's caches and freed memory go back to
+        the system first, so maintenance's working memory comes on top of less. Each step runs
+        under the smallest of MAINTAIN_MEMORY_LIMITS that DuckDB accepts for it."""
         when = datetime.fromtimestamp(self._clock() if now is None else now, UTC)
+        self._reconnect()
+        steps: list[Step] = []
+        self._guard(lambda con: steps.extend(maintenance(con, when, self.settings)))
+        for name, step in steps:
+            self._maintain_step(name, step)
+
+    def _maintain_step(self, name: str, step: Work) -> None:
         *smaller, largest = MAINTAIN_MEMORY_LIMITS
+        began = time.perf_counter()
         for limit in smaller:
             try:
-                self._upkeep(lambda con: maintain(con, when, self.settings), limit)
-                return
+                self._upkeep(step, limit)
+                break
             except WarehouseMemoryError as exc:
-                log.warning("maintenance needs more than %s; trying under a larger limit: %s",
-                            limit, exc)
-        self._upkeep(lambda con: maintain(con, when, self.settings), largest)
+                log.warning("maintenance step %r needs more than %s; trying it under a larger "
+                            "limit: %s", name, limit, exc)
+        else:
+            self._upkeep(step, largest)
+        log.debug("maintenance step %r took %.2fs", name, time.perf_counter() - began)
+
+    def _reconnect(self) -> None:
+        """Replace the DuckDB instance by a fresh one on the same lake (the lock is kept)."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        if self._spill is not None:
+            spill.remove(self._spill)
+            self._spill = None
+        self._attach(verify=False)
 
     def compact(self) -> list[str]:
         """Rewrite whole the tables with too many files that carry deletes (maintain.compact);
@@ -406,6 +430,9 @@ class WarehouseWriter:
         try:
             work(self._connection())
         except (duckdb.IOException, duckdb.TransactionException) as error:
+            if _out_of_memory(error):
+                raise WarehouseMemoryError(f"DuckDB's memory limit refused the commit: {error}",
+                                           detail=str(error)) from None
             raise WarehouseIOError(f"warehouse I/O failed: {error}", path=self.location.catalog,
                                    detail=str(error)) from None
         except duckdb.OutOfMemoryException as error:
@@ -432,6 +459,13 @@ class WarehouseWriter:
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:
     marks = [m for m in (a, b) if m is not None]
     return max(marks) if marks else None
+
+
+def _out_of_memory(error: duckdb.Error) -> bool:
+    """A DuckLake commit that failed for want of memory (DuckDB raises it as a failed
+    transaction, for example reading file statistics for a rewrite under a small limit)."""
+    text = str(error)
+    return "failed to pin block" in text or "failed to allocate" in text
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:

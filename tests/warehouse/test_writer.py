@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from collections import Counter
@@ -310,7 +311,7 @@ def _wal(catalog: Path) -> int:
 
 
 def test_maintenance_beyond_the_memory_limit_is_retryable_and_restores_the_limit(
-    writer: WarehouseWriter, monkeypatch: pytest.MonkeyPatch,
+    writer: WarehouseWriter, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Maintenance refused by DuckDB's memory limit must not stop a processor (it crashed one at
     4.5M events): the failure is retryable, and commits go on under the writer's own limit."""
@@ -327,6 +328,12 @@ def test_maintenance_beyond_the_memory_limit_is_retryable_and_restores_the_limit
     expected.close()
     writer.commit([(make_event(3, "a"), 0, 3)], changes_for(Counter({"a": 4}), {"a"}), {0: 4},
                   None)
-    # Refused under the first limits, maintenance is tried again under each larger one.
+    # A step refused under the first limits is tried again alone under each larger one, also
+    # when DuckDB reports the refusal as a failed DuckLake commit (a rewrite's file statistics).
     monkeypatch.setattr(writer_module, "MAINTAIN_MEMORY_LIMITS", ("8MB", "8MB", "1GB"))
-    writer.maintain()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="journey.warehouse"):
+        writer.maintain()
+    refused = [r.args[0] for r in caplog.records if "maintenance step" in r.getMessage()]
+    assert "flush inlined rows" in refused
+    assert len(refused) == 2 * len(set(refused))  # each refused step: under 8MB twice, not again
