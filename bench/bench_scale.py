@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import resource
 import subprocess
@@ -65,6 +66,7 @@ def catch_up(data: Path, deadline_s: float = 0.0) -> dict[str, Any]:
     from processor.app import build
     from processor.settings import ProcessorSettings
 
+    _log_with_peak()
     settings = ProcessorSettings(data_dir=data, partitions=PARTITIONS)
     log = EmbeddedLog(data / "log", PARTITIONS)
     end = log.end_offsets()
@@ -112,6 +114,24 @@ def catch_up(data: Path, deadline_s: float = 0.0) -> dict[str, Any]:
             "batches": batches, "extended": extended, "rederived": rederived,
             "customers": processor.customers,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+class _Peak(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.hwm = round(peak_rss_mb(os.getpid()))
+        return True
+
+
+def _log_with_peak() -> None:
+    """The processor's warnings, and the warehouse's timing of each maintenance step, on stderr
+    with the process's peak RSS so far: which step raises it."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_Peak())
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(name)s %(levelname)s [peak %(hwm)s MiB] %(message)s"))
+    logging.getLogger("journey").addHandler(handler)
+    logging.getLogger("journey").setLevel(logging.WARNING)
+    logging.getLogger("journey.warehouse").setLevel(logging.DEBUG)
 
 
 def load_events(data: Path) -> int:
