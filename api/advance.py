@@ -4,22 +4,27 @@ changed (SPEC 6.4: the API's work per snapshot follows the change, not the wareh
 A commit changes every table only for customers whose `customers` row it deleted or inserted.
 DuckLake's change feed of that one table, read around maintenance's snapshots, names them; the
 catalog's list of each snapshot's changes names the tables the commits touched. In one DuckDB
-transaction on the served database: the changed customers' rows of the copied tables the
-commits touched are replaced by the new snapshot's (read from the lake: the feed's deletions
-would read every data file they deleted from, which costs as much); per-customer
-pre-aggregates are replaced likewise; additive ones (api/metrics/prepared.py) lose the changed
-customers' old contributions and gain their new ones; the two medians are recomputed. Customers
-whose lapsed status moved with the watermark join the scope of the lapse-dependent tables.
-Requests read in transactions of their own (api/store.py), so each sees one snapshot whole.
+transaction on the served database: the copied tables the commits touched lose the rows the
+commits deleted, by the keys each commit logged (warehouse/statements.py log_deletes: the
+feed's deletions would read every data file they deleted from), and gain the rows the commits
+inserted that no later one deleted (the feed's insertions: only the new files); the changed
+customers' `event_stages` rows (a view over the lake) are read from the old snapshot once and
+moved likewise. Per-customer pre-aggregates are replaced; additive ones
+(api/metrics/prepared.py) lose the changed customers' old contributions and gain their new ones;
+the two medians are recomputed. Customers whose lapsed status moved with the watermark join the
+scope of the lapse-dependent tables. Requests read in transactions of their own (api/store.py),
+so each sees one snapshot whole.
 
 A full build is still made when the models changed, when the change feed cannot answer (the old
-snapshot expired), when a commit in between created or altered a table, or when so many
-customers changed that rebuilding costs less.
+snapshot expired), when a commit in between created or altered a table or did not log its
+deletes (an erasure, a rebuild, a repair), or when so many customers changed that rebuilding
+costs less.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import duckdb
@@ -27,7 +32,7 @@ import duckdb
 from api.metrics import prepared
 from api.metrics.prepared import GROUP_HASH, Sources, Table
 from warehouse.accounts import ACCOUNT_VIEWS
-from warehouse.lake import LAKE, attach_sql, ident
+from warehouse.lake import DELETES_LOG, LAKE, attach_sql, ident
 from warehouse.reader import Snapshot, meta_select
 from warehouse.tables import SCHEMAS
 
@@ -145,10 +150,11 @@ class _Span:
     touched: frozenset[str]  # the tables whose rows they changed
     runs: tuple[tuple[int, int], ...]  # the runs of snapshots that changed rows (not upkeep)
 
-    def feed(self, alias: str, table: str, kind: str) -> str:
-        """DuckLake's insertions or deletions of a table in the span, as a relation."""
+    def feed(self, alias: str, table: str, kind: str, select: str = "*") -> str:
+        """DuckLake's insertions or deletions of a table in the span, as a relation. Over a run
+        of snapshots, the insertions include rows a later snapshot of the run deleted."""
         calls = " UNION ALL ".join(
-            f"FROM ducklake_table_{kind}('{alias}', 'main', '{table}', {a}, {b})"
+            f"SELECT {select} FROM ducklake_table_{kind}('{alias}', 'main', '{table}', {a}, {b})"
             for a, b in self.runs)
         return f"({calls})"
 
@@ -169,6 +175,10 @@ def _span(w: duckdb.DuckDBPyConnection, alias: str, v0: int, v1: int) -> _Span:
             continue
         if not set(changes) <= COMMIT_CHANGES:
             raise FullBuildNeeded(f"snapshot {snapshot} changed the lake's tables: {changes}")
+        inserted = {ids.get(v) for k in ("tables_inserted_into", "inlined_insert")
+                    for v in changes.get(k, ())}
+        if DELETES_LOG not in inserted:  # an erasure's or a rebuild's, say: its deletes unknown
+            raise FullBuildNeeded(f"snapshot {snapshot} did not log its deletes")
         for table in (v for values in changes.values() for v in values):
             if table not in ids:
                 raise FullBuildNeeded(f"snapshot {snapshot} changed a table gone since")
@@ -230,14 +240,26 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
     # The old side, copied before anything changes: the changed customers' rows (narrow) and,
     # for the lapse-dependent tables, also the re-lapsed ones' (wide).
     scratch = ["__o_meta", "__d_l", "__d_s", "__n_es", "__o_es"]
-    # The changed customers' event_stages rows (a view over the lake: the largest table), old
-    # and new; read once when the span left the table as it was.
-    columns = ", ".join(ident(c) for c in prepared.EVENT_STAGE_COLUMNS)
-    w.execute(f"CREATE TEMP TABLE __n_es AS SELECT {columns} FROM {lake}.event_stages "
+    # The commits' deletes, by key (warehouse/statements.py log_deletes).
+    logged = (span.feed(alias, DELETES_LOG, "insertions", "snapshot_id, *") if span.runs else
+              "(SELECT 0::BIGINT AS snapshot_id, ''::VARCHAR AS col, ''::VARCHAR AS \"key\", "
+              "''::VARCHAR AS tables)")
+    w.execute(f"CREATE TEMP TABLE __d_del AS SELECT snapshot_id, col, \"key\", tables FROM "
+              f"{logged} WHERE col <> ''")
+    scratch.append("__d_del")
+    # The changed customers' event_stages rows (a view over the lake: the largest table): the
+    # old snapshot's, read once, and the new ones moved from them like a copied table.
+    es = prepared.EVENT_STAGE_COLUMNS
+    columns = ", ".join(ident(c) for c in es)
+    w.execute(f"CREATE TEMP TABLE __o_es AS SELECT {columns} FROM event_stages "
               f"WHERE customer_id IN {_C}")
-    w.execute("CREATE TEMP TABLE __o_es AS " + (
-        "FROM __n_es" if "event_stages" not in span.touched else
-        f"SELECT {columns} FROM event_stages WHERE customer_id IN {_C}"))
+    if "event_stages" in span.touched:
+        moved = _Moved(w, span, "event_stages", es)
+        w.execute(f"CREATE TEMP TABLE __n_es AS SELECT {columns} FROM __o_es r "
+                  f"WHERE NOT ({moved.deleted('r')}) UNION ALL "
+                  f"{moved.inserted(alias, columns, f'customer_id IN {_C}')}")
+    else:
+        w.execute("CREATE TEMP TABLE __n_es AS FROM __o_es")
     for name, source, scope in _OLD:
         w.execute(f"CREATE TEMP TABLE {name} AS FROM {source} WHERE customer_id IN {scope}")
         scratch.append(name)
@@ -299,10 +321,12 @@ def _replace_rows(w: duckdb.DuckDBPyConnection, alias: str, span: _Span,
         if table not in here or (table in there and table not in span.touched):
             continue
         name = ident(table)
-        w.execute(f"DELETE FROM {name} WHERE customer_id IN {_C}")
-        if table in there:
-            w.execute(f"INSERT INTO {name} BY NAME FROM {lake}.{name} "
-                      f"WHERE customer_id IN {_C}")
+        if table not in there:
+            w.execute(f"DELETE FROM {name} WHERE customer_id IN {_C}")
+            continue
+        moved = _Moved(w, span, table, SCHEMAS[table].names)
+        w.execute(f"DELETE FROM {name} WHERE {moved.deleted(name)}")
+        w.execute(f"INSERT INTO {name} BY NAME {moved.inserted(alias, '*')}")
     for table in SCHEMAS:
         if table not in here and table in there:
             w.execute(f"CREATE OR REPLACE VIEW {ident(table)} AS FROM {lake}.{ident(table)}")
@@ -310,6 +334,37 @@ def _replace_rows(w: duckdb.DuckDBPyConnection, alias: str, span: _Span,
         for name, sql in ACCOUNT_VIEWS.items():  # in order: members, then accounts
             if name in here:
                 w.execute(f"DELETE FROM {ident(name)}; INSERT INTO {ident(name)} BY NAME {sql}")
+
+
+class _Moved:
+    """One table's changes in the span: the rows its commits deleted (by the keys they logged,
+    in __d_del) and the rows they inserted that no later commit of the span deleted."""
+
+    def __init__(self, w: duckdb.DuckDBPyConnection, span: _Span, table: str,
+                 columns: Sequence[str]) -> None:
+        self.span, self.table, self.tag = span, table, f",{table},"
+        self.columns = [str(r[0]) for r in w.execute(
+            "SELECT DISTINCT col FROM __d_del WHERE contains(tables, ?) ORDER BY 1",
+            [self.tag]).fetchall()]
+        unknown = set(self.columns) - set(columns)
+        if unknown:
+            raise FullBuildNeeded(f"{table} deleted by columns it lacks: {sorted(unknown)}")
+
+    def deleted(self, row: str) -> str:
+        """Whether a row (of the given relation alias) held before the span was deleted."""
+        return " OR ".join(
+            f"{row}.{ident(c)} IN (SELECT \"key\" FROM __d_del WHERE col = '{c}' "
+            f"AND contains(tables, '{self.tag}'))" for c in self.columns) or "false"
+
+    def inserted(self, alias: str, columns: str, where: str = "true") -> str:
+        """A SELECT of the span's inserted rows that stayed (the table's columns given)."""
+        later = " OR ".join(f"(d.col = '{c}' AND d.\"key\" = i.{ident(c)})" for c in self.columns)
+        stayed = "true" if not later else (
+            f"NOT EXISTS (SELECT 1 FROM __d_del d WHERE d.snapshot_id > i.snapshot_id AND "
+            f"contains(d.tables, '{self.tag}') AND ({later}))")
+        feed = self.span.feed(alias, self.table, "insertions", "snapshot_id, *")
+        chosen = "* EXCLUDE (snapshot_id)" if columns == "*" else columns
+        return f"SELECT {chosen} FROM {feed} i WHERE ({where}) AND {stayed}"
 
 
 def _count(w: duckdb.DuckDBPyConnection, table: str) -> int:

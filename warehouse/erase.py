@@ -22,7 +22,7 @@ from ingest.identity import normalize_email, normalize_phone
 from journey.facts import FACT_TABLES
 from journey.hashing import key_hash
 from journey.schema import key_rank
-from warehouse.lake import LAKE, Committed, ident
+from warehouse.lake import DELETES_LOG, LAKE, Committed, ident
 from warehouse.writer import WarehouseWriter
 
 # Every table with a customer_id column whose rows describe one customer.
@@ -108,6 +108,8 @@ def delete_customer(writer: WarehouseWriter, found: Found, now: datetime) -> Com
             con.execute(f"DELETE FROM {LAKE}.identity_conflicts WHERE refused_customer_id = ?",
                         [found.customer_id])
             con.execute(f"INSERT INTO {LAKE}.erasures SELECT h, ? FROM __journey_erased", [now])
+            # The last commit's deletes may name the customer's and its sessions' ids.
+            con.execute(f"DELETE FROM {LAKE}.{DELETES_LOG}")
         finally:
             con.unregister("__journey_erased")
 

@@ -24,6 +24,7 @@ from warehouse.tables import ROW_SCHEMAS, SCHEMAS, duckdb_type
 
 LAKE = "journey_lake"  # the alias every connection gives the attached lake
 CATALOG_FILE = "catalog.sqlite"
+DELETES_LOG = "journey_deletes"
 DATA_DIR = "data"
 # Internal tables besides customer_state (tables.py): the consumer offsets and the watermark,
 # committed in the same DuckLake transaction as the rows they describe.
@@ -32,6 +33,9 @@ INTERNAL_DDL: dict[str, str] = {
     "journey_meta": "watermark TIMESTAMPTZ, committed_at TIMESTAMPTZ",
     # SPEC 2.4: one-way hashes of erased keys, so a replayed log never brings a customer back.
     "erasures": "key_hash BIGINT, erased_at TIMESTAMPTZ",
+    # The keys the last processor commit deleted by (statements.log_deletes); each commit's are
+    # in the change feed, where a reader moving a copy forward finds them (api/advance.py).
+    DELETES_LOG: "col VARCHAR, \"key\" VARCHAR, tables VARCHAR",
 }
 EXTENSIONS: tuple[tuple[str, str], ...] = (
     ("duckdb_extension_sqlite_scanner", "sqlite_scanner"),

@@ -12,7 +12,7 @@ import pyarrow as pa
 from journey.facts import Changes
 from warehouse.convert import rows_to_arrow
 from warehouse.errors import CommitError
-from warehouse.lake import LAKE, ident
+from warehouse.lake import DELETES_LOG, LAKE, ident
 from warehouse.tables import ROW_SCHEMAS
 
 
@@ -32,6 +32,25 @@ def apply_changes(con: duckdb.DuckDBPyConnection, changes: Changes) -> None:
     for table, rows in changes.rows.items():
         if rows:  # one table's Arrow rows at a time
             insert(con, table, rows_to_arrow(table, rows))
+
+
+def log_deletes(con: duckdb.DuckDBPyConnection, changes: Changes) -> None:
+    """Replace the deletes log with this commit's deletes: one row per (column, key) naming the
+    tables deleted from (",customers,sessions,"), and a marker row ("", "", "") that tells a
+    reader this snapshot is a logged commit. DuckLake's deletions feed would read every data
+    file a commit deleted from (1.2-1.5 s for `event_stages` at 10M events); this log's rows of
+    one commit are its insertions feed (api/advance.py)."""
+    tables: dict[tuple[str, str], list[str]] = {}
+    for table, column, values in changes.deletes:
+        for value in values:
+            tables.setdefault((column, value), []).append(table)
+    cols, keys, names = [""], [""], [""]
+    for (column, value), held in tables.items():
+        cols.append(column)
+        keys.append(value)
+        names.append("," + ",".join(sorted(held)) + ",")
+    con.execute(f"DELETE FROM {LAKE}.{DELETES_LOG}")
+    insert(con, DELETES_LOG, pa.table({"col": cols, "key": keys, "tables": names}))
 
 
 def _check_derived(table: str) -> None:

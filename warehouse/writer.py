@@ -38,7 +38,7 @@ from warehouse.lake import LAKE, Committed, attach_sql, connect, ident, locate, 
 from warehouse.maintain import Step, compact, create_tables, maintenance, set_layout
 from warehouse.reader import VIEWS_SQL, views_sql
 from warehouse.settings import WarehouseSettings
-from warehouse.statements import apply_changes, insert, insert_tables, write_meta
+from warehouse.statements import apply_changes, insert, insert_tables, log_deletes, write_meta
 from warehouse.tables import DERIVED_ROWS, ModelRow
 
 __all__ = ["Committed", "ModelRow", "WarehouseWriter"]
@@ -240,6 +240,7 @@ class WarehouseWriter:
                 # Sorted by key_hash, so a customer's events sit in few row groups of a file.
                 insert(con, "events", rows, order_by="key_hash")
             apply_changes(con, changes)
+            log_deletes(con, changes)
             if models is not None:
                 con.execute(f"DELETE FROM {LAKE}.models")
                 insert(con, "models", rows_to_arrow("models", models))

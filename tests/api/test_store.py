@@ -21,6 +21,7 @@ from api.metrics.funnel import funnel
 from api.settings import ApiSettings
 from api.store import INDEXES, MATERIALISED, SnapshotStore
 from journey.facts import (
+    FACT_TABLES,
     Changes,
     CustomerFacts,
     CustomerRow,
@@ -72,14 +73,16 @@ def writer(tmp_path: Path) -> Iterator[WarehouseWriter]:
 
 
 def commit(writer: WarehouseWriter, customers: list[CustomerFacts], watermark: datetime) -> None:
-    rebuilt = Changes()
+    """One processor-like commit: the customers' rows replaced, their new events stored."""
+    changes = Changes()
     for f in customers:
-        rebuilt.add_facts(f)
+        for table in FACT_TABLES:
+            changes.delete(table, "customer_id", (f.customer.customer_id,))
+        changes.add_facts(f)
     events = [(event(f.customer.customer_id, i), 0, i) for f in customers
               for i in range(f.customer.event_count)]
-    writer.replace_derived([rebuilt], MODEL, watermark)
     old = writer.state().offsets.get(0, 0)
-    writer.commit(events[old:], Changes(), {0: len(events)}, watermark, MODEL)
+    writer.commit(events[old:], changes, {0: len(events)}, watermark, MODEL)
 
 
 def test_6_3_store_reads_the_warehouse_and_follows_new_versions(
@@ -145,6 +148,25 @@ def test_6_4_a_changed_model_is_served_from_a_full_build(writer: WarehouseWriter
     with store.cursor() as (_, cur):
         lapse = cur.execute("SELECT DISTINCT lapse_after_s FROM models").fetchall()
         assert lapse == [(7 * 86400.0,)]
+    assert (store.full_builds, store.advances) == (2, 0)
+
+
+def test_6_4_a_rebuild_that_logged_no_deletes_is_served_from_a_full_build(
+    writer: WarehouseWriter,
+) -> None:
+    store = SnapshotStore(WarehouseReader(writer.root), FakeClock(), refresh_interval_s=0)
+    commit(writer, [facts("a", 3, 2.0), facts("b", 2, 1.0)], T0 + timedelta(days=1))
+    assert store.refresh(force=True) is not None
+    rebuilt = Changes()
+    rebuilt.add_facts(facts("b", 3, 1.0))  # same models, every table emptied: a rebuild's
+    writer.replace_derived([rebuilt], MODEL, T0 + timedelta(days=1))
+    # Then a logged commit (offsets: the helper's events are those of the customers given).
+    commit(writer, [facts("a", 3, 2.0), facts("b", 3, 1.0), facts("c", 1, 1.0)],
+           T0 + timedelta(days=1))
+    with store.cursor() as (_, cur):
+        assert cur.execute("SELECT customer_id, event_count FROM customers "
+                           "ORDER BY 1").fetchall() == [("a", 3), ("b", 3), ("c", 1)]
+        assert cur.execute("SELECT count(*) FROM event_stages").fetchone() == (7,)
     assert (store.full_builds, store.advances) == (2, 0)
 
 
