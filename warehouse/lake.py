@@ -167,8 +167,12 @@ def load_into(con: duckdb.DuckDBPyConnection, loc: Location | None = None) -> No
 
 def attach_sql(loc: Location, *, read_only: bool, snapshot: int | None = None,
                alias: str = LAKE) -> str:
-    """The ATTACH statement of a lake: READ_ONLY (optionally pinned to a snapshot) for readers."""
-    options = [f"DATA_PATH {literal(str(loc.data_path) + '/')}"]
+    """The ATTACH statement of a lake: READ_ONLY (optionally pinned to a snapshot) for readers.
+
+    The catalog keeps the data path it was made with and refuses another one; the files are
+    named relative to it, so a data directory moved or restored elsewhere is read where it is
+    now (OVERRIDE_DATA_PATH: for this attachment only, the catalog is not changed)."""
+    options = [f"DATA_PATH {literal(str(loc.data_path) + '/')}", "OVERRIDE_DATA_PATH TRUE"]
     if read_only:
         options.append("READ_ONLY")
     if snapshot is not None:

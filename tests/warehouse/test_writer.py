@@ -337,3 +337,25 @@ def test_maintenance_beyond_the_memory_limit_is_retryable_and_restores_the_limit
     refused = [r.args[0] for r in caplog.records if "maintenance step" in r.getMessage()]
     assert "flush inlined rows" in refused
     assert len(refused) == 2 * len(set(refused))  # each refused step: under 8MB twice, not again
+
+
+def test_6_5_a_data_directory_moved_elsewhere_opens_where_it_is(
+    settings: WarehouseSettings, tmp_path: Path,
+) -> None:
+    """A backup restored to another path: the catalog still names the old data path."""
+    import shutil
+
+    before = settings.model_copy(update={"data_dir": tmp_path / "before"})
+    events = [(make_event(i, "alice"), 0, i) for i in range(3)]
+    with WarehouseWriter(before) as w:
+        w.commit(events, changes_for({"alice": 3}, {"alice"}), {0: 3},  # type: ignore[arg-type]
+                 events[-1][0].timestamp, MODELS)
+        w.maintain()  # the events in Parquet files, not inlined in the catalog
+    shutil.move(tmp_path / "before", tmp_path / "after")
+    after = settings.model_copy(update={"data_dir": tmp_path / "after"})
+    with WarehouseWriter(after) as w:
+        more = [(make_event(i, "alice"), 0, i) for i in range(3, 5)]
+        w.commit(more, changes_for({"alice": 5}, {"alice"}), {0: 5},  # type: ignore[arg-type]
+                 more[-1][0].timestamp)
+        assert rows(w, "SELECT count(*) FROM events") == [(5,)]
+        assert rows(w, "SELECT customer_id, event_count FROM customers") == [("alice", 5)]
