@@ -241,11 +241,13 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
     # for the lapse-dependent tables, also the re-lapsed ones' (wide).
     scratch = ["__o_meta", "__d_l", "__d_s", "__n_es", "__o_es"]
     # The commits' deletes, by key (warehouse/statements.py log_deletes).
-    logged = (span.feed(alias, DELETES_LOG, "insertions", "snapshot_id, *") if span.runs else
-              "(SELECT 0::BIGINT AS snapshot_id, ''::VARCHAR AS col, ''::VARCHAR AS \"key\", "
-              "''::VARCHAR AS tables)")
-    w.execute(f"CREATE TEMP TABLE __d_del AS SELECT snapshot_id, col, \"key\", tables FROM "
-              f"{logged} WHERE col <> ''")
+    if span.runs:
+        logged = span.feed(alias, DELETES_LOG, "insertions", "snapshot_id, *")
+        w.execute(f"CREATE TEMP TABLE __d_del AS SELECT snapshot_id, col, \"key\", tables "
+                  f"FROM {logged} WHERE col <> ''")
+    else:
+        w.execute('CREATE TEMP TABLE __d_del '
+                  '(snapshot_id BIGINT, col VARCHAR, "key" VARCHAR, tables VARCHAR)')
     scratch.append("__d_del")
     # The changed customers' event_stages rows (a view over the lake: the largest table): the
     # old snapshot's, read once, and the new ones moved from them like a copied table.

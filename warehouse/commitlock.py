@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 LOCK_FILE = ".commit.lock"
 DEFAULT_TIMEOUT_S = 10.0
-POLL_S = 0.01  # flock has no timeout: poll, short against a commit's duration
+POLL_S = 0.01  # short against a commit's duration
 KEY_PREFIX = b"journey.commit:"
 
 
@@ -104,6 +104,20 @@ class _Base:
         raise NotImplementedError
 
 
+def flock_within(fd: int, mode: int, timeout_s: float, poll_s: float = POLL_S) -> bool:
+    """Take an flock (LOCK_EX or LOCK_SH) on fd, waiting at most timeout_s; whether it was taken.
+    flock has no timeout of its own, so it is polled."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll_s)
+
+
 class FileCommitLock(_Base):
     """An exclusive flock on a file; the descriptor stays open between cycles."""
 
@@ -115,15 +129,8 @@ class FileCommitLock(_Base):
     def _acquire(self, timeout_s: float) -> None:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise self._locked(timeout_s) from None
-                time.sleep(POLL_S)
+        if not flock_within(self._fd, fcntl.LOCK_EX, timeout_s):
+            raise self._locked(timeout_s)
 
     def _release(self) -> None:
         if self._fd is not None:

@@ -25,7 +25,7 @@ from journey.errors import RetryableError
 from journey.facts import Changes
 from journey.schema import Event
 from warehouse import integrity, lakeread, spill
-from warehouse.commitlock import CommitLock, commit_lock
+from warehouse.commitlock import CommitLock, commit_lock, flock_within
 from warehouse.convert import Linked, StoredEvent, events_to_arrow, rows_to_arrow
 from warehouse.errors import (
     CommitError,
@@ -485,18 +485,9 @@ def _write_private(path: Path, text: str) -> None:
 
 def _lock(path: os.PathLike[str], timeout_s: float, shared: bool = False) -> int:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    deadline = time.monotonic() + timeout_s
-    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-    while True:
-        try:
-            fcntl.flock(fd, mode | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                os.close(fd)
-                raise WarehouseLockedError(
-                    "another writer holds the warehouse", root=str(os.path.dirname(path)),
-                    timeout_s=timeout_s,
-                ) from None
-            time.sleep(0.05)
+    if not flock_within(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX, timeout_s, 0.05):
+        os.close(fd)
+        raise WarehouseLockedError("another writer holds the warehouse",
+                                   root=str(os.path.dirname(path)), timeout_s=timeout_s)
+    return fd
 
