@@ -40,13 +40,16 @@ MATERIALISED: tuple[str, ...] = (
     "account_stage_entries",
 )
 
-# ART indexes for the point lookups of /v1/customers/{key} (a key, then one customer's rows).
+# ART indexes for the point lookups of /v1/customers/{key} (a key, then one customer's rows),
+# and for a delta's (api/advance.py), which looks up the changed customers' rows by a list.
 INDEXES: tuple[tuple[str, str], ...] = (
     ("identities", "value"),
     ("identities", "customer_id"),
     ("customers", "customer_id"),
     ("stage_entries", "customer_id"),
     ("sessions", "customer_id"),
+    ("transitions", "customer_id"),
+    ("surveys", "customer_id"),
 )
 
 T = TypeVar("T")

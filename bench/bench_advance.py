@@ -63,8 +63,9 @@ def main() -> None:
     began = time.perf_counter()
     store.refresh(force=True)
     print(f"full build: {time.perf_counter() - began:.1f} s (load {load()})", file=sys.stderr)
-    print("| round | seconds | customers changed | served by | load | longest statements |")
-    print("|---|---|---|---|---|---|")
+    print("| round | seconds | customers changed | served by | load | all statements "
+          "| longest statements |")
+    print("|---|---|---|---|---|---|---|")
     for n in range(args.rounds):
         log = EmbeddedLog(args.data / "log", PARTITIONS)
         try:
@@ -82,8 +83,9 @@ def main() -> None:
         how = "advance" if store.advances > advances else "full build"
         top = sorted(SPENT.items(), key=lambda kv: -kv[1])[:args.top]
         listed = "; ".join(f"{s:.2f} s `{k[:60]}`" for k, s in top)
-        print(f"| {n} | {took:.2f} | {store.last_changed:,} | {how} | {load()} | {listed} |",
-              flush=True)
+        statements = f"{len(SPENT)} statements, {sum(SPENT.values()):.2f} s"
+        print(f"| {n} | {took:.2f} | {store.last_changed:,} | {how} | {load()} | {statements} "
+              f"| {listed} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -446,4 +446,8 @@ def prepare(con: duckdb.DuckDBPyConnection) -> None:
         if table.additive:
             select = f"SELECT *, {table.group_hash} AS {GROUP_HASH} FROM ({select})"
         con.execute(f"CREATE TABLE {table.name} AS {select}")
+        # A delta looks up the changed customers' rows and the groups they touch (api/advance.py).
+        key = "customer_id" if table.per_customer else GROUP_HASH if table.additive else None
+        if key is not None:
+            con.execute(f'CREATE INDEX "{table.name}_{key}" ON {table.name} ("{key}")')
     con.execute(f"CREATE TABLE {DONE} AS SELECT 1 AS done")

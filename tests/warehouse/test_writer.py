@@ -268,7 +268,8 @@ def test_events_are_merged_into_small_row_groups_also_in_a_lake_made_before(
     (maintain.EVENTS_LAYOUT): a lake created without that option gets it when a writer opens it,
     and maintenance's merged files have it (DuckDB rounds it up to a multiple of 2,048)."""
     layout = {**maintain_module.EVENTS_LAYOUT, "parquet_row_group_size": ("2048", "2048")}
-    monkeypatch.setattr(maintain_module, "EVENTS_LAYOUT", layout)
+    monkeypatch.setattr(maintain_module, "SORTED",
+                        {**maintain_module.SORTED, "events": ("key_hash", layout)})
     settings = settings.model_copy(update={"inline_row_limit": 0})
     option = ("SELECT option_name, value FROM ducklake_options(?) "
               "WHERE scope_entry = 'main.events' ORDER BY ALL")
@@ -289,6 +290,50 @@ def test_events_are_merged_into_small_row_groups_also_in_a_lake_made_before(
         groups = _row_groups(writer)
         assert sum(groups) == 6000 and max(groups) == 2048, groups
         assert rows(writer, "SELECT count(DISTINCT event_id) FROM events") == [(6000,)]
+
+
+def test_event_stages_are_kept_sorted_by_customer_also_in_a_lake_made_before(
+    settings: WarehouseSettings,
+) -> None:
+    """The API reads a few customers' event_stages rows from the lake (api/advance.py): files
+    sorted by customer_id let it skip the rest. A lake made before the sort order gets it when a
+    writer opens it; what is written then is sorted, also what maintenance merges."""
+    settings = settings.model_copy(update={"inline_row_limit": 0})
+    meta = f"__ducklake_metadata_{writer_module.LAKE}"
+    sorted_tables = (f"SELECT t.table_name, e.expression FROM {meta}.ducklake_sort_info s "
+                     f"JOIN {meta}.ducklake_table t USING (table_id) "
+                     f"JOIN {meta}.ducklake_sort_expression e USING (sort_id) "
+                     "WHERE s.end_snapshot IS NULL AND t.end_snapshot IS NULL ORDER BY ALL")
+    with WarehouseWriter(settings) as writer:
+        con = writer._connection()
+        assert con.execute(sorted_tables).fetchall() == [
+            ("event_stages", "customer_id"), ("events", "key_hash")]
+        con.execute(f"ALTER TABLE {writer_module.LAKE}.event_stages RESET SORTED BY")
+        assert con.execute(sorted_tables).fetchall() == [("events", "key_hash")]
+    counts: Counter[str] = Counter()
+    with WarehouseWriter(settings) as writer:
+        assert writer._connection().execute(sorted_tables).fetchall() == [
+            ("event_stages", "customer_id"), ("events", "key_hash")]
+        for n in range(3):
+            touched = {f"c{(n * 37 + i * 7919) % 1000:03d}" for i in range(40)}
+            counts.update(touched)
+            changes = changes_for(counts, touched)
+            changes.rows["event_stages"].reverse()  # the processor's rows come in any order
+            writer.commit([], changes, {}, None)
+            assert _customer_runs(writer) == [sorted(r) for r in _customer_runs(writer)]
+        writer.maintain()
+        files = _customer_runs(writer)
+        assert files == [sorted(r) for r in files] and len(files) == 1
+        assert sorted(files[0]) == sorted(counts)
+
+
+def _customer_runs(writer: WarehouseWriter) -> list[list[str]]:
+    """The customer_id column of each live `event_stages` file, in file order."""
+    con = writer._connection()
+    return [[str(r[0]) for r in con.execute("SELECT customer_id FROM read_parquet(?)",
+                                            [f]).fetchall()]
+            for (f,) in con.execute(f"SELECT data_file FROM ducklake_list_files("
+                                    f"'{writer_module.LAKE}', 'event_stages')").fetchall()]
 
 
 def _row_groups(writer: WarehouseWriter) -> list[int]:
