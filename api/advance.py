@@ -69,7 +69,8 @@ _OLD = (
     ("__o_reach", "__j_reach", _S), ("__o_stop", "__j_stop", _S),
 )
 _NEW = (
-    ("__n_customers", "customers", _C), ("__n_se", "stage_entries", _S),
+    ("__n_customers", "customers", _C), ("__n_se", "stage_entries", _C),
+    ("__n_ses", "stage_entries", _S),
     ("__n_sess", "sessions", _C), ("__n_tr", "transitions", _C), ("__n_surveys", "surveys", _C),
     ("__n_cust", "__j_cust", _C), ("__n_reach", "__j_reach", _C), ("__n_reachs", "__j_reach", _S),
     ("__n_dsorted", "__j_dsorted", _C), ("__n_last", "__j_last", _S), ("__n_stop", "__j_stop", _S),
@@ -296,12 +297,11 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
     # The new side: scoped views over the updated tables.
     for name, source, which in _NEW:
         w.execute(f"CREATE TEMP VIEW {name} AS FROM {source} WHERE customer_id IN {scope[which]}")
-    # stage_entries is wide in both: the narrow tables join it with the changed customers only.
     narrow = Sources(customers="__n_customers", stage_entries="__n_se", event_stages="__n_es",
                      sessions="__n_sess", transitions="__n_tr", surveys="__n_surveys",
                      cust="__n_cust", reach="__n_reach", dsorted="__n_dsorted", last="__n_last",
                      stop="__n_stop")
-    wide = replace(narrow, reach="__n_reachs", event_stages="__o_none")
+    wide = replace(narrow, reach="__n_reachs", stage_entries="__n_ses", event_stages="__o_none")
     _add_classes(w)
     for t in prepared.TABLES:
         src = wide if t.lapse else narrow
