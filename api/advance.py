@@ -43,7 +43,8 @@ MAX_CHANGED_SHARE = 0.2
 MIN_CHANGED_LIMIT = 1000
 # Up to this many keys are looked up by a literal list rather than a semi join (_listed): an
 # in-memory table's index finds each in about 20 us (a 1.45M-row table: 4 ms for 172 keys, 36 ms
-# for 2,000, where a semi join scans it in 50-90 ms); the lake's sorted files skip row groups.
+# for 2,000, where a semi join scans it in 50-90 ms). In the lake a listed value is checked
+# against each row group's range, which skips row groups only of files sorted by customer.
 MAX_LISTED = 1000
 MAX_LISTED_LAKE = 5000
 
@@ -391,11 +392,10 @@ class _Moved:
 def _listed(w: duckdb.DuckDBPyConnection, table: str, most: int) -> str:
     """The customers of a scratch table, for `customer_id IN ...`: a literal list when there are
     few. A semi join scans the whole table it filters; a literal list is looked up in the
-    in-memory tables' customer_id indexes (api/store.py INDEXES), and in the lake, whose
-    `event_stages` files and row groups are sorted by customer_id (warehouse/maintain.py
-    SORTED), each listed value is checked against a row group's range, where a semi join hands
-    the Parquet reader only the range of all of them (10M rows, 172 customers: every row group
-    decoded)."""
+    in-memory tables' customer_id indexes (api/store.py INDEXES). In the lake the Parquet reader
+    checks each listed value against a row group's range, where a semi join hands it only the
+    range of all of them: with `event_stages` sorted by customer (tried, warehouse/maintain.py
+    SORTED) the read of 172 customers of 10M rows went from 1.2-2.0 s to 0.4-0.6 s."""
     row = w.execute(f"SELECT count(*) FROM {table}").fetchone()
     if row is None or not 0 < int(row[0]) <= most:
         return f"(SELECT customer_id FROM {table})"

@@ -34,10 +34,11 @@ EVENTS_LAYOUT = {"parquet_row_group_size": ("20000", "20000"),
                  "target_file_size": ("32MB", "32000000")}
 # The tables kept sorted (DuckLake sorts what it writes: inserts, merges and flushes), with their
 # layout. `events` by key_hash: a re-derived customer's history is read back by it. `event_stages`
-# by customer_id: the API reads the few changed customers' rows of the snapshot it served
-# (api/advance.py), and a file or row group whose customer_id range holds none of them is
-# skipped, where in files of random customers every row group was decoded (10M rows: 0.6-3 s).
-SORTED = {"events": ("key_hash", EVENTS_LAYOUT), "event_stages": ("customer_id", EVENTS_LAYOUT)}
+# sorted by customer_id was tried (2026-12-02) for the API's read of a few customers' rows, which
+# it made 3x cheaper at 10M (1.2-2.0 s -> 0.4-0.6 s), but compaction then sorts the whole table:
+# the catch-up's peak rose to 1,233 MiB at 7M events (resident 898 MiB) where the 1.5 GB budget
+# at 10M had about 50 MiB to spare. Not kept.
+SORTED = {"events": ("key_hash", EVENTS_LAYOUT)}
 
 
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:

@@ -292,13 +292,11 @@ def test_events_are_merged_into_small_row_groups_also_in_a_lake_made_before(
         assert rows(writer, "SELECT count(DISTINCT event_id) FROM events") == [(6000,)]
 
 
-def test_event_stages_are_kept_sorted_by_customer_also_in_a_lake_made_before(
+def test_a_lake_without_the_events_sort_order_gets_it_when_a_writer_opens_it(
     settings: WarehouseSettings,
 ) -> None:
-    """The API reads a few customers' event_stages rows from the lake (api/advance.py): files
-    sorted by customer_id let it skip the rest. A lake made before the sort order gets it when a
-    writer opens it; what is written then is sorted, also what maintenance merges."""
-    settings = settings.model_copy(update={"inline_row_limit": 0})
+    """A re-derived customer's history is read back by key_hash from files sorted by it
+    (maintain.SORTED): a lake that lacks the sort order gets it back."""
     meta = f"__ducklake_metadata_{writer_module.LAKE}"
     sorted_tables = (f"SELECT t.table_name, e.expression FROM {meta}.ducklake_sort_info s "
                      f"JOIN {meta}.ducklake_table t USING (table_id) "
@@ -306,34 +304,11 @@ def test_event_stages_are_kept_sorted_by_customer_also_in_a_lake_made_before(
                      "WHERE s.end_snapshot IS NULL AND t.end_snapshot IS NULL ORDER BY ALL")
     with WarehouseWriter(settings) as writer:
         con = writer._connection()
-        assert con.execute(sorted_tables).fetchall() == [
-            ("event_stages", "customer_id"), ("events", "key_hash")]
-        con.execute(f"ALTER TABLE {writer_module.LAKE}.event_stages RESET SORTED BY")
         assert con.execute(sorted_tables).fetchall() == [("events", "key_hash")]
-    counts: Counter[str] = Counter()
+        con.execute(f"ALTER TABLE {writer_module.LAKE}.events RESET SORTED BY")
+        assert con.execute(sorted_tables).fetchall() == []
     with WarehouseWriter(settings) as writer:
-        assert writer._connection().execute(sorted_tables).fetchall() == [
-            ("event_stages", "customer_id"), ("events", "key_hash")]
-        for n in range(3):
-            touched = {f"c{(n * 37 + i * 7919) % 1000:03d}" for i in range(40)}
-            counts.update(touched)
-            changes = changes_for(counts, touched)
-            changes.rows["event_stages"].reverse()  # the processor's rows come in any order
-            writer.commit([], changes, {}, None)
-            assert _customer_runs(writer) == [sorted(r) for r in _customer_runs(writer)]
-        writer.maintain()
-        files = _customer_runs(writer)
-        assert files == [sorted(r) for r in files] and len(files) == 1
-        assert sorted(files[0]) == sorted(counts)
-
-
-def _customer_runs(writer: WarehouseWriter) -> list[list[str]]:
-    """The customer_id column of each live `event_stages` file, in file order."""
-    con = writer._connection()
-    return [[str(r[0]) for r in con.execute("SELECT customer_id FROM read_parquet(?)",
-                                            [f]).fetchall()]
-            for (f,) in con.execute(f"SELECT data_file FROM ducklake_list_files("
-                                    f"'{writer_module.LAKE}', 'event_stages')").fetchall()]
+        assert writer._connection().execute(sorted_tables).fetchall() == [("events", "key_hash")]
 
 
 def _row_groups(writer: WarehouseWriter) -> list[int]:
