@@ -43,10 +43,8 @@ MAX_CHANGED_SHARE = 0.2
 MIN_CHANGED_LIMIT = 1000
 # Up to this many keys are looked up by a literal list rather than a semi join (_listed): an
 # in-memory table's index finds each in about 20 us (a 1.45M-row table: 4 ms for 172 keys, 36 ms
-# for 2,000, where a semi join scans it in 50-90 ms). In the lake a listed value is checked
-# against each row group's range, which skips row groups only of files sorted by customer.
+# for 2,000, where a semi join scans it in 50-90 ms).
 MAX_LISTED = 1000
-MAX_LISTED_LAKE = 5000
 
 # Lake attachments of earlier snapshots kept for requests still reading them (besides the
 # served one and the one before it).
@@ -271,7 +269,7 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
 """)
     row = w.execute("SELECT count(*) FROM __d_l").fetchone()
     lapsed = int(row[0]) if row else 0
-    scope = {_C: _listed(w, "__d_c", MAX_LISTED), _S: _listed(w, "__d_s", MAX_LISTED)}
+    scope = {_C: _listed(w, "__d_c"), _S: _listed(w, "__d_s")}
 
     # The old side, copied before anything changes: the changed customers' rows (narrow) and,
     # for the lapse-dependent tables, also the re-lapsed ones' (wide).
@@ -281,7 +279,7 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
     es = prepared.EVENT_STAGE_COLUMNS
     columns = ", ".join(ident(c) for c in es)
     w.execute(f"CREATE TEMP TABLE __o_es AS SELECT {columns} FROM event_stages "
-              f"WHERE customer_id IN {_listed(w, '__d_c', MAX_LISTED_LAKE)}")
+              f"WHERE customer_id IN {scope[_C]}")
     if "event_stages" in span.touched:
         moved = _Moved(w, span, "event_stages", es)
         w.execute(f"CREATE TEMP TABLE __n_es AS SELECT {columns} FROM __o_es r "
@@ -397,7 +395,7 @@ class _Moved:
         return f"SELECT {chosen} FROM {feed} i WHERE ({where}) AND {stayed}"
 
 
-def _listed(w: duckdb.DuckDBPyConnection, table: str, most: int) -> str:
+def _listed(w: duckdb.DuckDBPyConnection, table: str) -> str:
     """The customers of a scratch table, for `customer_id IN ...`: a literal list when there are
     few. A semi join scans the whole table it filters; a literal list is looked up in the
     in-memory tables' customer_id indexes (api/store.py INDEXES). In the lake the Parquet reader
@@ -405,7 +403,7 @@ def _listed(w: duckdb.DuckDBPyConnection, table: str, most: int) -> str:
     range of all of them: with `event_stages` sorted by customer (tried, warehouse/maintain.py
     SORTED) the read of 172 customers of 10M rows went from 1.2-2.0 s to 0.4-0.6 s."""
     row = w.execute(f"SELECT count(*) FROM {table}").fetchone()
-    if row is None or not 0 < int(row[0]) <= most:
+    if row is None or not 0 < int(row[0]) <= MAX_LISTED:
         return f"(SELECT customer_id FROM {table})"
     return "(" + ", ".join(literal(str(r[0])) for r in w.execute(
         f"SELECT DISTINCT customer_id FROM {table} ORDER BY 1").fetchall()) + ")"
