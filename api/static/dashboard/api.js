@@ -40,6 +40,12 @@ export function urlOf(path, params = {}) {
   return s ? `${path}?${s}` : path;
 }
 
+/** The snapshot version in one of the API's ETags (`"v12-abc..."`), or null. */
+export function versionOf(etag) {
+  const m = /^(?:W\/)?"v(\d+)-/.exec(etag || "");
+  return m ? Number(m[1]) : null;
+}
+
 export class Api {
   constructor(token) {
     this.token = token;
@@ -50,18 +56,20 @@ export class Api {
     return { Authorization: `Bearer ${this.token}`, Accept: "application/json", ...extra };
   }
 
-  /** GET a JSON resource; returns {data, changed}. A 304 answers from the cache with changed=false. */
+  /** GET a JSON resource; returns {data, changed, version}. A 304 answers from the cache with
+   * changed=false. `version` is the snapshot the answer came from (the ETag's `v<N>-` prefix). */
   async get(path, params = {}) {
     const url = urlOf(path, params);
     const cached = this.cache.get(url);
     const extra = cached && cached.etag ? { "If-None-Match": cached.etag } : {};
     // no-store: the browser must not answer from its own cache, so that we see the 304 ourselves.
     const resp = await fetch(url, { headers: this.headers(extra), cache: "no-store" });
-    if (resp.status === 304 && cached) return { data: cached.data, changed: false };
+    if (resp.status === 304 && cached) return { data: cached.data, changed: false, version: versionOf(cached.etag) };
     await raiseFor(resp, url);
     const data = await resp.json();
-    this.cache.set(url, { etag: resp.headers.get("ETag"), data });
-    return { data, changed: true };
+    const etag = resp.headers.get("ETag");
+    this.cache.set(url, { etag, data });
+    return { data, changed: true, version: versionOf(etag) };
   }
 
   /** POST /v1/query: rows of a read-only SQL query. */

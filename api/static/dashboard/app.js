@@ -28,6 +28,7 @@ const state = {
   watermark: null,
   polls: 0,
   busy: false,
+  mixed: 0, // polls in a row whose answers came from different snapshots (a swap mid-poll)
   customerKey: "",
   timer: null,
   exports: {}, // panel name -> {title, table, svg?}: what the CSV and SVG buttons download
@@ -337,7 +338,17 @@ async function poll(force = false) {
   const sel = selection();
   try {
     const results = await fetchAll(sel);
-    if (generation === state.generation) {
+    // The panels' requests run side by side; when a new snapshot is swapped in between them, some
+    // answers are from the old one. Showing them together would mix two snapshots (a funnel that
+    // disagrees with the KPIs), so such a poll is asked again at once. The answers that were new
+    // are cached by then and come back as 304s (unchanged), so the poll again renders every panel.
+    // Bounded, for a warehouse that commits faster than a poll takes.
+    const versions = new Set(Object.values(results).map((r) => r.version).filter((v) => v !== null));
+    if (generation === state.generation && versions.size > 1 && state.mixed < 3) {
+      state.mixed += 1;
+      state.again = true;
+    } else if (generation === state.generation) {
+      state.mixed = 0;
       render(results, sel, force);
       if (state.customerKey) await lookup(state.customerKey, false);
       await Promise.all(state.panels.map((p) => p.refresh(force)));
