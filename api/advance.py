@@ -24,7 +24,7 @@ costs less.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 import duckdb
@@ -45,10 +45,6 @@ MIN_CHANGED_LIMIT = 1000
 # in-memory table's index finds each in about 20 us (a 1.45M-row table: 4 ms for 172 keys, 36 ms
 # for 2,000, where a semi join scans it in 50-90 ms).
 MAX_LISTED = 1000
-
-# Lake attachments of earlier snapshots kept for requests still reading them (besides the
-# served one and the one before it).
-KEPT_ALIASES = 8
 
 # The copied tables whose rows belong to one customer each (api/store.py MATERIALISED).
 CUSTOMER_TABLES = ("identities", "customers", "sessions", "stage_entries", "transitions",
@@ -93,15 +89,15 @@ class FullBuildNeeded(Exception):
     """The delta cannot be applied; build the snapshot whole (the reason is the message)."""
 
 
-def advance(con: duckdb.DuckDBPyConnection, snap: Snapshot, alias: str,
-            tables: frozenset[str]) -> Advanced:
-    """Move con (built over a snapshot whose views read the lake attached as `alias`, holding
-    `tables` of its own: own_tables) to snap.
+def advance(con: duckdb.DuckDBPyConnection, snap: Snapshot, tables: frozenset[str]) -> Advanced:
+    """Move con (a served snapshot holding `tables` of its own: own_tables) to snap, its views
+    then reading the lake attached as alias_of(snap.version). The attachments of earlier
+    snapshots stay: the caller lets go of those no request reads any more (let_go).
 
     Raises FullBuildNeeded when the delta cannot be applied; con is then unchanged."""
     w = con.cursor()
     try:
-        return _advance(w, snap, alias, tables)
+        return _advance(w, snap, tables)
     finally:
         w.close()
 
@@ -112,13 +108,12 @@ def own_tables(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
         "SELECT table_name FROM duckdb_tables() WHERE database_name = 'memory'").fetchall())
 
 
-def _advance(w: duckdb.DuckDBPyConnection, snap: Snapshot, old_alias: str,
-             here: frozenset[str]) -> Advanced:
+def _advance(w: duckdb.DuckDBPyConnection, snap: Snapshot, here: frozenset[str]) -> Advanced:
     row = w.execute("SELECT max(version) FROM meta").fetchone()
     v0 = None if row is None or row[0] is None else int(row[0])
     if v0 is None or snap.version <= v0:
         raise FullBuildNeeded(f"no older version to advance from ({v0} -> {snap.version})")
-    alias = f"{LAKE}_v{snap.version}"
+    alias = alias_of(snap.version)
     _detach(w, alias)
     w.execute(attach_sql(snap.location, read_only=True, snapshot=snap.version, alias=alias))
     try:
@@ -137,16 +132,26 @@ def _advance(w: duckdb.DuckDBPyConnection, snap: Snapshot, old_alias: str,
         raise
     finally:
         w.execute("DROP TABLE IF EXISTS __d_c; DROP TABLE IF EXISTS __d_del")
-    # Requests that began before a commit still read the alias their transaction saw, and under
-    # load one can outlive several quick advances (a demo's live events, CI): the newest
-    # KEPT_ALIASES stay attached, older ones go.
-    held = sorted((int(str(name).rsplit("_v", 1)[1]), str(name)) for (name,) in w.execute(
-        "SELECT database_name FROM duckdb_databases() WHERE database_name LIKE ? "
-        "AND database_name NOT IN (?, ?)", [f"{LAKE}_v%", alias, old_alias]).fetchall()
-        if str(name).rsplit("_v", 1)[1].isdigit())
-    for _, name in held[:max(0, len(held) - KEPT_ALIASES)]:
-        _detach(w, name)
     return Advanced(alias, changed, lapsed)
+
+
+def alias_of(version: int) -> str:
+    """The lake attachment whose views show this snapshot after an advance to it."""
+    return f"{LAKE}_v{version}"
+
+
+def let_go(con: duckdb.DuckDBPyConnection, keep: Collection[str]) -> None:
+    """Detach the snapshots' lake attachments that are not in keep (the served one, the one
+    before, those requests still read: DETACH is not transactional, and a request whose views
+    read a detached one fails)."""
+    w = con.cursor()
+    try:
+        for (name,) in w.execute("SELECT database_name FROM duckdb_databases() "
+                                 "WHERE database_name LIKE ?", [f"{LAKE}_v%"]).fetchall():
+            if str(name) not in keep:
+                _detach(w, str(name))
+    finally:
+        w.close()
 
 
 def _detach(w: duckdb.DuckDBPyConnection, alias: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeVar
 
 import duckdb
 
-from api.advance import FullBuildNeeded, advance, own_tables
+from api.advance import FullBuildNeeded, advance, alias_of, let_go, own_tables
 from api.errors import NotReadyError
 from api.metrics import prepared
 from warehouse.lake import LAKE
@@ -132,6 +132,10 @@ class SnapshotStore:
         self._checked_at: datetime | None = None
         self._build_lock = threading.Lock()
         self._cache_lock = threading.Lock()
+        # Requests in progress per snapshot version: an advance lets go of the lake attachments
+        # of earlier snapshots only when no request reads them (api/advance.py let_go).
+        self._readers: Counter[int] = Counter()
+        self._readers_lock = threading.Lock()
         self._cache: OrderedDict[tuple[int, Hashable], Any] = OrderedDict()
         self._background = background
         self._warmers: list[Callable[[Bound], None]] = []
@@ -197,11 +201,16 @@ class SnapshotStore:
         if bound is None:
             raise NotReadyError("no warehouse snapshot yet; the processor has not committed one")
         cur = bound.con.cursor()
+        reading: int | None = None
         try:
             if bound.live:
-                # One snapshot for the whole request, though the store may move it meanwhile.
-                cur.execute("BEGIN TRANSACTION")
-                version, watermark = _version(cur)
+                # One snapshot for the whole request, though the store may move it meanwhile;
+                # counted, so that its lake attachment stays until the request ends.
+                with self._readers_lock:
+                    cur.execute("BEGIN TRANSACTION")
+                    version, watermark = _version(cur)
+                    self._readers[version] += 1
+                    reading = version
                 if version != bound.version:
                     bound = Bound(version, watermark, bound.con, bound.alias, bound.tables)
             yield bound, cur
@@ -210,6 +219,11 @@ class SnapshotStore:
                 with suppress(duckdb.Error):  # a failed statement already ended it
                     cur.execute("ROLLBACK")
             cur.close()
+            if reading is not None:
+                with self._readers_lock:
+                    self._readers[reading] -= 1
+                    if not self._readers[reading]:
+                        del self._readers[reading]
 
     def cached(self, version: int, key: Hashable, compute: Callable[[], T]) -> T:
         """compute(), remembered under (version, key) until the snapshot changes."""
@@ -238,7 +252,7 @@ class SnapshotStore:
                 or not isinstance(snap, LakeSnapshot)):
             return None
         try:
-            done = advance(old.con, snap, old.alias, old.tables)
+            done = advance(old.con, snap, old.tables)
         except FullBuildNeeded as why:
             log.info("snapshot %s built whole: %s", snap.version, why)
             return None
@@ -248,6 +262,9 @@ class SnapshotStore:
             return None
         self.advances += 1
         self.last_changed = done.changed
+        with self._readers_lock:
+            keep = {done.alias, old.alias, *(alias_of(v) for v in self._readers)}
+            let_go(old.con, keep)
         cur = old.con.cursor()
         try:
             version, watermark = _version(cur)

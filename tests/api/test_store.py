@@ -141,6 +141,43 @@ def test_6_4_a_request_reads_one_snapshot_while_the_store_moves_to_the_next(
         assert [s["customers"] for s in stages[:3]] == [3, 2, 1]
 
 
+def attached_snapshots(store: SnapshotStore) -> set[str]:
+    bound = store.current()
+    assert bound is not None
+    return {str(r[0]) for r in bound.con.execute(
+        "SELECT database_name FROM duckdb_databases() WHERE database_name LIKE 'journey_lake_v%'")
+        .fetchall()}
+
+
+def test_6_4_a_request_outlives_many_advances_and_its_snapshot_is_let_go_after(
+    writer: WarehouseWriter,
+) -> None:
+    store = SnapshotStore(WarehouseReader(writer.root), FakeClock(), refresh_interval_s=0)
+    people = [facts("a", 3, 2.0)]
+    commit(writer, people, T0)
+    store.refresh(force=True)  # built whole, over the lake attached as journey_lake
+    people.append(facts("b", 2, 1.0))
+    commit(writer, people, T0 + timedelta(days=1))
+    store.refresh(force=True)  # advanced: its views read journey_lake_v<version>
+    with store.cursor() as (old, cur):
+        # A slow request (an export, a big query) while commits keep coming.
+        for i in range(12):
+            people.append(facts(f"c{i}", 1, 1.0))
+            commit(writer, people, T0 + timedelta(days=2 + i))
+            store.refresh(force=True)
+        assert store.advances == 13
+        # Its snapshot's lake attachment is still there: event_stages is a view over it.
+        assert cur.execute("SELECT count(*) FROM event_stages").fetchone() == (5,)
+        assert f"journey_lake_v{old.version}" in attached_snapshots(store)
+    people.append(facts("d", 1, 1.0))
+    commit(writer, people, T0 + timedelta(days=20))
+    newest = store.refresh(force=True)
+    assert newest is not None
+    # Read by no request any more: only the served snapshot and the one before stay attached.
+    held = attached_snapshots(store)
+    assert len(held) == 2 and f"journey_lake_v{newest.version}" in held
+
+
 def test_6_4_a_changed_model_is_served_from_a_full_build(writer: WarehouseWriter) -> None:
     store = SnapshotStore(WarehouseReader(writer.root), FakeClock(), refresh_interval_s=0)
     commit(writer, [facts("a", 3, 2.0)], T0 + timedelta(days=1))
