@@ -32,22 +32,13 @@ MAX_EXPIRED_PER_CALL = 5000
 # Each option: the value set, as the catalog then shows it.
 EVENTS_LAYOUT = {"parquet_row_group_size": ("20000", "20000"),
                  "target_file_size": ("32MB", "32000000")}
-# The tables with a row per event are never inlined, the others are (under the writer's
-# inline_row_limit). An inlined insert reaches the SQLite catalog as one INSERT of literal values
-# that DuckDB binds and optimises at COMMIT: for a trickle's commit of 800 events (24 columns of
-# `events`, 10 of `event_stages`) that was most of the commit. Measured on 60k events committed
-# 800 at a time (tools in the issue note): 1.18 / 0.99 s a commit with both inlined, 0.81 / 0.67 s
-# with neither; the small files this writes are merged by maintenance.
-NOT_INLINED = {"data_inlining_row_limit": ("0", "0")}
 # The tables kept sorted (DuckLake sorts what it writes: inserts, merges and flushes), with their
 # layout. `events` by key_hash: a re-derived customer's history is read back by it. `event_stages`
 # sorted by customer_id was tried (2026-12-02) for the API's read of a few customers' rows, which
 # it made 3x cheaper at 10M (1.2-2.0 s -> 0.4-0.6 s), but compaction then sorts the whole table:
 # the catch-up's peak rose to 1,233 MiB at 7M events (resident 898 MiB) where the 1.5 GB budget
 # at 10M had about 50 MiB to spare. Not kept.
-SORTED = {"events": ("key_hash", {**EVENTS_LAYOUT, **NOT_INLINED})}
-# The options of the tables not sorted.
-LAYOUTS = {"event_stages": NOT_INLINED}
+SORTED = {"events": ("key_hash", EVENTS_LAYOUT)}
 
 
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -64,19 +55,18 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def set_layout(con: duckdb.DuckDBPyConnection) -> None:
-    """Give the SORTED and LAYOUTS tables their options, and the SORTED ones their sort order in
-    a lake made before it. The options are catalog options (no snapshot); a sort order set later
-    is a table change (a snapshot of its own, made once). Files written before keep their layout
-    until maintenance rewrites them."""
+    """Give the SORTED tables their layout, and their sort order in a lake made before it. The
+    options are catalog options (no snapshot); a sort order set later is a table change (a
+    snapshot of its own, made once). Files written before keep their layout until maintenance
+    rewrites them."""
     meta = ident(f"__ducklake_metadata_{LAKE}")
     unsorted = {str(r[0]) for r in con.execute(
         f"SELECT t.table_name FROM {meta}.ducklake_table t WHERE t.end_snapshot IS NULL AND "
         f"NOT EXISTS (SELECT 1 FROM {meta}.ducklake_sort_info s WHERE s.table_id = t.table_id "
         "AND s.end_snapshot IS NULL)").fetchall()}
-    for table, (key, _) in SORTED.items():
+    for table, (key, layout) in SORTED.items():
         if table in unsorted:
             con.execute(f"ALTER TABLE {LAKE}.{ident(table)} SET SORTED BY ({ident(key)})")
-    for table, layout in [*((t, o) for t, (_, o) in SORTED.items()), *LAYOUTS.items()]:
         held = dict(con.execute(
             "SELECT option_name, value FROM ducklake_options(?) "
             "WHERE scope = 'TABLE' AND scope_entry = ?", [LAKE, f"main.{table}"]).fetchall())
