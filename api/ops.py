@@ -87,7 +87,7 @@ def ops_router(store: SnapshotStore, data_dir: Path | None = None) -> APIRouter:
     def metrics() -> Response:
         # The collector's series too: under `journey up` it shares this process.
         body = (generate_latest(REQUESTS_REGISTRY) + generate_latest(registry)
-                + product_metrics.render())
+                + generate_latest(product_metrics.API_REGISTRY) + product_metrics.render())
         if data_dir is not None:  # the processor runs in another process (README, Metrics)
             body += product_metrics.read_textfile(data_dir)
         return Response(body, media_type=CONTENT_TYPE_LATEST)

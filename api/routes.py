@@ -252,6 +252,11 @@ def api_router(settings: ApiSettings, store: SnapshotStore) -> APIRouter:
             names = [r[0] for r in cur.execute("SELECT DISTINCT model FROM models").fetchall()]
             for path, compute in WARMED.items():
                 for params in [[], *([("model", name)] for name in names)]:
+                    # The store waits for this before it moves to the next snapshot: under a
+                    # steady stream, warming each one delayed the next by its whole warm-up
+                    # (README, "Performance": freshness). Requests compute what is left.
+                    if store.superseded(bound):
+                        return
                     body = orjson.dumps(compute(cur, dict(params)))
                     store.put(bound.version, cache_key(path, params), body)
         finally:

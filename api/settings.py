@@ -31,7 +31,8 @@ class ApiSettings(CommonSettings):
     )
     warm_cache: bool = Field(
         default=True,
-        description="Compute funnel, KPIs and journey map of every model when a snapshot loads.",
+        description="Compute funnel, KPIs and journey map of every model when a snapshot loads "
+        "(until a newer one is committed).",
     )
     events_limit: int = Field(
         default=10_000,

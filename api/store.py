@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager, suppress
@@ -16,6 +17,7 @@ import duckdb
 from api.advance import FullBuildNeeded, advance, alias_of, let_go, own_tables
 from api.errors import NotReadyError
 from api.metrics import prepared
+from journey.metrics import API_SNAPSHOT_DELAY, API_SNAPSHOT_SECONDS
 from warehouse.lake import LAKE
 from warehouse.reader import Snapshot as LakeSnapshot
 
@@ -143,6 +145,7 @@ class SnapshotStore:
         self.full_builds = 0  # snapshots served by a build from scratch ...
         self.advances = 0  # ... and by moving the served one (api/advance.py)
         self.last_changed = 0  # customers the last advance replaced
+        self._served_commit: float | None = None  # committed_at of the newest served commit
 
     def on_snapshot(self, warm: Callable[[Bound], None]) -> None:
         """Run warm(bound) on every new snapshot before it is served (e.g. to fill the cache)."""
@@ -176,11 +179,16 @@ class SnapshotStore:
     def _swap(self, snap: Snapshot) -> None:
         """Build, warm and serve a new snapshot, then forget older cached results (holds lock)."""
         try:
+            began = time.perf_counter()
             bound = self._advance(snap)
             if bound is not None:
                 self._bound = bound  # requests see it since its commit: serve it before warming
+                API_SNAPSHOT_SECONDS.labels("advanced").observe(
+                    time.perf_counter() - began)
             else:
                 bound = self._build(snap)
+                API_SNAPSHOT_SECONDS.labels("built").observe(time.perf_counter() - began)
+            self._observe_delay(bound)
             for warm in self._warmers:
                 warm(bound)
             self._bound = bound
@@ -189,6 +197,29 @@ class SnapshotStore:
                     del self._cache[key]
         finally:
             self._build_lock.release()
+
+    def superseded(self, bound: Bound) -> bool:
+        """Whether the warehouse has committed a snapshot newer than bound (one catalog read)."""
+        snap = self._reader.current()
+        return snap is not None and snap.version != bound.version
+
+    def _observe_delay(self, bound: Bound) -> None:
+        """Time from the processor's commit of bound (meta.committed_at) to now, once per commit:
+        a maintenance snapshot carries its last commit's time, and is not counted again."""
+        cur = bound.con.cursor()
+        try:
+            row = cur.execute("SELECT epoch(max(committed_at)) FROM meta").fetchone()
+        except duckdb.Error:  # a hand-made snapshot (tests) without that column
+            return
+        finally:
+            cur.close()
+        committed = None if row is None or row[0] is None else float(row[0])
+        if committed is None or (self._served_commit is not None
+                                 and committed <= self._served_commit):
+            return
+        if self._served_commit is not None:  # the first one is the API's start, not a delay
+            API_SNAPSHOT_DELAY.observe(max(0.0, time.time() - committed))
+        self._served_commit = committed
 
     def current(self) -> Bound | None:
         """The bound snapshot, refreshed if due; None before the first snapshot exists."""

@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -250,6 +251,33 @@ async def paced(base: str, rate: int, seconds: float, visible: list[tuple[float,
             "fresh_p95_s": cuts[18], "unseen_batches": lags.count(None)}
 
 
+def where_time_went(base: str) -> Figures:
+    """The parts of freshness, from the pipeline's own /metrics (means over the run): the
+    processor's batches (poll to commit) and commits, and the API's moves to new snapshots and
+    its delay from a commit to serving it."""
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    sums: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.endswith(("_sum", "_count")):
+                how = sample.labels.get("how")
+                name = sample.name + (f"[{how}]" if how else "")
+                sums[name] = sums.get(name, 0.0) + sample.value
+
+    def mean(name: str, how: str = "") -> float:
+        count = sums.get(f"{name}_count{how}", 0.0)
+        return sums.get(f"{name}_sum{how}", 0.0) / count if count else float("nan")
+
+    return {"batches": int(sums.get("journey_processor_batch_seconds_count", 0)),
+            "batch_records_mean": mean("journey_processor_batch_records"),
+            "batch_s_mean": mean("journey_processor_batch_seconds"),
+            "commit_s_mean": mean("journey_processor_commit_seconds"),
+            "api_advances": int(sums.get("journey_api_snapshot_load_seconds_count[advanced]", 0)),
+            "api_advance_s_mean": mean("journey_api_snapshot_load_seconds", "[advanced]"),
+            "api_builds": int(sums.get("journey_api_snapshot_load_seconds_count[built]", 0)),
+            "api_delay_s_mean": mean("journey_api_snapshot_delay_seconds")}
+
+
 def warehouse_size(data_dir: Path) -> Figures:
     """Live Parquet files of the lake and the size of its SQLite catalog."""
     wh = data_dir / "warehouse"
@@ -262,19 +290,23 @@ def warehouse_size(data_dir: Path) -> Figures:
             "catalog_wal_mb": wal.stat().st_size / 2**20 if wal.exists() else 0.0}
 
 
-def freshness(bootstrap: str | None, rate: int, seconds: float) -> Figures:
-    """`journey up` (collector + API + processor child) under a steady offered load."""
+def freshness(bootstrap: str | None, rate: int, seconds: float,
+              settings: dict[str, str] | None = None) -> Figures:
+    """`journey up` (collector + API + processor child) under a steady offered load; settings:
+    JOURNEY_* variables for it (to compare a setting's effect)."""
     with tempfile.TemporaryDirectory(prefix="bench-fresh-", ignore_cleanup_errors=True) as tmp:
         port = free_port()
         args = ["-m", "journey", "up", "--data-dir", tmp, "--port", str(port)]
-        proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=child_env(Path(tmp),
-                                bootstrap), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env = child_env(Path(tmp), bootstrap) | (settings or {})
+        proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
         try:
             wait_ready(f"http://127.0.0.1:{port}/healthz", proc)
             time.sleep(2)  # the processor child starts after the server
             visible: list[tuple[float, int]] = []
             figures = asyncio.run(paced(f"http://127.0.0.1:{port}", rate, seconds, visible))
+            figures |= where_time_went(f"http://127.0.0.1:{port}")
             figures |= warehouse_size(Path(tmp))
             figures["up_rss_mb"] = peak_rss_mb(proc.pid)
             figures["processor_child_rss_mb"] = tree_peak_rss_mb(proc.pid) - peak_rss_mb(proc.pid)
@@ -299,6 +331,8 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--rate", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--set", action="append", default=[], metavar="JOURNEY_X=V",
+                        help="a setting for `journey up` under freshness (repeatable)")
     a = parser.parse_args()
     if a.what == "serve-collector":
         serve_collector(a.arg)
@@ -306,7 +340,8 @@ def main() -> None:
     result = {
         "ingest": lambda: ingest(a.bootstrap, a.requests),
         "processor": lambda: processor(a.bootstrap, a.customers),
-        "freshness": lambda: freshness(a.bootstrap, a.rate, a.seconds),
+        "freshness": lambda: freshness(a.bootstrap, a.rate, a.seconds,
+                                       dict(kv.split("=", 1) for kv in a.set)),
         "run-processor": lambda: run_processor(a.arg),
     }[a.what]()
     print(orjson.dumps(result).decode(), flush=True)

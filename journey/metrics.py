@@ -115,6 +115,19 @@ PROCESSOR_REBUILDS = Counter(
     registry=PROCESSOR_REGISTRY)
 
 
+# The API's snapshot series: in the API's process only (the collector alone renders REGISTRY).
+API_REGISTRY = CollectorRegistry(auto_describe=True)
+API_SNAPSHOT_SECONDS = Histogram(
+    "journey_api_snapshot_load_seconds",
+    "Time to serve a new warehouse snapshot: the served one moved by the customers that changed "
+    "(how=advanced) or built whole (how=built); the dashboard's warm-up not included.",
+    ["how"], buckets=BATCH_SECONDS_BUCKETS, registry=API_REGISTRY)
+API_SNAPSHOT_DELAY = Histogram(
+    "journey_api_snapshot_delay_seconds",
+    "Time from a processor's commit (its committed_at) to the API serving that snapshot.",
+    buckets=BATCH_SECONDS_BUCKETS, registry=API_REGISTRY)
+
+
 class Labelled(Collector):
     """Another registry's series with constant labels added (this process's member id)."""
 

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.routes import cache_key
+from api.routes import WARMED, cache_key
 from api.settings import ApiSettings
 from api.store import SnapshotStore
 from tests.api.conftest import TOKEN, Dataset, FakeClock, MemoryWarehouse, at, make_store
@@ -167,6 +167,7 @@ def test_6_2_ops_endpoints(settings: ApiSettings) -> None:
     assert 'journey_api_requests_total{endpoint="/v1/kpis",status="200"}' in metrics
     assert 'journey_api_requests_total{endpoint="/v1/kpis",status="503"}' in metrics
     assert "journey_api_snapshot_version 7.0" in metrics
+    assert 'journey_api_snapshot_load_seconds_count{how="built"}' in metrics
     # the fake clock reads 2024-06-01, the watermark is 2024-01-31: 122 days
     age = next(line for line in metrics.splitlines()
                if line.startswith("journey_api_watermark_age_seconds "))
@@ -190,6 +191,38 @@ def test_6_2_new_snapshots_arrive_with_model_views_already_computed(
             assert orjson.loads(body)
     funnel = store.cached(bound.version, cache_key("/v1/funnel", [("model", "aida")]), not_warmed)
     assert orjson.loads(funnel)["model"] == "aida"
+
+
+def test_6_2_warming_stops_once_a_newer_snapshot_is_committed(
+    settings: ApiSettings, wh: MemoryWarehouse
+) -> None:
+    store = make_store(wh)
+    create_app(settings, store)
+    assert store.current() is not None  # version 1, warmed whole
+    computed: list[str] = []
+    original = store.put
+
+    def put(version: int, key: object, value: object) -> None:
+        computed.append(str(key))
+        if version == 2:  # the processor commits version 3 while version 2 is being warmed
+            wh.data = dataset(version=3, extra_customer=True)
+        original(version, key, value)
+
+    store.put = put  # type: ignore[method-assign]
+    wh.data = dataset(version=2, extra_customer=True)
+    bound = store.refresh(force=True)
+    assert bound is not None and bound.version == 2
+    assert len(computed) == 1  # the rest of version 2 was not warmed
+
+    def not_warmed() -> bytes:
+        raise AssertionError("not computed at snapshot load")
+
+    computed.clear()
+    bound = store.refresh(force=True)  # nothing newer: version 3 is warmed whole
+    assert bound is not None and bound.version == 3
+    assert len(computed) == len(WARMED) * 3  # no model, default, aida
+    body = store.cached(3, cache_key("/v1/kpis", [("model", "aida")]), not_warmed)
+    assert orjson.loads(body)["customers"] == 2
 
 
 def test_6_2_background_refresh_serves_the_old_snapshot_until_the_new_one_is_built(

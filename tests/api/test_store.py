@@ -31,6 +31,7 @@ from journey.facts import (
     SessionRow,
     StageEntryRow,
 )
+from journey.metrics import API_REGISTRY
 from journey.schema import Event, IdentityKey
 from tests.api.conftest import TOKEN, FakeClock
 from warehouse.reader import WarehouseReader
@@ -116,6 +117,34 @@ def test_6_3_store_reads_the_warehouse_and_follows_new_versions(
     with store.cursor() as (bound, cur):
         assert bound.version > first
         assert cur.execute("SELECT count(*) FROM customers").fetchone() == (3,)
+
+
+def test_6_4_the_store_times_each_snapshot_and_its_delay_from_the_commit(
+    writer: WarehouseWriter,
+) -> None:
+    def count(name: str, **labels: str) -> float:
+        return API_REGISTRY.get_sample_value(f"{name}_count", labels) or 0.0
+
+    def delay() -> float:
+        return API_REGISTRY.get_sample_value("journey_api_snapshot_delay_seconds_sum") or 0.0
+
+    delayed = delay()
+    before = (count("journey_api_snapshot_load_seconds", how="built"),
+              count("journey_api_snapshot_load_seconds", how="advanced"),
+              count("journey_api_snapshot_delay_seconds"))
+    clock = FakeClock()
+    store = SnapshotStore(WarehouseReader(writer.root), clock, refresh_interval_s=0)
+    commit(writer, [facts("a", 3, 2.0)], T0 + timedelta(days=1))
+    assert store.current() is not None  # built whole; the API's start is no delay
+    commit(writer, [facts("a", 3, 2.0), facts("b", 2, 1.0)], T0 + timedelta(days=1))
+    began = time.time()
+    assert store.current() is not None  # moved by the change
+    spent = time.time() - began
+    after = (count("journey_api_snapshot_load_seconds", how="built"),
+             count("journey_api_snapshot_load_seconds", how="advanced"),
+             count("journey_api_snapshot_delay_seconds"))
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]
+    assert delay() - delayed >= spent  # from the commit, before the store began to move
 
 
 def test_6_4_a_request_reads_one_snapshot_while_the_store_moves_to_the_next(
