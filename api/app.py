@@ -34,6 +34,7 @@ def main() -> None:
         cache_entries=settings.cache_entries,
         background=True,
     )
+    store.follow()
     private_files()
     config = uvicorn.Config(create_app(settings, store), host=settings.host, port=settings.port)
     install()  # redact ?key= from the access log, once uvicorn configured its loggers

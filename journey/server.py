@@ -67,7 +67,7 @@ def create_app(ingest: IngestSettings, api: ApiSettings, producer: LogProducer) 
 
 def api_store(api: ApiSettings) -> SnapshotStore:
     """The API's view of the warehouse under api.data_dir, loading its first snapshot now (in the
-    background) rather than inside the first request."""
+    background) rather than inside the first request, and every newer one as it is committed."""
     store = SnapshotStore(
         WarehouseReader(api.warehouse_dir, api.catalog_url),
         utc_now,
@@ -75,7 +75,7 @@ def api_store(api: ApiSettings) -> SnapshotStore:
         cache_entries=api.cache_entries,
         background=True,  # keep answering from the old snapshot while a new one loads
     )
-    threading.Thread(target=store.refresh, name="snapshot-preload", daemon=True).start()
+    store.follow()
     return store
 
 

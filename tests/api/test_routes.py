@@ -225,6 +225,26 @@ def test_6_2_warming_stops_once_a_newer_snapshot_is_committed(
     assert orjson.loads(body)["customers"] == 2
 
 
+def test_6_4_a_followed_store_serves_each_new_snapshot_without_a_request(
+    wh: MemoryWarehouse,
+) -> None:
+    store = SnapshotStore(wh, FakeClock(), refresh_interval_s=0.0, background=True)
+    stop = store.follow()
+    try:
+        for version in (1, 2, 3):
+            if version > 1:
+                wh.data = dataset(version=version, extra_customer=True)
+            deadline = time.monotonic() + 10
+            while (served := store.served) is None or served.version != version:
+                assert time.monotonic() < deadline, f"version {version} never served"
+                time.sleep(0.01)
+    finally:
+        stop()
+    wh.data = dataset(version=4)
+    time.sleep(0.2)
+    assert store.served is not None and store.served.version == 3  # stopped: no more checks
+
+
 def test_6_2_background_refresh_serves_the_old_snapshot_until_the_new_one_is_built(
     settings: ApiSettings, wh: MemoryWarehouse
 ) -> None:
