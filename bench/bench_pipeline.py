@@ -195,6 +195,7 @@ def processor(bootstrap: str | None, customers: int) -> Figures:
 async def paced(base: str, rate: int, seconds: float, visible: list[tuple[float, int]]) -> Figures:
     """Offer `rate` events/s for `seconds` while polling /v1/kpis; freshness per batch."""
     sent: list[tuple[float, int]] = []  # (POST start, events sent through this batch)
+    answered: list[float] = []  # seconds each POST took (the collector's share of freshness)
     interval, total = 100 / rate, int(rate * seconds) // 100
     bodies = [body(i * 100) for i in range(total)]
     auth = httpx.BasicAuth(WRITE_KEY, "")
@@ -222,6 +223,7 @@ async def paced(base: str, rate: int, seconds: float, visible: list[tuple[float,
                     raise
         r.raise_for_status()
         sent.append((began, (i + 1) * 100))
+        answered.append(time.perf_counter() - began)
 
     async with (
         httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=64)) as http,
@@ -248,7 +250,10 @@ async def paced(base: str, rate: int, seconds: float, visible: list[tuple[float,
     return {"offered_rate": rate, "achieved_offer": total * 100 / offered_s,
             "sent": total * 100, "visible": visible[-1][1] if visible else 0,
             "fresh_p50_s": statistics.median(seen) if seen else float("nan"),
-            "fresh_p95_s": cuts[18], "unseen_batches": lags.count(None)}
+            "fresh_p95_s": cuts[18], "unseen_batches": lags.count(None),
+            "post_p50_s": statistics.median(answered) if answered else float("nan"),
+            "post_p95_s": (statistics.quantiles(answered, n=20)[18] if len(answered) > 1
+                           else float("nan"))}
 
 
 def where_time_went(base: str) -> Figures:
