@@ -426,9 +426,11 @@ def stage_count(con: duckdb.DuckDBPyConnection) -> int:
 
 def is_prepared(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether prepare() already ran on this database."""
-    row = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = $t", {"t": DONE}).fetchone()
-    return bool(row and row[0])
+    try:  # a lookup: listing duckdb_tables() reads every attached lake (api/metrics/filters.py)
+        con.execute(f"SELECT 1 FROM {DONE} LIMIT 0")
+    except duckdb.CatalogException:
+        return False
+    return True
 
 
 def ensure(con: duckdb.DuckDBPyConnection) -> None:
