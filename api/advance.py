@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
+from typing import Any
 
 import duckdb
 
@@ -89,15 +91,17 @@ class FullBuildNeeded(Exception):
     """The delta cannot be applied; build the snapshot whole (the reason is the message)."""
 
 
-def advance(con: duckdb.DuckDBPyConnection, snap: Snapshot, tables: frozenset[str]) -> Advanced:
+def advance(con: duckdb.DuckDBPyConnection, snap: Snapshot, tables: frozenset[str],
+            listing: AbstractContextManager[Any] | None = None) -> Advanced:
     """Move con (a served snapshot holding `tables` of its own: own_tables) to snap, its views
     then reading the lake attached as alias_of(snap.version). The attachments of earlier
     snapshots stay: the caller lets go of those no request reads any more (let_go).
 
-    Raises FullBuildNeeded when the delta cannot be applied; con is then unchanged."""
+    Raises FullBuildNeeded when the delta cannot be applied; con is then unchanged. `listing`
+    is held around a DETACH (api/store.py SnapshotStore.listing)."""
     w = con.cursor()
     try:
-        return _advance(w, snap, tables)
+        return _advance(w, snap, tables, listing or nullcontext())
     finally:
         w.close()
 
@@ -108,13 +112,15 @@ def own_tables(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
         "SELECT table_name FROM duckdb_tables() WHERE database_name = 'memory'").fetchall())
 
 
-def _advance(w: duckdb.DuckDBPyConnection, snap: Snapshot, here: frozenset[str]) -> Advanced:
+def _advance(w: duckdb.DuckDBPyConnection, snap: Snapshot, here: frozenset[str],
+             listing: AbstractContextManager[Any]) -> Advanced:
     row = w.execute("SELECT max(version) FROM meta").fetchone()
     v0 = None if row is None or row[0] is None else int(row[0])
     if v0 is None or snap.version <= v0:
         raise FullBuildNeeded(f"no older version to advance from ({v0} -> {snap.version})")
     alias = alias_of(snap.version)
-    _detach(w, alias)
+    with listing:
+        _detach(w, alias)
     w.execute(attach_sql(snap.location, read_only=True, snapshot=snap.version, alias=alias))
     try:
         span = _span(w, alias, v0, snap.version)
@@ -128,7 +134,8 @@ def _advance(w: duckdb.DuckDBPyConnection, snap: Snapshot, here: frozenset[str])
             w.execute("ROLLBACK")
             raise
     except BaseException:
-        _detach(w, alias)
+        with listing:
+            _detach(w, alias)
         raise
     finally:
         w.execute("DROP TABLE IF EXISTS __d_c; DROP TABLE IF EXISTS __d_del")

@@ -56,7 +56,7 @@ class QueryRunner:
     def _plan(self) -> Recipe:
         with self._store.cursor() as (bound, cur), self._lock:
             if self._recipe is None or self._recipe.version != bound.version:
-                self._recipe = recipe(cur, bound.version)
+                self._recipe = recipe(cur, bound.version, self._store.listing)
             return self._recipe
 
     def run(self, sql: str, limit: int | None = None) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -37,11 +38,15 @@ class Recipe:
     lake: Snapshot | None = None  # the pinned lake snapshot the views read, attached anew
 
 
-def recipe(cur: duckdb.DuckDBPyConnection, version: int) -> Recipe:
-    """The documented views of the connection `cur` as a Recipe."""
-    views = dict(cur.execute(
-        "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall())
-    tables = {r[0] for r in cur.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+def recipe(cur: duckdb.DuckDBPyConnection, version: int,
+           listing: AbstractContextManager[Any] | None = None) -> Recipe:
+    """The documented views of the connection `cur` as a Recipe; `listing` is held while the
+    catalog is listed (api/store.py SnapshotStore.listing)."""
+    with listing or nullcontext():
+        views = dict(cur.execute(
+            "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall())
+        tables = {r[0] for r in cur.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        lake = pinned_lake(cur)
     copied: dict[str, bytes] = {}
     for name in VIEWS:
         if name not in views and name in tables:
@@ -50,8 +55,7 @@ def recipe(cur: duckdb.DuckDBPyConnection, version: int) -> Recipe:
             with pa.ipc.new_stream(sink, rows.schema) as writer:
                 writer.write_table(rows)
             copied[name] = sink.getvalue().to_pybytes()
-    return Recipe(version, {n: sql for n, sql in views.items() if n in VIEWS}, copied,
-                  pinned_lake(cur))
+    return Recipe(version, {n: sql for n, sql in views.items() if n in VIEWS}, copied, lake)
 
 
 def json_default(value: Any) -> Any:

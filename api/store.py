@@ -247,6 +247,13 @@ class SnapshotStore:
         return stopped
 
     @property
+    def listing(self) -> threading.Lock:
+        """Held while a request lists the catalog (duckdb_tables(), duckdb_views()): such a
+        listing reads every attached lake, and DuckDB can fail or hang when one of them is
+        detached meanwhile; the store detaches older snapshots' lakes only under this lock."""
+        return self._readers_lock
+
+    @property
     def served(self) -> Bound | None:
         """The snapshot served now, without checking for a newer one."""
         return self._bound
@@ -313,7 +320,7 @@ class SnapshotStore:
                 or not isinstance(snap, LakeSnapshot)):
             return None
         try:
-            done = advance(old.con, snap, old.tables)
+            done = advance(old.con, snap, old.tables, self._readers_lock)
         except FullBuildNeeded as why:
             log.info("snapshot %s built whole: %s", snap.version, why)
             return None
