@@ -320,7 +320,7 @@ class SnapshotStore:
                 or not isinstance(snap, LakeSnapshot)):
             return None
         try:
-            done = advance(old.con, snap, old.tables, self._readers_lock)
+            done = advance(old.con, snap, old.tables, self.listing)
         except FullBuildNeeded as why:
             log.info("snapshot %s built whole: %s", snap.version, why)
             return None

@@ -222,19 +222,7 @@ def load_model(con: duckdb.DuckDBPyConnection, name: str) -> StageModel:
 def has_relation(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     """Whether the snapshot has a table or view `name` (a hand-made test warehouse, or one
     written before the table existed, may not)."""
-    return relation_exists(con, name)
-
-
-def relation_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    """Whether `name` resolves on con, found by looking it up rather than by listing
-    duckdb_tables(): a listing reads the catalog of every attached lake, and one that the store
-    detaches meanwhile (an older snapshot's, api/advance.py let_go) failed the request with
-    "Catalog __ducklake_metadata_... does not exist" (seen at 1k ev/s)."""
-    try:
-        con.execute(f'SELECT 1 FROM "{name.replace(chr(34), chr(34) * 2)}" LIMIT 0')
-    except duckdb.CatalogException:
-        return False
-    return True
+    return prepared.relation_exists(con, name)
 
 
 def iso(value: datetime | None) -> str | None:

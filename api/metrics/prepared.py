@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import duckdb
 
+from warehouse.lake import ident
+
 DONE = "__j_done"
 MAX_PATH_STEPS = 20  # the largest `steps=` /v1/paths accepts
 PREFIX_STEPS = 5  # paths of up to this many steps are counted per length
@@ -424,13 +426,21 @@ def stage_count(con: duckdb.DuckDBPyConnection) -> int:
     return max(1, int(row[0]) if row else 0)
 
 
-def is_prepared(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether prepare() already ran on this database."""
-    try:  # a lookup: listing duckdb_tables() reads every attached lake (api/metrics/filters.py)
-        con.execute(f"SELECT 1 FROM {DONE} LIMIT 0")
+def relation_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether `name` resolves on con, found by looking it up rather than by listing
+    duckdb_tables(): a listing reads the catalog of every attached lake, and one that the store
+    detaches meanwhile (an older snapshot's, api/advance.py let_go) failed the request with
+    "Catalog __ducklake_metadata_... does not exist" (seen at 1k ev/s)."""
+    try:
+        con.execute(f"SELECT 1 FROM {ident(name)} LIMIT 0")
     except duckdb.CatalogException:
         return False
     return True
+
+
+def is_prepared(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether prepare() already ran on this database."""
+    return relation_exists(con, DONE)
 
 
 def ensure(con: duckdb.DuckDBPyConnection) -> None:
