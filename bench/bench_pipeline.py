@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import resource
 import signal
@@ -251,9 +252,24 @@ async def paced(base: str, rate: int, seconds: float, visible: list[tuple[float,
             "sent": total * 100, "visible": visible[-1][1] if visible else 0,
             "fresh_p50_s": statistics.median(seen) if seen else float("nan"),
             "fresh_p95_s": cuts[18], "unseen_batches": lags.count(None),
+            "api_longest_still_s": longest_still(visible, total * 100),
             "post_p50_s": statistics.median(answered) if answered else float("nan"),
             "post_p95_s": (statistics.quantiles(answered, n=20)[18] if len(answered) > 1
                            else float("nan"))}
+
+
+def longest_still(visible: list[tuple[float, int]], total: int) -> float:
+    """The longest time the served count stood still while events were still to show: a stalled
+    API shows here as minutes where a healthy one stays within a few seconds."""
+    longest, since = 0.0, None
+    for (t0, n0), (t1, n1) in itertools.pairwise(visible):
+        if since is None:
+            since = t0
+        if n1 != n0 or n0 >= total:
+            longest, since = max(longest, t1 - since), None
+    if since is not None and visible:
+        longest = max(longest, visible[-1][0] - since)
+    return longest
 
 
 def where_time_went(base: str) -> Figures:
@@ -296,16 +312,16 @@ def warehouse_size(data_dir: Path) -> Figures:
 
 
 def freshness(bootstrap: str | None, rate: int, seconds: float,
-              settings: dict[str, str] | None = None) -> Figures:
+              settings: dict[str, str] | None = None, log: Path | None = None) -> Figures:
     """`journey up` (collector + API + processor child) under a steady offered load; settings:
-    JOURNEY_* variables for it (to compare a setting's effect)."""
+    JOURNEY_* variables for it (to compare a setting's effect); log: a file for its output."""
     with tempfile.TemporaryDirectory(prefix="bench-fresh-", ignore_cleanup_errors=True) as tmp:
         port = free_port()
         args = ["-m", "journey", "up", "--data-dir", tmp, "--port", str(port)]
         env = child_env(Path(tmp), bootstrap) | (settings or {})
+        out = log.open("ab") if log else subprocess.DEVNULL
         proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+                                stdout=out, stderr=out, start_new_session=True)
         try:
             wait_ready(f"http://127.0.0.1:{port}/healthz", proc)
             time.sleep(2)  # the processor child starts after the server
@@ -322,6 +338,8 @@ def freshness(bootstrap: str | None, rate: int, seconds: float,
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             time.sleep(0.5)
+            if log:
+                out.close()
     return figures
 
 
@@ -338,6 +356,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--set", action="append", default=[], metavar="JOURNEY_X=V",
                         help="a setting for `journey up` under freshness (repeatable)")
+    parser.add_argument("--log", type=Path, help="append `journey up`'s output to this file")
     a = parser.parse_args()
     if a.what == "serve-collector":
         serve_collector(a.arg)
@@ -346,7 +365,7 @@ def main() -> None:
         "ingest": lambda: ingest(a.bootstrap, a.requests),
         "processor": lambda: processor(a.bootstrap, a.customers),
         "freshness": lambda: freshness(a.bootstrap, a.rate, a.seconds,
-                                       dict(kv.split("=", 1) for kv in a.set)),
+                                       dict(kv.split("=", 1) for kv in a.set), a.log),
         "run-processor": lambda: run_processor(a.arg),
     }[a.what]()
     print(orjson.dumps(result).decode(), flush=True)
