@@ -36,7 +36,8 @@ LATENCY = Histogram(
 
 
 class SnapshotCollector(Collector):
-    """The loaded snapshot's version and how old its watermark is, read at scrape time."""
+    """The loaded snapshot's version, how long a newer one has waited to be served and how old
+    the watermark is, read at scrape time."""
 
     def __init__(self, store: SnapshotStore) -> None:
         self._store = store
@@ -48,6 +49,13 @@ class SnapshotCollector(Collector):
         )
         version.add_metric([], -1 if bound is None else bound.version)
         yield version
+        pending = GaugeMetricFamily(
+            "journey_api_snapshot_pending_seconds",
+            "Seconds since the API found a newer snapshot it does not serve yet (0: none). "
+            "Seconds under a steady stream; alert when it keeps growing.",
+        )
+        pending.add_metric([], self._store.pending_s)
+        yield pending
         if bound is not None and bound.watermark is not None:
             age = GaugeMetricFamily(
                 "journey_api_watermark_age_seconds",

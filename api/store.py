@@ -54,6 +54,10 @@ INDEXES: tuple[tuple[str, str], ...] = (
     ("surveys", "customer_id"),
 )
 
+# A new snapshot still not served after this long is logged as stuck (once per snapshot): under
+# a steady stream each one is served within seconds, so minutes mean the API stopped moving.
+STUCK_AFTER_S = 120.0
+
 T = TypeVar("T")
 
 
@@ -146,6 +150,10 @@ class SnapshotStore:
         self.advances = 0  # ... and by moving the served one (api/advance.py)
         self.last_changed = 0  # customers the last advance replaced
         self._served_commit: float | None = None  # committed_at of the newest served commit
+        # When the store found a snapshot newer than the served one that it does not serve yet
+        # (monotonic), and which: what `pending_s` and the stuck warning report.
+        self._pending: tuple[float, int] | None = None
+        self._warned: int | None = None
 
     def on_snapshot(self, warm: Callable[[Bound], None]) -> None:
         """Run warm(bound) on every new snapshot before it is served (e.g. to fill the cache)."""
@@ -170,6 +178,8 @@ class SnapshotStore:
         except BaseException:
             self._build_lock.release()
             raise
+        if self._pending is None:
+            self._pending = (time.monotonic(), snap.version)
         if self._background and self._bound is not None:
             threading.Thread(target=self._swap, args=(snap,), daemon=True).start()
             return self._bound
@@ -188,6 +198,7 @@ class SnapshotStore:
             else:
                 bound = self._build(snap)
                 API_SNAPSHOT_SECONDS.labels("built").observe(time.perf_counter() - began)
+            self._pending = None
             self._observe_delay(bound)
             for warm in self._warmers:
                 warm(bound)
@@ -221,6 +232,25 @@ class SnapshotStore:
             API_SNAPSHOT_DELAY.observe(max(0.0, time.time() - committed))
         self._served_commit = committed
 
+    @property
+    def pending_s(self) -> float:
+        """Seconds since the store found a snapshot newer than the one it serves and began to
+        load it (0 when it serves the newest it found): a few seconds under a steady stream;
+        growing without end when the API stopped moving."""
+        pending = self._pending
+        return 0.0 if pending is None else time.monotonic() - pending[0]
+
+    def _warn_if_stuck(self) -> None:
+        """Log once per snapshot that it is still not served after STUCK_AFTER_S."""
+        pending, bound = self._pending, self._bound
+        if (pending is None or pending[1] == self._warned
+                or time.monotonic() - pending[0] < STUCK_AFTER_S):
+            return
+        self._warned = pending[1]
+        log.warning("snapshot %s is still not served %.0f s after it was found; serving %s",
+                    pending[1], time.monotonic() - pending[0],
+                    None if bound is None else bound.version)
+
     def follow(self) -> Callable[[], None]:
         """Check the warehouse for a newer snapshot every refresh interval (a catalog read of
         about 0.1 ms) and serve it without waiting for a request to ask: a dashboard polling
@@ -234,6 +264,7 @@ class SnapshotStore:
                     self.refresh()
                 except Exception as exc:  # e.g. a catalog being repaired: requests report it
                     log.debug("checking for a new snapshot failed: %s", exc)
+                self._warn_if_stuck()
                 if stop.wait(max(self._refresh_s, 0.01)):
                     return
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import duckdb
 import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from api import store as store_module
 from api.app import create_app
 from api.routes import WARMED, cache_key
 from api.settings import ApiSettings
@@ -243,6 +247,52 @@ def test_6_4_a_followed_store_serves_each_new_snapshot_without_a_request(
     wh.data = dataset(version=4)
     time.sleep(0.2)
     assert store.served is not None and store.served.version == 3  # stopped: no more checks
+
+
+def test_6_4_a_snapshot_not_served_shows_as_pending_and_is_logged_when_stuck(
+    settings: ApiSettings, wh: MemoryWarehouse, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = threading.Event()
+
+    def register(con: duckdb.DuckDBPyConnection, snap: object) -> None:
+        if getattr(snap, "version", 0) == 2:  # the load of version 2 hangs until released
+            release.wait(30)
+        wh.register_views(con, snap)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_module, "STUCK_AFTER_S", 0.3)
+    store = SnapshotStore(wh, FakeClock(), register=register, refresh_interval_s=0.0,
+                          background=True)
+    client = TestClient(create_app(settings, store))
+    stop = store.follow()
+    try:
+        deadline = time.monotonic() + 10
+        while store.served is None:
+            assert time.monotonic() < deadline, "version 1 never served"
+            time.sleep(0.01)
+        assert store.pending_s == 0.0
+        with caplog.at_level(logging.WARNING, logger="api.store"):
+            wh.data = dataset(version=2, extra_customer=True)
+            time.sleep(0.6)
+            pending = store.pending_s
+            assert pending >= 0.5
+            metrics = client.get("/metrics").text
+            gauge = next(line for line in metrics.splitlines()
+                         if line.startswith("journey_api_snapshot_pending_seconds "))
+            assert float(gauge.split()[1]) >= pending
+            assert "journey_api_snapshot_version 1.0" in metrics
+            time.sleep(0.3)
+        stuck = [r.getMessage() for r in caplog.records if "still not served" in r.getMessage()]
+        assert len(stuck) == 1 and stuck[0].startswith("snapshot 2 ")  # once, not per check
+        assert stuck[0].endswith("serving 1")
+        release.set()
+        while store.served is None or store.served.version != 2:
+            assert time.monotonic() < deadline + 10, "version 2 never served"
+            time.sleep(0.01)
+        assert store.pending_s == 0.0
+    finally:
+        release.set()
+        stop()
 
 
 def test_6_2_background_refresh_serves_the_old_snapshot_until_the_new_one_is_built(
