@@ -325,8 +325,9 @@ class WarehouseWriter:
                 self._upkeep(step, limit)
                 break
             except WarehouseMemoryError as exc:
-                log.warning("maintenance step %r needs more than %s; trying it under a larger "
-                            "limit: %s", name, limit, exc)
+                # Expected now and then (many small files to merge): a line, not DuckDB's advice.
+                log.info("maintenance step %r needs more than %s; trying it under a larger "
+                         "limit (%s)", name, limit, str(exc).splitlines()[0][:200])
         else:
             self._upkeep(step, largest)
         log.debug("maintenance step %r took %.2fs", name, time.perf_counter() - began)
