@@ -313,9 +313,13 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
 
     _replace_rows(w, alias, span, here, scope[_C])
 
-    # The new side: scoped views over the updated tables.
+    # The new side: the changed customers' rows of each updated table, copied once it holds
+    # them (a copied table now, a pre-aggregate once the loop below has replaced its rows), so
+    # that the selects reading them (__n_cust ten times) look them up in the big table once.
+    final, copied = set(CUSTOMER_TABLES), set[str]()
     for name, source, which in _NEW:
         w.execute(f"CREATE TEMP VIEW {name} AS FROM {source} WHERE customer_id IN {scope[which]}")
+    _settle(w, final, copied, scope)
     narrow = Sources(customers="__n_customers", stage_entries="__n_se", event_stages="__n_es",
                      sessions="__n_sess", transitions="__n_tr", surveys="__n_surveys",
                      cust="__n_cust", reach="__n_reach", dsorted="__n_dsorted", last="__n_last",
@@ -327,6 +331,8 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
         if t.per_customer:
             w.execute(f"DELETE FROM {t.name} WHERE customer_id IN {scope[_S if t.lapse else _C]}; "
                       f"INSERT INTO {t.name} BY NAME {t.select(src, stages)}")
+            final.add(t.name)
+            _settle(w, final, copied, scope)
         elif t.additive:
             _merge(w, t, f"({t.select(src, stages)})", f"__m{t.name}")
         else:
@@ -342,10 +348,21 @@ DELETE FROM __j_ktraits WHERE k IN (SELECT k FROM __d_k)
     AND k NOT IN (SELECT k FROM __j_class WHERE k IN (SELECT k FROM __d_k));
 DROP TABLE __d_k""")
     for name, _, _ in _NEW:
-        w.execute(f"DROP VIEW {name}")
+        w.execute(f"DROP {'TABLE' if name in copied else 'VIEW'} {name}")
     for name in scratch:
         w.execute(f"DROP TABLE {name}")
     return lapsed
+
+
+def _settle(w: duckdb.DuckDBPyConnection, final: set[str], copied: set[str],
+            scope: dict[str, str]) -> None:
+    """Replace each new-side view whose source table is final by a copy of its rows (the
+    names replaced so far in `copied`)."""
+    for name, source, which in _NEW:
+        if source in final and name not in copied:
+            w.execute(f"DROP VIEW {name}; CREATE TEMP TABLE {name} AS FROM {source} "
+                      f"WHERE customer_id IN {scope[which]}")
+            copied.add(name)
 
 
 def _replace_rows(w: duckdb.DuckDBPyConnection, alias: str, span: _Span,
