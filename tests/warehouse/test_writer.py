@@ -352,7 +352,7 @@ def test_maintenance_beyond_the_memory_limit_is_retryable_and_restores_the_limit
     # when DuckDB reports the refusal as a failed DuckLake commit (a rewrite's file statistics).
     monkeypatch.setattr(writer_module, "MAINTAIN_MEMORY_LIMITS", ("8MB", "8MB", "1GB"))
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="journey.warehouse"):
+    with caplog.at_level(logging.INFO, logger="journey.warehouse"):
         writer.maintain()
     refused = [r.args[0] for r in caplog.records if "maintenance step" in r.getMessage()]
     assert "flush inlined rows" in refused
