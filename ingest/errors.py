@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from journey.errors import BadEventError, FatalError, RetryableError
+from journey.errors import BadEventError, FatalError
 
 
 class WireError(FatalError):
@@ -56,6 +56,3 @@ class InvalidEventError(BadEventError):
 class EventTooLargeError(InvalidEventError):
     """One event is over the per-event size limit."""
 
-
-class DeadLetterWriteError(RetryableError):
-    """Rejected events could not be written to the dead-letter store (disk full, ...)."""

@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from ingest.errors import InvalidEventError
+from journey.keys import MAX_KEY_CHARS, is_blocked, normalize_email, normalize_phone
 from journey.schema import IdentityKey
 
-BLOCKED_VALUES: frozenset[str] = frozenset(
-    {"", "null", "none", "undefined", "nan", "anonymous", "guest", "unknown", "n/a",
-     "[object object]", "-1"}
-)
-_ZEROS_AND_DASHES = re.compile(r"^[0-]*$")
-_MAX_KEY_CHARS = 1024
 _MAX_TYPE_CHARS = 64
 # externalIds types that name a built-in key type are normalised like that type.
 _BUILTIN_ALIASES: dict[str, str] = {
     "user_id": "user_id", "userid": "user_id", "anonymous_id": "anonymous_id",
     "anonymousid": "anonymous_id", "email": "email", "phone": "phone",
 }
-
-
-def is_blocked(value: str) -> bool:
-    """SPEC 2.1: placeholder values that must never identify a customer."""
-    folded = value.strip().lower()
-    return folded in BLOCKED_VALUES or _ZEROS_AND_DASHES.match(folded) is not None
 
 
 def mapping_at(container: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
@@ -59,29 +47,9 @@ def clean_id(value: Any, where: str) -> str | None:
     text = id_text(value, where)
     if text is None or is_blocked(text):
         return None
-    if len(text) > _MAX_KEY_CHARS:
-        raise InvalidEventError(f"{where} is longer than {_MAX_KEY_CHARS} chars", field=where)
+    if len(text) > MAX_KEY_CHARS:
+        raise InvalidEventError(f"{where} is longer than {MAX_KEY_CHARS} chars", field=where)
     return text
-
-
-def normalize_email(value: Any) -> str | None:
-    """Trimmed, lower-cased email; None when not a usable string."""
-    if not isinstance(value, str):
-        return None
-    email = value.strip().lower()
-    if is_blocked(email) or len(email) > _MAX_KEY_CHARS:
-        return None
-    return email
-
-
-def normalize_phone(value: Any) -> str | None:
-    """Digits only; None when nothing usable is left."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    digits = "".join(ch for ch in str(value) if ch.isascii() and ch.isdigit())
-    if is_blocked(digits) or len(digits) > _MAX_KEY_CHARS:
-        return None
-    return digits
 
 
 def _first(places: list[Mapping[str, Any]], name: str, clean: Any) -> str | None:

@@ -16,7 +16,6 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import SecretStr
 
 from ingest import imports
-from ingest.deadletter import DeadLetterStore
 from ingest.errors import AuthError, InvalidEventError, MalformedBodyError, ScopeError
 from ingest.normalize import parse_time
 from ingest.ratelimit import RateLimiter
@@ -26,6 +25,7 @@ from ingest.settings import IngestSettings
 from ingest.webhooks import guarded, store_mapped, write_key
 from ingest.wire import decode_body
 from journey.csvout import CSV, flatten, render, wants_csv
+from journey.deadletter import DeadLetterStore
 from journey.log.base import LogProducer
 from journey.tokens import TokenSet
 

@@ -12,7 +12,8 @@ from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from ingest.errors import InvalidEventError
-from ingest.identity import extract_keys, id_text, is_blocked, mapping_at
+from ingest.identity import extract_keys, id_text, mapping_at
+from journey.keys import is_blocked
 from journey.schema import CHANNELS, Channel, Event, InvalidCanonicalEvent
 
 EVENT_NAMES: dict[str, str] = {

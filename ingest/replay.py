@@ -18,10 +18,11 @@ from pathlib import Path
 import orjson
 from pydantic import ValidationError
 
-from ingest.deadletter import DeadLetter, append_durably, list_dead_letters
-from ingest.errors import DeadLetterWriteError, InvalidEventError
+from ingest.errors import InvalidEventError
 from ingest.routes import Collector, partition_key
 from ingest.wire import event_size
+from journey.deadletter import DeadLetter, append_durably, list_dead_letters
+from journey.errors import DeadLetterWriteError
 
 LEDGER = "replayed.log"
 log = logging.getLogger(__name__)

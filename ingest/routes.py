@@ -17,7 +17,6 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from ingest.deadletter import DeadLetter, DeadLetterStore
 from ingest.errors import EventTooLargeError, InvalidEventError, TooLargeError, WireError
 from ingest.normalize import normalize
 from ingest.ratelimit import RateLimiter, retry_fields, retry_headers
@@ -30,6 +29,7 @@ from ingest.wire import (
     parse_body,
     write_key_channels,
 )
+from journey.deadletter import DeadLetter, DeadLetterStore
 from journey.errors import RetryableError
 from journey.log.base import LogProducer
 from journey.metrics import COLLECTOR_EVENTS, COLLECTOR_REQUESTS, LOG_APPEND_SECONDS

@@ -17,7 +17,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from ingest import sendgrid
-from ingest.deadletter import DeadLetter, DeadLetterStore
 from ingest.errors import InvalidEventError, WireError
 from ingest.ratelimit import RateLimiter, retry_fields, retry_headers
 from ingest.routes import (
@@ -30,6 +29,7 @@ from ingest.routes import (
 )
 from ingest.settings import IngestSettings
 from ingest.wire import authenticate, decode_body, event_size
+from journey.deadletter import DeadLetter, DeadLetterStore
 from journey.errors import RetryableError
 from journey.log.base import LogProducer
 

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from ingest.errors import DeadLetterWriteError
+from journey.errors import DeadLetterWriteError
 
 _NEVER = datetime.min.replace(tzinfo=UTC)
 

@@ -43,3 +43,7 @@ class BadEventError(FatalError):
 
 class ConfigError(FatalError):
     """Settings or a stage model file are invalid."""
+
+
+class DeadLetterWriteError(RetryableError):
+    """Rejected events could not be written to the dead-letter store (disk full, ...)."""

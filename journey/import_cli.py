@@ -21,12 +21,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from ingest import imports
-from ingest.deadletter import DeadLetterStore
 from ingest.errors import InvalidEventError
 from ingest.replay import ReplayResult, list_letters, replay
 from ingest.routes import Collector
 from ingest.settings import IngestSettings
 from ingest.wire import split_write_key
+from journey.deadletter import DeadLetterStore
 from journey.errors import ConfigError
 from journey.log.factory import open_producer
 

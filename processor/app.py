@@ -12,8 +12,8 @@ from types import FrameType
 
 from prometheus_client import start_http_server
 
-from ingest.deadletter import DeadLetter, DeadLetterStore
 from journey import metrics
+from journey.deadletter import DeadLetter, DeadLetterStore
 from journey.log.base import LogConsumer, Record
 from journey.log.factory import open_consumer, open_group_consumer
 from processor import gcpolicy, member

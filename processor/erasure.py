@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ingest.deadletter import rewrite_without
+from journey.deadletter import rewrite_without
 from journey.errors import JourneyError, RetryableError
 from journey.log.base import ErasableLog, LogConsumer, Record
 from journey.log.embedded import EmbeddedLog

@@ -18,9 +18,9 @@ from datetime import datetime
 import duckdb
 import pyarrow as pa
 
-from ingest.identity import normalize_email, normalize_phone
 from journey.facts import FACT_TABLES
 from journey.hashing import key_hash
+from journey.keys import normalize_email, normalize_phone
 from journey.schema import key_rank
 from warehouse.lake import DELETES_LOG, LAKE, Committed, ident
 from warehouse.writer import WarehouseWriter

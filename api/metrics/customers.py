@@ -12,7 +12,7 @@ import orjson
 from api.errors import CustomerNotFoundError
 from api.metrics.filters import StageModel, iso, rows_as_dicts
 from api.metrics.kpis import LAPSED_EXPR
-from ingest.identity import normalize_email, normalize_phone
+from journey.keys import normalize_email, normalize_phone
 from journey.schema import key_rank
 
 _LAPSED = LAPSED_EXPR.format(

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from ingest.deadletter import DeadLetter, DeadLetterStore, list_dead_letters
 from ingest.normalize import normalize
 from ingest.routes import partition_key
 from journey.cli import app
+from journey.deadletter import DeadLetter, DeadLetterStore, list_dead_letters
 from journey.errors import FatalError
 from journey.log.embedded import EmbeddedLog
 from journey.settings import CommonSettings

@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from ingest.deadletter import list_dead_letters
 from ingest.routes import ENDPOINTS
 from ingest.settings import IngestSettings
 from ingest.wire import key_name
+from journey.deadletter import list_dead_letters
 from journey.log.base import Record, partition_for
 from journey.log.embedded import EmbeddedLog
 from journey.schema import Event

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from ingest.errors import InvalidEventError
-from ingest.identity import extract_keys, is_blocked
+from ingest.identity import extract_keys
+from journey.keys import is_blocked
 
 BLOCKED = ["", "  ", "null", "NULL", " None ", "undefined", "NaN", "anonymous", "Guest", "unknown",
            "N/A", "[object Object]", "0", "000", "-", "--", "0-0-0", "-1", " -1 "]

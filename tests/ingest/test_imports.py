@@ -13,10 +13,10 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from ingest.app import create_app
-from ingest.deadletter import list_dead_letters
 from ingest.errors import InvalidEventError
 from ingest.imports import import_items, row_message
 from ingest.settings import IngestSettings
+from journey.deadletter import list_dead_letters
 from journey.import_cli import run_import
 from journey.log.base import Record
 from journey.log.embedded import EmbeddedLog

@@ -12,11 +12,11 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from ingest.app import create_app
-from ingest.deadletter import DeadLetterStore
 from ingest.replay import list_letters, replay
 from ingest.routes import Collector
 from ingest.settings import IngestSettings
 from journey.cli import app as cli
+from journey.deadletter import DeadLetterStore
 from journey.log.base import Record
 from journey.log.embedded import EmbeddedLog
 from journey.schema import Event

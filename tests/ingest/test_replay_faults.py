@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from ingest.app import create_app
-from ingest.deadletter import DeadLetter, DeadLetterStore
 from ingest.settings import IngestSettings
+from journey.deadletter import DeadLetter, DeadLetterStore
 from journey.log.embedded import EmbeddedLog
 from tests.ingest.conftest import ReadLog
 

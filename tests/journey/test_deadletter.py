@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from ingest.deadletter import DeadLetter, DeadLetterStore, list_dead_letters
+from journey.deadletter import DeadLetter, DeadLetterStore, list_dead_letters
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from ingest.deadletter import DeadLetter, DeadLetterStore, rewrite_without
+from journey.deadletter import DeadLetter, DeadLetterStore, rewrite_without
 from journey.facts import Changes
 from journey.hashing import key_hash
 from journey.log.base import ErasableLog

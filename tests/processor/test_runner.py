@@ -8,8 +8,8 @@ from pathlib import Path
 
 import duckdb
 
-from ingest.deadletter import list_dead_letters
 from ingest.normalize import normalize
+from journey.deadletter import list_dead_letters
 from journey.log.base import LogConsumer, Record
 from journey.log.errors import LogUnavailable
 from journey.log.factory import open_producer
