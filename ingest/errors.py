@@ -55,4 +55,3 @@ class InvalidEventError(BadEventError):
 
 class EventTooLargeError(InvalidEventError):
     """One event is over the per-event size limit."""
-
