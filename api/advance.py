@@ -63,7 +63,7 @@ COMMIT_CHANGES = frozenset({"tables_inserted_into", "tables_deleted_from", "inli
 _C = "(SELECT customer_id FROM __d_c)"  # the changed customers
 _S = "(SELECT customer_id FROM __d_s)"  # ... and those whose lapsed status changed
 
-# (scratch name, source, scope): the old side's copies, then the new side's views.
+# (scratch name, source, scope): the old side's copies, then the new side's (see _settle).
 _OLD = (
     ("__o_cust", "__j_cust", _C), ("__o_se", "stage_entries", _C), ("__o_sess", "sessions", _C),
     ("__o_tr", "transitions", _C), ("__o_dsorted", "__j_dsorted", _C),
@@ -318,7 +318,9 @@ CREATE TEMP TABLE __d_s AS SELECT customer_id FROM __d_c UNION ALL SELECT custom
     # that the selects reading them (__n_cust ten times) look them up in the big table once.
     final, copied = set(CUSTOMER_TABLES), set[str]()
     for name, source, which in _NEW:
-        w.execute(f"CREATE TEMP VIEW {name} AS FROM {source} WHERE customer_id IN {scope[which]}")
+        if source not in final:
+            w.execute(f"CREATE TEMP VIEW {name} AS FROM {source} "
+                      f"WHERE customer_id IN {scope[which]}")
     _settle(w, final, copied, scope)
     narrow = Sources(customers="__n_customers", stage_entries="__n_se", event_stages="__n_es",
                      sessions="__n_sess", transitions="__n_tr", surveys="__n_surveys",
@@ -356,11 +358,11 @@ DROP TABLE __d_k""")
 
 def _settle(w: duckdb.DuckDBPyConnection, final: set[str], copied: set[str],
             scope: dict[str, str]) -> None:
-    """Replace each new-side view whose source table is final by a copy of its rows (the
-    names replaced so far in `copied`)."""
+    """Copy the new-side rows of each table that is final (dropping the view that stood for
+    them until then); `copied` holds the names copied so far."""
     for name, source, which in _NEW:
         if source in final and name not in copied:
-            w.execute(f"DROP VIEW {name}; CREATE TEMP TABLE {name} AS FROM {source} "
+            w.execute(f"DROP VIEW IF EXISTS {name}; CREATE TEMP TABLE {name} AS FROM {source} "
                       f"WHERE customer_id IN {scope[which]}")
             copied.add(name)
 
