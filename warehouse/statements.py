@@ -3,7 +3,7 @@ Arrow rows into a lake table, and the offsets and watermark stored with them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 
 import duckdb
@@ -16,13 +16,20 @@ from warehouse.lake import DELETES_LOG, LAKE, ident
 from warehouse.tables import ROW_SCHEMAS
 
 
-def apply_changes(con: duckdb.DuckDBPyConnection, changes: Changes) -> None:
-    """Run the deletes (values as Arrow, never SQL text), then insert the rows per table."""
+def apply_changes(con: duckdb.DuckDBPyConnection, changes: Changes,
+                  stored: Collection[str] | None = None) -> None:
+    """Run the deletes (values as Arrow, never SQL text), then insert the rows per table.
+
+    `stored`, when given, names the tables that can hold rows (stored_tables() read in this
+    transaction before it inserted into any derived table): a delete from any other is skipped,
+    since it has nothing to find."""
     for table, column, values in changes.deletes:
         schema = ROW_SCHEMAS.get(table)
         if schema is None or table == "models" or column not in schema.names:
             raise CommitError("cannot delete from this table or by this column", table=table,
                               column=column)
+        if stored is not None and table not in stored:
+            continue
         __journey_keys = pa.table({"v": pa.array(sorted(values), schema.field(column).type)})
         con.execute(f"DELETE FROM {LAKE}.{ident(table)} WHERE {ident(column)} IN "
                     "(SELECT v FROM __journey_keys)")
@@ -32,6 +39,19 @@ def apply_changes(con: duckdb.DuckDBPyConnection, changes: Changes) -> None:
     for table, rows in changes.rows.items():
         if rows:  # one table's Arrow rows at a time
             insert(con, table, rows_to_arrow(table, rows))
+
+
+def stored_tables(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
+    """The lake's tables that rows were ever committed to (they have a row in the catalog's
+    table stats). DuckLake plans a statement on a table that never had one with a catalog query
+    per column it reads, each time: 12-26 ms for a DELETE that can find nothing, where a table
+    with stats is planned in about 3 ms (measured at 5M events; fixed in DuckLake after the
+    1.5.5 extension, duckdb/ducklake#1313)."""
+    meta = ident(f"__ducklake_metadata_{LAKE}")
+    return frozenset(str(r[0]) for r in con.execute(
+        f"SELECT t.table_name FROM {meta}.ducklake_table t "
+        f"JOIN {meta}.ducklake_table_stats s ON s.table_id = t.table_id "
+        "WHERE t.end_snapshot IS NULL").fetchall())
 
 
 def log_deletes(con: duckdb.DuckDBPyConnection, changes: Changes) -> None:

@@ -22,6 +22,7 @@ from warehouse import writer as writer_module
 from warehouse.errors import CommitError, WarehouseLockedError, WarehouseMemoryError
 from warehouse.reader import WarehouseReader, register_views
 from warehouse.settings import WarehouseSettings
+from warehouse.statements import stored_tables
 from warehouse.tables import ModelRow
 from warehouse.writer import WarehouseWriter
 
@@ -82,6 +83,26 @@ def test_6_3_deletes_then_inserts_replace_only_the_changed_rows(writer: Warehous
     writer.commit([], by_session, {}, None)
     assert rows(writer, "SELECT session_id, event_count FROM sessions ORDER BY 1") == [
         ("s-a", 5), ("s-b", 9)]
+
+
+def test_6_4_a_table_never_written_is_not_deleted_from_until_its_first_rows(
+    writer: WarehouseWriter,
+) -> None:
+    def stored() -> frozenset[str]:
+        seen: list[frozenset[str]] = []
+        writer.transact(lambda con: seen.append(stored_tables(con)))
+        return seen[0]
+
+    # An even count has no survey row: the commit's delete from `surveys` has nothing to find.
+    writer.commit([], changes_for(Counter({"a": 2}), {"a"}), {}, None)
+    assert "customers" in stored() and "surveys" not in stored()
+    writer.commit([], changes_for(Counter({"a": 3}), {"a"}), {}, None)  # its first survey row
+    assert "surveys" in stored()
+    assert rows(writer, "SELECT customer_id FROM surveys") == [("a",)]
+    # From now on the delete runs: the survey row goes with the next even count.
+    writer.commit([], changes_for(Counter({"a": 4}), {"a"}), {}, None)
+    assert rows(writer, "SELECT count(*) FROM surveys") == [(0,)]
+    assert rows(writer, "SELECT event_count FROM customers") == [(4,)]
 
 
 @pytest.mark.parametrize(("table", "column"), [("events", "event_id"), ("customers", "nope"),
