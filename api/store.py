@@ -149,6 +149,7 @@ class SnapshotStore:
         self.full_builds = 0  # snapshots served by a build from scratch ...
         self.advances = 0  # ... and by moving the served one (api/advance.py)
         self.last_changed = 0  # customers the last advance replaced
+        self.last_lapsed = 0  # ... and unchanged ones whose lapsed status moved with the watermark
         self._served_commit: float | None = None  # committed_at of the newest served commit
         # When the store found a snapshot newer than the served one that it does not serve yet
         # (monotonic), and which: what `pending_s` and the stuck warning report.
@@ -360,7 +361,7 @@ class SnapshotStore:
                         snap.version, error)
             return None
         self.advances += 1
-        self.last_changed = done.changed
+        self.last_changed, self.last_lapsed = done.changed, done.lapsed
         with self._readers_lock:
             keep = {done.alias, old.alias, *(alias_of(v) for v in self._readers)}
             let_go(old.con, keep)

@@ -12,12 +12,10 @@ that took longest. The warehouse and log are changed: run it on a copy.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -26,29 +24,12 @@ if str(REPO) not in sys.path:
 import api.advance  # noqa: E402
 from api.store import SnapshotStore  # noqa: E402
 from bench.bench_scale import PARTITIONS, child, load  # noqa: E402
+from bench.common import Timed  # noqa: E402
 from bench.scale_data import stream  # noqa: E402
 from journey.log.embedded import EmbeddedLog  # noqa: E402
 from warehouse.reader import WarehouseReader  # noqa: E402
 
 SPENT: dict[str, float] = {}
-
-
-class Timed:
-    """A cursor whose statements are timed into SPENT (keyed by their first words)."""
-
-    def __init__(self, cursor: Any) -> None:
-        self._cursor = cursor
-
-    def execute(self, sql: str, *args: Any) -> Any:
-        began = time.perf_counter()
-        try:
-            return self._cursor.execute(sql, *args)
-        finally:
-            key = re.sub(r"\s+", " ", sql.strip())[:100]
-            SPENT[key] = SPENT.get(key, 0.0) + time.perf_counter() - began
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._cursor, name)
 
 
 def main() -> None:
@@ -58,12 +39,12 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=8)
     args = parser.parse_args()
     untimed = api.advance._advance
-    api.advance._advance = lambda w, *rest: untimed(Timed(w), *rest)  # type: ignore[assignment]
+    api.advance._advance = lambda w, *rest: untimed(Timed(w, SPENT), *rest)  # type: ignore[assignment]
     store = SnapshotStore(WarehouseReader(args.data / "warehouse"), lambda: datetime.now(UTC))
     began = time.perf_counter()
     store.refresh(force=True)
     print(f"full build: {time.perf_counter() - began:.1f} s (load {load()})", file=sys.stderr)
-    print("| round | seconds | customers changed | served by | load | all statements "
+    print("| round | seconds | customers changed (lapsed) | served by | load | all statements "
           "| longest statements |")
     print("|---|---|---|---|---|---|---|")
     for n in range(args.rounds):
@@ -84,8 +65,9 @@ def main() -> None:
         top = sorted(SPENT.items(), key=lambda kv: -kv[1])[:args.top]
         listed = "; ".join(f"{s:.2f} s `{k[:60]}`" for k, s in top)
         statements = f"{len(SPENT)} statements, {sum(SPENT.values()):.2f} s"
-        print(f"| {n} | {took:.2f} | {store.last_changed:,} | {how} | {load()} | {statements} "
-              f"| {listed} |", flush=True)
+        changed = f"{store.last_changed:,} ({store.last_lapsed:,})"
+        print(f"| {n} | {took:.2f} | {changed} | {how} | {load()} | {statements} | {listed} |",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -24,6 +27,25 @@ RECEIVED_AT = datetime(2026, 6, 1, tzinfo=UTC)
 def demo_events(customers: int, seed: int = 7) -> list[Event]:
     """The demo's Segment messages for `customers` people, normalised like the collector does."""
     return [normalize(m, RECEIVED_AT) for m in generate(customers=customers, seed=seed)]
+
+
+class Timed:
+    """A DuckDB connection whose statements are timed into `spent` (keyed by their first 100
+    characters, whitespace folded); anything else goes to the connection itself."""
+
+    def __init__(self, con: Any, spent: dict[str, float]) -> None:
+        self._con, self.spent = con, spent
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return self._con.execute(sql, *args)
+        finally:
+            key = re.sub(r"\s+", " ", sql.strip())[:100]
+            self.spent[key] = self.spent.get(key, 0.0) + time.perf_counter() - began
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)
 
 
 def free_port() -> int:

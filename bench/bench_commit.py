@@ -1,0 +1,102 @@
+"""Where a processor's small commit goes (a trickle's batches), statement by statement.
+
+    .venv/bin/python bench/bench_commit.py DATA [--rounds 30] [--shift-days 100]
+
+DATA is a directory that `bench_scale.py --keep ROOT` left (ROOT/<size>-<late>: an embedded log
+and the warehouse its processor committed). Each round appends 1,000 events of the scale traffic
+to the log with fresh event ids, their times moved `--shift-days` later (after the kept history:
+its customers come back), then a processor catches up on them in batches of 1,000 records and
+every statement of its commits is timed. Prints one table: per batch, the processor's own work,
+then each statement kind, longest first. The warehouse and log are changed: run it on a copy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import orjson
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.bench_scale import PARTITIONS, load  # noqa: E402
+from bench.common import Timed  # noqa: E402
+from bench.scale_data import stream  # noqa: E402
+from journey.log.embedded import EmbeddedLog  # noqa: E402
+from processor.app import build  # noqa: E402
+from processor.settings import ProcessorSettings  # noqa: E402
+
+
+def append_rounds(data: Path, rounds: int, shift: timedelta) -> None:
+    """Append `rounds` x 1,000 events, each round a little later than the one before."""
+    log = EmbeddedLog(data / "log", PARTITIONS)
+    try:
+        for n in range(rounds):
+            later = shift + timedelta(minutes=15 * n)
+            fresh = []
+            for key, value in stream(1000, 0.0, seed=2000 + n):
+                event = orjson.loads(value)
+                event["event_id"] = f"commit{time.time_ns()}-{event['event_id']}"
+                for name in ("timestamp", "received_at"):
+                    if event.get(name):
+                        event[name] = (datetime.fromisoformat(event[name]) + later).isoformat()
+                fresh.append((key, orjson.dumps(event)))
+            log.append(fresh)
+    finally:
+        log.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("data", type=Path)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--shift-days", type=float, default=100.0)
+    parser.add_argument("--top", type=int, default=16)
+    args = parser.parse_args()
+    append_rounds(args.data, args.rounds, timedelta(days=args.shift_days))
+    settings = ProcessorSettings(data_dir=args.data, partitions=PARTITIONS,
+                                 batch_max_records=1000)
+    processor, writer = build(settings, threading.Event())
+    spent: dict[str, float] = {}
+    real = writer._con  # the writer's own connection: its statements are timed
+    assert real is not None
+    # Statements read Arrow rows from the caller's local variables; through the proxy that
+    # caller is one frame further up.
+    real.execute("SET python_scan_all_frames = true")
+    writer._con = Timed(real, spent)  # type: ignore[assignment]
+    batches = records = extended = rederived = 0
+    work = commit = 0.0
+    cpu0 = time.process_time()
+    try:
+        while (stats := processor.run_once()).records:
+            batches += 1
+            records += stats.records
+            extended += stats.extended
+            rederived += stats.rederived
+            work += stats.seconds - stats.commit_seconds
+            commit += stats.commit_seconds
+    finally:
+        writer._con = real
+        writer.close()
+    cpu = time.process_time() - cpu0
+    print(f"{batches} batches of {records / max(batches, 1):,.0f} records ({extended:,} "
+          f"extensions, {rederived:,} re-derivations), {cpu:.1f} CPU-s, load {load()}",
+          file=sys.stderr)
+    print("| per batch | ms |")
+    print("|---|---|")
+    print(f"| processor: decode, dedup, link, derive (run_once minus its commit) "
+          f"| {1000 * work / batches:.1f} |")
+    print(f"| commit, all of it (events and rows to Arrow, statements) | "
+          f"{1000 * commit / batches:.1f} |")
+    for key, seconds in sorted(spent.items(), key=lambda kv: -kv[1])[:args.top]:
+        print(f"| `{key[:90]}` | {1000 * seconds / batches:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
