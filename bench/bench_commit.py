@@ -85,17 +85,18 @@ def main() -> None:
         writer._con = real
         writer.close()
     cpu = time.process_time() - cpu0
-    print(f"{batches} batches of {records / max(batches, 1):,.0f} records ({extended:,} "
+    per = max(batches, 1)
+    print(f"{batches} batches of {records / per:,.0f} records ({extended:,} "
           f"extensions, {rederived:,} re-derivations), {cpu:.1f} CPU-s, load {load()}",
           file=sys.stderr)
     print("| per batch | ms |")
     print("|---|---|")
     print(f"| processor: decode, dedup, link, derive (run_once minus its commit) "
-          f"| {1000 * work / batches:.1f} |")
+          f"| {1000 * work / per:.1f} |")
     print(f"| commit, all of it (events and rows to Arrow, statements) | "
-          f"{1000 * commit / batches:.1f} |")
+          f"{1000 * commit / per:.1f} |")
     for key, seconds in sorted(spent.items(), key=lambda kv: -kv[1])[:args.top]:
-        print(f"| `{key[:90]}` | {1000 * seconds / batches:.1f} |")
+        print(f"| `{key[:90]}` | {1000 * seconds / per:.1f} |")
 
 
 if __name__ == "__main__":
