@@ -3,7 +3,7 @@ Arrow rows into a lake table, and the offsets and watermark stored with them."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 
 import duckdb
@@ -17,12 +17,13 @@ from warehouse.tables import ROW_SCHEMAS
 
 
 def apply_changes(con: duckdb.DuckDBPyConnection, changes: Changes,
-                  stored: Collection[str] | None = None) -> None:
+                  skip_unwritten: bool = False) -> None:
     """Run the deletes (values as Arrow, never SQL text), then insert the rows per table.
 
-    `stored`, when given, names the tables that can hold rows (stored_tables() read in this
-    transaction before it inserted into any derived table): a delete from any other is skipped,
-    since it has nothing to find."""
+    With skip_unwritten, a delete from a table no row was ever committed to (stored_tables) is
+    skipped: it has nothing to find. Only for a transaction that inserted no derived row before
+    this call (a commit; not a rebuild's later chunks)."""
+    stored = stored_tables(con) if skip_unwritten and changes.deletes else None
     for table, column, values in changes.deletes:
         schema = ROW_SCHEMAS.get(table)
         if schema is None or table == "models" or column not in schema.names:

@@ -38,14 +38,7 @@ from warehouse.lake import LAKE, Committed, attach_sql, connect, ident, locate, 
 from warehouse.maintain import Step, compact, create_tables, maintenance, set_layout
 from warehouse.reader import VIEWS_SQL, views_sql
 from warehouse.settings import WarehouseSettings
-from warehouse.statements import (
-    apply_changes,
-    insert,
-    insert_tables,
-    log_deletes,
-    stored_tables,
-    write_meta,
-)
+from warehouse.statements import apply_changes, insert, insert_tables, log_deletes, write_meta
 from warehouse.tables import DERIVED_ROWS, ModelRow
 
 __all__ = ["Committed", "ModelRow", "WarehouseWriter"]
@@ -246,9 +239,7 @@ class WarehouseWriter:
             if rows is not None:
                 # Sorted by key_hash, so a customer's events sit in few row groups of a file.
                 insert(con, "events", rows, order_by="key_hash")
-            # Read before any derived row is inserted: a skipped delete must find nothing.
-            stored = stored_tables(con) if changes.deletes else None
-            apply_changes(con, changes, stored)
+            apply_changes(con, changes, skip_unwritten=True)  # no derived row inserted before
             log_deletes(con, changes)
             if models is not None:
                 con.execute(f"DELETE FROM {LAKE}.models")
