@@ -7,12 +7,15 @@ and the warehouse its processor committed). Each round appends 1,000 events of t
 to the log with fresh event ids, their times moved `--shift-days` later (after the kept history:
 its customers come back), then a processor catches up on them in batches of 1,000 records and
 every statement of its commits is timed. Prints one table: per batch, the processor's own work,
-then each statement kind, longest first. The warehouse and log are changed: run it on a copy.
+then each statement kind, longest first. With --catalog, a second table: the catalog queries
+DuckLake ran for those statements and their COMMITs (from DuckDB's log of DuckLakeMetadata),
+by kind, with the time the catalog took. The warehouse and log are changed: run it on a copy.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import threading
 import time
@@ -58,6 +61,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--shift-days", type=float, default=100.0)
     parser.add_argument("--top", type=int, default=16)
+    parser.add_argument("--catalog", action="store_true",
+                        help="also break the catalog's share down by DuckLake metadata query")
     args = parser.parse_args()
     append_rounds(args.data, args.rounds, timedelta(days=args.shift_days))
     settings = ProcessorSettings(data_dir=args.data, partitions=PARTITIONS,
@@ -70,6 +75,8 @@ def main() -> None:
     # caller is one frame further up.
     real.execute("SET python_scan_all_frames = true")
     writer._con = Timed(real, spent)  # type: ignore[assignment]
+    if args.catalog:
+        real.execute("CALL enable_logging(['DuckLakeMetadata'], level = 'debug')")
     batches = records = extended = rederived = 0
     work = commit = 0.0
     cpu0 = time.process_time()
@@ -83,6 +90,7 @@ def main() -> None:
             commit += stats.commit_seconds
     finally:
         writer._con = real
+        catalog = catalog_queries(real) if args.catalog else {}
         writer.close()
     cpu = time.process_time() - cpu0
     per = max(batches, 1)
@@ -97,6 +105,29 @@ def main() -> None:
           f"{1000 * commit / per:.1f} |")
     for key, seconds in sorted(spent.items(), key=lambda kv: -kv[1])[:args.top]:
         print(f"| `{key[:90]}` | {1000 * seconds / per:.1f} |")
+    if catalog:
+        print("\n| catalog queries per batch (DuckLake's metadata) | times | ms |")
+        print("|---|---|---|")
+        print(f"| all of them | {sum(n for n, _ in catalog.values()) / per:.1f} | "
+              f"{sum(ms for _, ms in catalog.values()) / per:.1f} |")
+        for key, (n, ms) in sorted(catalog.items(), key=lambda kv: -kv[1][1])[:args.top]:
+            print(f"| `{key[:90]}` | {n / per:.1f} | {ms / per:.1f} |")
+
+
+def catalog_queries(con: object) -> dict[str, tuple[int, float]]:
+    """DuckDB's log of DuckLake's catalog queries, by kind (numbers folded): (count, ms). A
+    COMMIT's catalog writes are one logged query (every INSERT and UPDATE of the commit)."""
+    out: dict[str, tuple[int, float]] = {}
+    rows = con.execute(  # type: ignore[attr-defined]
+        "SELECT message FROM duckdb_logs WHERE type = 'DuckLakeMetadata'").fetchall()
+    for (message,) in rows:
+        found = re.search(r"'query': '(.*)', 'elapsed_ms': (\d+)\}$", message, re.S)
+        if found is None:
+            continue
+        key = re.sub(r"\d+", "N", re.sub(r"(\\n|\s)+", " ", found.group(1))).strip()[:100]
+        n, ms = out.get(key, (0, 0.0))
+        out[key] = (n + 1, ms + float(found.group(2)))
+    return out
 
 
 if __name__ == "__main__":
