@@ -31,7 +31,8 @@ class ProcessorSettings(CommonSettings):
     )
     maintain_every: int = Field(
         default=100, ge=1,
-        description="Commits between two runs of the warehouse's maintenance (merge, expire).",
+        description=("Commits between the starts of two rounds of warehouse maintenance "
+                     "(run step by step between commits)."),
     )
     group_id: str | None = Field(
         default=None,

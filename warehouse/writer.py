@@ -1,9 +1,9 @@
 """The single writer of the warehouse: one DuckLake transaction per commit.
 
 A commit appends raw events, deletes and inserts the changed derived rows and stores the consumer
-offsets and the watermark, all in one DuckLake transaction: the catalog's own transaction makes it
-visible whole or not at all, which gives the processor its exactly-once effect. An exclusive
-flock keeps a second processor out (it stands by until the lock frees).
+offsets and the watermark in one DuckLake transaction, visible whole or not at all: the
+processor's exactly-once effect. An exclusive flock keeps a second processor out (it stands by
+until the lock frees).
 """
 
 from __future__ import annotations
@@ -46,13 +46,11 @@ __all__ = ["Committed", "ModelRow", "WarehouseWriter"]
 log = logging.getLogger("journey.warehouse")
 WRITER_MEMORY_LIMIT = "256MB"
 ALLOCATOR_FLUSH = "16MB"
-# Maintenance's merge of the sorted events files failed at 4.5M events under 256 MB on two threads;
-# on one thread with a spill directory (warehouse/spill.py) it fits. Its sort takes whatever the
-# limit allows: at 10M events, under 256 MB, it raised the processor's resident set by 378 MiB
-# (the peak of the catch-up). With maintain.EVENTS_LAYOUT's row groups the merge fitted in 128 MB
-# at 1M (152 MiB above the resident set against 268-347 under 256 MB, in as long) and at 5M; at
-# 10M, merging a 259 MB file again, DuckDB refused it. A refusal is tried again under each larger
-# limit in turn (1 GB passed at 10M, peak 1,225 MiB).
+# Maintenance's sort of `events` takes what the limit allows (under 256 MB at 10M it raised the
+# resident set by 378 MiB, the catch-up's peak); with maintain.EVENTS_LAYOUT's row groups it fits
+# in 128 MB at 1M and 5M (152 MiB above the resident set, against 268-347 under 256 MB), not when
+# merging a 259 MB file at 10M. A refusal is tried again under each larger limit in turn (1 GB
+# passed at 10M, peak 1,225 MiB); one thread and a spill directory (warehouse/spill.py) help.
 MAINTAIN_MEMORY_LIMITS = ("128MB", WRITER_MEMORY_LIMIT, "1GB")
 LOCK_FILE = ".writer.lock"
 COMMIT_LOCK_WAIT_S = 10.0  # between two "still waiting" warnings
@@ -182,8 +180,7 @@ class WarehouseWriter:
             except WarehouseLockedError:
                 # Never give up here: the caller has polled records it has not applied yet.
                 waited += COMMIT_LOCK_WAIT_S
-                log.warning("waiting %.0fs for the commit lock (another processor holds it)",
-                            waited)
+                log.warning("waiting %.0fs for the commit lock (another processor has it)", waited)
             except RetryableError as exc:  # e.g. the PostgreSQL catalog is unreachable
                 log.warning("cannot take the commit lock, retrying in 1s: %s", exc)
                 time.sleep(1.0)
@@ -305,17 +302,26 @@ class WarehouseWriter:
 
     def maintain(self, now: float | None = None) -> None:
         """Flush inlined rows, merge small files, expire snapshots superseded longer than the
-        grace period and delete the files no snapshot needs any more (bounded work).
+        grace period, delete the files no snapshot needs (bounded work): one round at once."""
+        self.run_maintenance(self.maintenance_steps(now))
 
-        It starts on a fresh DuckDB instance: the old one's caches and freed memory go back to
-        the system first, so maintenance's working memory comes on top of less. Each step runs
-        under the smallest of MAINTAIN_MEMORY_LIMITS that DuckDB accepts for it."""
+    def maintenance_steps(self, now: float | None = None) -> list[Step]:
+        """One round of maintenance as named steps (maintain.maintenance), each its own commit."""
         when = datetime.fromtimestamp(self._clock() if now is None else now, UTC)
-        self._reconnect()
         steps: list[Step] = []
         self._guard(lambda con: steps.extend(maintenance(con, when, self.settings)))
-        for name, step in steps:
-            self._maintain_step(name, step)
+        return steps
+
+    def run_maintenance(self, steps: list[Step], budget_s: float = float("inf")) -> None:
+        """Take steps off the front of `steps` and run them until budget_s has passed (at least
+        one), on a fresh DuckDB instance: the old one's caches and freed memory go back to the
+        system first. Each runs under the smallest of MAINTAIN_MEMORY_LIMITS DuckDB accepts."""
+        self._reconnect()
+        began = time.perf_counter()
+        while steps:
+            self._maintain_step(*steps.pop(0))
+            if time.perf_counter() - began >= budget_s:
+                break
 
     def _maintain_step(self, name: str, step: Work) -> None:
         *smaller, largest = MAINTAIN_MEMORY_LIMITS

@@ -5,14 +5,17 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import pytest
 
 from ingest.normalize import normalize
 from journey.deadletter import list_dead_letters
 from journey.log.base import LogConsumer, Record
 from journey.log.errors import LogUnavailable
 from journey.log.factory import open_producer
+from processor import runner
 from processor.app import build
 from processor.settings import ProcessorSettings
 from warehouse.reader import WarehouseReader
@@ -98,3 +101,43 @@ def test_a_log_failure_while_topping_a_batch_up_keeps_what_was_polled(tmp_path: 
         writer.close()
         producer.close()
     assert (stats.records, stats.new_events, stored, offsets) == (5, 5, 5, {0: 5})
+
+
+def test_6_3_a_maintenance_round_runs_step_by_step_between_commits_and_while_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A whole round at once stopped commits for 6-25 s in a 30-minute trickle: the steps are
+    # spread over the next commits (and idle polls), each call bounded by MAINTAIN_BUDGET_S.
+    monkeypatch.setattr(runner, "MAINTAIN_BUDGET_S", 0.0)  # one step a call
+    settings = ProcessorSettings(data_dir=tmp_path, partitions=1, batch_max_records=1,
+                                 maintain_every=2)
+    producer = open_producer(settings)
+    producer.append([(b"u1", _event(i)) for i in range(1, 5)])
+    processor, writer = build(settings, threading.Event())
+    ran: list[str] = []
+    step = writer._maintain_step
+
+    def recorded(name: str, work: Any) -> None:
+        ran.append(name)
+        step(name, work)
+
+    monkeypatch.setattr(writer, "_maintain_step", recorded)
+    try:
+        expected = [name for name, _ in writer.maintenance_steps()]
+        committed = [processor.run_once().new_events for _ in range(4)]
+        # Commit 2 began the round (one step); 3 and 4 ran one more each (4 began none: the
+        # round was under way), and every record was committed meanwhile.
+        assert committed == [1, 1, 1, 1]
+        assert ran == expected[:3]
+        for _ in range(len(expected) - 3):  # idle polls: one step each
+            assert processor.run_once().records == 0
+        assert ran == expected  # each step once, in order
+        processor.run_once()
+        assert ran == expected  # the round is over: an idle poll maintains nothing more
+        stored = sum(int(b.column(0)[0].as_py())
+                     for b in writer.scan("SELECT count(*) FROM events"))
+        assert stored == 4
+    finally:
+        processor.close()
+        writer.close()
+        producer.close()
