@@ -22,6 +22,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import orjson
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,11 +115,11 @@ def main() -> None:
             print(f"| `{key[:90]}` | {n / per:.1f} | {ms / per:.1f} |")
 
 
-def catalog_queries(con: object) -> dict[str, tuple[int, float]]:
+def catalog_queries(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, float]]:
     """DuckDB's log of DuckLake's catalog queries, by kind (numbers folded): (count, ms). A
     COMMIT's catalog writes are one logged query (every INSERT and UPDATE of the commit)."""
     out: dict[str, tuple[int, float]] = {}
-    rows = con.execute(  # type: ignore[attr-defined]
+    rows = con.execute(
         "SELECT message FROM duckdb_logs WHERE type = 'DuckLakeMetadata'").fetchall()
     for (message,) in rows:
         found = re.search(r"'query': '(.*)', 'elapsed_ms': (\d+)\}$", message, re.S)
