@@ -10,8 +10,6 @@ files and VACUUMs a SQLite catalog so that freed pages do not keep the values ei
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -136,27 +134,7 @@ def purge(writer: WarehouseWriter) -> None:
 
     writer.run(rewrite)
     writer.run(expire)
-    path = writer.location.sqlite_path
-    if path is not None:
-        vacuum_sqlite(str(path))
-
-
-def vacuum_sqlite(path: str, attempts: int = 50) -> None:
-    """VACUUM a SQLite file and fold its WAL back in, so no freed page or WAL frame keeps a value.
-
-    Readers in other processes may hold the WAL for a moment: the truncating checkpoint is retried.
-    """
-    con = sqlite3.connect(path, timeout=30, isolation_level=None)
-    try:
-        con.execute("PRAGMA secure_delete = ON")
-        con.execute("VACUUM")
-        for _ in range(attempts):
-            busy = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            if busy is None or not busy[0]:
-                return
-            time.sleep(0.05)
-    finally:
-        con.close()
+    writer.vacuum_catalog()
 
 
 def _rows(writer: WarehouseWriter, sql: str, params: list[object]) -> list[tuple[object, ...]]:

@@ -9,13 +9,13 @@ checks and reads every file in full.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
 
+from warehouse import sqlitecat
 from warehouse.errors import CatalogDamagedError, CatalogMissingError, DataFileError
 from warehouse.lake import LAKE, Location
 
@@ -66,27 +66,27 @@ def check_catalog(loc: Location, full: bool = False) -> None:
                 f"under {loc.data_path}", path=str(path), data_files=len(found))
         return
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-        try:
-            if full:
-                rows = con.execute("PRAGMA integrity_check").fetchall()
-                if rows != [("ok",)]:
-                    raise sqlite3.DatabaseError("; ".join(str(r[0]) for r in rows[:3]))
-            tables = {r[0] for r in con.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
-            if tables and "ducklake_metadata" not in tables:
-                raise sqlite3.DatabaseError("not a DuckLake catalog")
-            if not tables and data_files_on_disk(loc):
-                # An empty catalog (its creation was cut short, or it was replaced) would
-                # become a fresh lake beside the old files: the same as a missing one.
-                raise sqlite3.DatabaseError("it is empty while data files remain")
-            if tables:
-                con.execute("SELECT count(*) FROM ducklake_snapshot").fetchone()
-        finally:
-            con.close()
-    except sqlite3.DatabaseError as error:
+        if full:
+            verdict = sqlitecat.rows(path, "PRAGMA integrity_check")
+            if verdict != [("ok",)]:
+                raise _Damaged("; ".join(str(r[0]) for r in verdict[:3]))
+        tables = {str(r[0]) for r in sqlitecat.rows(
+            path, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "ducklake_metadata" not in tables:
+            raise _Damaged("not a DuckLake catalog")
+        if not tables and data_files_on_disk(loc):
+            # An empty catalog (its creation was cut short, or it was replaced) would
+            # become a fresh lake beside the old files: the same as a missing one.
+            raise _Damaged("it is empty while data files remain")
+        if tables:
+            sqlitecat.rows(path, "SELECT count(*) FROM ducklake_snapshot")
+    except (duckdb.Error, _Damaged) as error:
         raise CatalogDamagedError(f"the warehouse catalog {path} cannot be read: {error}",
                                   path=str(path)) from None
+
+
+class _Damaged(Exception):
+    """A catalog SQLite reads but DuckLake could not use."""
 
 
 def _check_pg_catalog(loc: Location, conninfo: str) -> None:

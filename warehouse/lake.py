@@ -182,7 +182,8 @@ def attach_sql(loc: Location, *, read_only: bool, snapshot: int | None = None,
 
 def prepare_catalog(loc: Location) -> None:
     """Create the SQLite catalog file in WAL mode before DuckLake fills it: readers in other
-    processes then never block the writer's commit, nor it them."""
+    processes then never block the writer's commit, nor it them. (Python's sqlite3 may open it
+    only here, before it exists and so before any DuckDB of this process can: sqlitecat.)"""
     path = loc.sqlite_path
     if path is None or path.exists():
         return
@@ -204,8 +205,8 @@ def table_ddl() -> dict[str, str]:
 
 
 def latest_snapshot(loc: Location) -> int | None:
-    """The newest snapshot id, read straight from the catalog (about 0.1 ms from SQLite, one
-    kept libpq connection's round trip from PostgreSQL); None before the first commit."""
+    """The newest snapshot id, read straight from the catalog (about 1 ms from SQLite, one kept
+    libpq connection's round trip from PostgreSQL); None before the first commit."""
     if loc.pg_conninfo is not None:
         from warehouse import pgcatalog  # psycopg is imported only by lakes that need it
 
@@ -213,19 +214,18 @@ def latest_snapshot(loc: Location) -> int | None:
     path = loc.sqlite_path
     if path is None or not path.exists():
         return None
+    from warehouse import sqlitecat  # not Python's sqlite3 beside DuckDB's: see sqlitecat
+
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        try:
-            # None until the first commit after the one that created the journey tables.
-            row = con.execute(
-                "SELECT max(snapshot_id) FROM ducklake_snapshot HAVING max(snapshot_id) > "
-                "(SELECT min(begin_snapshot) FROM ducklake_table WHERE table_name = "
-                "'journey_meta')").fetchone()
-        finally:
-            con.close()
-    except sqlite3.OperationalError:  # a catalog being created has no tables yet
-        return None
-    return None if row is None or row[0] is None else int(row[0])
+        # None until the first commit after the one that created the journey tables.
+        found = sqlitecat.rows(path, (
+            "SELECT max(snapshot_id) FROM ducklake_snapshot WHERE snapshot_id > "
+            "(SELECT min(begin_snapshot) FROM ducklake_table WHERE table_name = 'journey_meta')"))
+    except duckdb.Error as error:
+        if "no such table" in str(error):  # a catalog being created has no tables yet
+            return None
+        raise
+    return None if not found or found[0][0] is None else int(found[0][0])
 
 
 def literal(text: str) -> str:

@@ -24,7 +24,7 @@ import pyarrow as pa
 from journey.errors import RetryableError
 from journey.facts import Changes
 from journey.schema import Event
-from warehouse import integrity, lakeread, spill
+from warehouse import integrity, lakeread, spill, sqlitecat
 from warehouse.commitlock import CommitLock, commit_lock, flock_within
 from warehouse.convert import Linked, StoredEvent, events_to_arrow, rows_to_arrow
 from warehouse.errors import (
@@ -338,15 +338,26 @@ class WarehouseWriter:
             self._upkeep(step, largest)
         log.debug("maintenance step %r took %.2fs", name, time.perf_counter() - began)
 
-    def _reconnect(self) -> None:
-        """Replace the DuckDB instance by a fresh one on the same lake (the lock is kept)."""
+    def _reconnect(self, meanwhile: Callable[[], None] = lambda: None) -> None:
+        """Replace the DuckDB instance by a fresh one on the same lake (the lock is kept), and
+        run `meanwhile` while none is attached."""
         if self._con is not None:
             self._con.close()
             self._con = None
         if self._spill is not None:
             spill.remove(self._spill)
             self._spill = None
-        self._attach(verify=False)
+        try:
+            meanwhile()
+        finally:
+            self._attach(verify=False)
+
+    def vacuum_catalog(self) -> None:
+        """VACUUM a SQLite catalog (erasure) with this writer detached: an attached DuckLake
+        keeps a read transaction open, which the WAL's truncating checkpoint would wait for."""
+        path = self.location.sqlite_path
+        if path is not None:
+            self._reconnect(lambda: sqlitecat.vacuum(path))
 
     def compact(self) -> list[str]:
         """Rewrite whole the tables with too many files that carry deletes (maintain.compact);

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from warehouse_workload import EVENTS_PER_COMMIT, snapshot_figures
 
+from warehouse import sqlitecat
 from warehouse.reader import WarehouseReader
 from warehouse.settings import WarehouseSettings
 from warehouse.writer import WarehouseWriter
@@ -23,12 +23,9 @@ WORKLOAD = Path(__file__).with_name("warehouse_workload.py")
 def _unreferenced(root: Path) -> set[str]:
     """Parquet files on disk that no data or delete file row of the catalog names."""
     on_disk = {p.name for p in (root / "data").rglob("*.parquet")}
-    con = sqlite3.connect(root / "catalog.sqlite")
-    try:
-        known = {Path(r[0]).name for r in con.execute(
-            "SELECT path FROM ducklake_data_file UNION ALL SELECT path FROM ducklake_delete_file")}
-    finally:
-        con.close()
+    known = {Path(str(r[0])).name for r in sqlitecat.rows(
+        root / "catalog.sqlite",
+        "SELECT path FROM ducklake_data_file UNION ALL SELECT path FROM ducklake_delete_file")}
     return on_disk - known
 
 

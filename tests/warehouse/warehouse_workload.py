@@ -1,13 +1,16 @@
 """Test data of the warehouse tests, and a workload that child processes run against a real root.
 
-Run as a script (`python warehouse_workload.py DATA_DIR INLINE_ROW_LIMIT COMMITS`) it is the
-writer child of the crash and concurrency tests: it resumes from what is stored and commits
-COMMITS times (0 = until killed).
+Run as a script (`python warehouse_workload.py DATA_DIR INLINE_ROW_LIMIT COMMITS [--readers]`)
+it is the writer child of the crash and concurrency tests: it resumes from what is stored and
+commits COMMITS times (0 = until killed). With --readers, threads of the same process meanwhile
+poll the newest snapshot id, as the API does every 0.1 s, and read each new snapshot's figures;
+it prints how many it read and exits 1 on an error or a snapshot whose figures disagree.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +34,7 @@ from journey.facts import (
     TransitionRow,
 )
 from journey.schema import Event, IdentityKey
-from warehouse.reader import Snapshot, register_views
+from warehouse.reader import Snapshot, WarehouseReader, register_views
 from warehouse.settings import WarehouseSettings
 from warehouse.tables import DERIVED_ROWS
 from warehouse.writer import WarehouseWriter
@@ -130,9 +133,42 @@ def snapshot_figures(snap: Snapshot) -> tuple[int, int, int, int, int]:
     return (int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]))
 
 
+def read_along(root: Path, stop: threading.Event, errors: list[str], read: list[int]) -> None:
+    """Until stop: the newest snapshot id every millisecond, and each new snapshot's figures,
+    which must agree (every event counted once in customers and sessions, offset = events)."""
+    reader = WarehouseReader(root / "warehouse")
+    seen = None
+    while not stop.is_set():
+        try:
+            snap = reader.current()
+            if snap is not None and snap.version != seen:
+                seen = snap.version
+                _, events, customers, sessions, offset = snapshot_figures(snap)
+                if not events == customers == sessions == offset:
+                    errors.append(f"snapshot {seen}: {events} {customers} {sessions} {offset}")
+                read.append(seen)
+        except Exception as error:  # every failure is reported, and fails the parent's test
+            errors.append(repr(error))
+        stop.wait(0.001)
+
+
 if __name__ == "__main__":
     root, inline, n_commits = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     child_settings = WarehouseSettings(data_dir=root, inline_row_limit=inline, lock_timeout_s=30)
+    stop, errors, read = threading.Event(), list[str](), list[int]()
     with WarehouseWriter(child_settings) as child:
         print("ready", flush=True)
-        workload(child, n_commits)
+        readers = [threading.Thread(target=read_along, args=(root, stop, errors, read))
+                   for _ in range(2 if "--readers" in sys.argv else 0)]
+        for thread in readers:
+            thread.start()
+        try:
+            workload(child, n_commits)
+        finally:
+            stop.set()
+            for thread in readers:
+                thread.join()
+    print(f"read {len(set(read))} snapshots", flush=True)
+    if errors:
+        print("\n".join(errors[:5]), flush=True)
+        sys.exit(1)
