@@ -34,7 +34,7 @@ import duckdb
 from api.metrics import prepared
 from api.metrics.prepared import GROUP_HASH, Sources, Table
 from warehouse.accounts import ACCOUNT_VIEWS
-from warehouse.lake import DELETES_LOG, LAKE, attach_sql, ident, literal
+from warehouse.lake import DELETES_LOG, LAKE, attach_sql, ident, literal, one_row
 from warehouse.reader import Snapshot, meta_select
 from warehouse.tables import SCHEMAS
 
@@ -114,7 +114,7 @@ def own_tables(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
 
 def _advance(w: duckdb.DuckDBPyConnection, snap: Snapshot, here: frozenset[str],
              listing: AbstractContextManager[Any]) -> Advanced:
-    row = w.execute("SELECT max(version) FROM meta").fetchone()
+    row = one_row(w, "SELECT max(version) FROM meta")
     v0 = None if row is None or row[0] is None else int(row[0])
     if v0 is None or snap.version <= v0:
         raise FullBuildNeeded(f"no older version to advance from ({v0} -> {snap.version})")
@@ -239,9 +239,9 @@ def _changed(w: duckdb.DuckDBPyConnection, alias: str, span: _Span) -> int:
     reads every file a commit deleted from)."""
     lake = ident(alias)
     if "models" in span.touched:
-        differ = w.execute(
+        differ = one_row(w,
             f"SELECT count(*) FROM ((FROM models EXCEPT ALL FROM {lake}.models) UNION ALL "
-            f"(FROM {lake}.models EXCEPT ALL FROM models))").fetchone()
+            f"(FROM {lake}.models EXCEPT ALL FROM models))")
         if differ is None or differ[0]:
             raise FullBuildNeeded("the stage models changed")
     w.execute("DROP TABLE IF EXISTS __d_c")

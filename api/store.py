@@ -18,7 +18,7 @@ from api.advance import FullBuildNeeded, advance, alias_of, let_go, own_tables
 from api.errors import NotReadyError
 from api.metrics import prepared
 from journey.metrics import API_SNAPSHOT_DELAY, API_SNAPSHOT_SECONDS
-from warehouse.lake import LAKE
+from warehouse.lake import LAKE, one_row
 from warehouse.reader import Snapshot as LakeSnapshot
 
 log = logging.getLogger(__name__)
@@ -380,7 +380,7 @@ class SnapshotStore:
         materialise(con)
         # Pre-aggregates for the metrics: built here once, so no request pays for them.
         prepared.prepare(con)
-        row = con.execute("SELECT timezone('UTC', max(watermark)) FROM meta").fetchone()
+        row = one_row(con, "SELECT timezone('UTC', max(watermark)) FROM meta")
         watermark = row[0].replace(tzinfo=UTC) if row and row[0] is not None else None
         self.full_builds += 1
         live = self._register is None and isinstance(snap, LakeSnapshot)

@@ -299,6 +299,39 @@ def where_time_went(base: str) -> Figures:
             "api_delay_s_mean": mean("journey_api_snapshot_delay_seconds")}
 
 
+def answers_agree(base: str, data_dir: Path) -> Figures:
+    """The API's final events figure beside the same figure read by SQL from the snapshot it
+    serves (its /metrics version) and from the newest one: an API that fell behind or lost
+    rows shows here, not only as a slow drain."""
+    import duckdb
+
+    from warehouse.reader import Snapshot, WarehouseReader, register_views
+
+    kpis = httpx.get(f"{base}/v1/kpis", headers={"Authorization": f"Bearer {TOKEN}"},
+                     timeout=30).json()
+    served = next((int(s.value) for f in text_string_to_metric_families(
+        httpx.get(f"{base}/metrics", timeout=10).text) for s in f.samples
+        if s.name == "journey_api_snapshot_version"), None)
+    reader = WarehouseReader(data_dir / "warehouse")
+    newest = reader.current()
+
+    def events(version: int | None) -> int | None:
+        if version is None:
+            return None
+        con = duckdb.connect()
+        try:
+            register_views(con, Snapshot(reader.location, version))
+            row = con.execute("SELECT sum(event_count) FROM customers").fetchone()
+        finally:
+            con.close()
+        return None if row is None or row[0] is None else int(row[0])
+
+    return {"api_events": int(kpis["events"]), "api_version": served,
+            "sql_events_at_api_version": events(served),
+            "newest_version": newest.version if newest else None,
+            "sql_events_at_newest": events(newest.version if newest else None)}
+
+
 def warehouse_size(data_dir: Path) -> Figures:
     """Live Parquet files of the lake and the size of its SQLite catalog."""
     wh = data_dir / "warehouse"
@@ -328,6 +361,7 @@ def freshness(bootstrap: str | None, rate: int, seconds: float,
             visible: list[tuple[float, int]] = []
             figures = asyncio.run(paced(f"http://127.0.0.1:{port}", rate, seconds, visible))
             figures |= where_time_went(f"http://127.0.0.1:{port}")
+            figures |= answers_agree(f"http://127.0.0.1:{port}", Path(tmp))
             figures |= warehouse_size(Path(tmp))
             figures["up_rss_mb"] = peak_rss_mb(proc.pid)
             figures["processor_child_rss_mb"] = tree_peak_rss_mb(proc.pid) - peak_rss_mb(proc.pid)

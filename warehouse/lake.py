@@ -14,9 +14,11 @@ import importlib.util
 import os
 import re
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -226,6 +228,15 @@ def latest_snapshot(loc: Location) -> int | None:
             return None
         raise
     return None if not found or found[0][0] is None else int(found[0][0])
+
+
+def one_row(con: duckdb.DuckDBPyConnection, sql: str,
+            params: Sequence[object] = ()) -> tuple[Any, ...] | None:
+    """The first row of a query, read with fetchall: a result left pending (fetchone) keeps
+    DuckLake's statement on a SQLite catalog open, and with it a read transaction that holds
+    back the WAL's checkpoints in every process (erasure's truncation waited on it forever)."""
+    rows = con.execute(sql, list(params)).fetchall()
+    return rows[0] if rows else None
 
 
 def literal(text: str) -> str:

@@ -34,7 +34,16 @@ from warehouse.errors import (
     WarehouseMemoryError,
     WriterStateError,
 )
-from warehouse.lake import LAKE, Committed, attach_sql, connect, ident, locate, prepare_catalog
+from warehouse.lake import (
+    LAKE,
+    Committed,
+    attach_sql,
+    connect,
+    ident,
+    locate,
+    one_row,
+    prepare_catalog,
+)
 from warehouse.maintain import Step, compact, create_tables, maintenance, set_layout
 from warehouse.reader import VIEWS_SQL, views_sql
 from warehouse.settings import WarehouseSettings
@@ -462,15 +471,14 @@ class WarehouseWriter:
                               detail=str(error)) from None
 
     def _snapshot_id(self) -> int:
-        row = self._connection().execute(
-            f"SELECT id FROM ducklake_current_snapshot('{LAKE}')").fetchone()
+        row = one_row(self._connection(), f"SELECT id FROM ducklake_current_snapshot('{LAKE}')")
         return int(row[0]) if row else 0
 
     def _read_state(self) -> Committed:
         con = self._connection()
         offsets = {int(p): int(o) for p, o in con.execute(
             f'SELECT "partition", next_offset FROM {LAKE}.journey_offsets').fetchall()}
-        row = con.execute(f"SELECT watermark, committed_at FROM {LAKE}.journey_meta").fetchone()
+        row = one_row(con, f"SELECT watermark, committed_at FROM {LAKE}.journey_meta")
         watermark, committed_at = (row[0], row[1]) if row else (None, None)
         return Committed(offsets, watermark, self._snapshot_id(), committed_at)
 

@@ -192,6 +192,22 @@ def test_6_3_readers_in_the_writers_process_poll_and_read_while_it_commits(
                           "PRAGMA integrity_check") == [("ok",)]
 
 
+def test_6_3_an_idle_writer_leaves_no_read_of_the_catalog_open(tmp_path: Path) -> None:
+    # A query result left pending (fetchone) kept DuckLake's statement on the SQLite catalog,
+    # and so a read transaction, open until the writer's next query: another process's
+    # truncating checkpoint (erasure's VACUUM) then waited for it forever.
+    truncate = ("import sqlite3, sys; con = sqlite3.connect(sys.argv[1], timeout=0.1, "
+                "isolation_level=None); con.execute('VACUUM'); "
+                "print(con.execute('PRAGMA wal_checkpoint(TRUNCATE)').fetchone()[0])")
+    with WarehouseWriter(WarehouseSettings(data_dir=tmp_path)) as writer:
+        for step in (lambda: workload(writer, 2), writer.maintain):
+            step()
+            done = subprocess.run([sys.executable, "-c", truncate,
+                                   str(writer.root / "catalog.sqlite")],
+                                  capture_output=True, text=True, timeout=60)
+            assert done.stdout.strip() == "0", done  # 1: busy, a reader holds the WAL
+
+
 def test_6_3_a_key_value_directory_above_the_lake_adds_no_column(
     settings: WarehouseSettings,
 ) -> None:
