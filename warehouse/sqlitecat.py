@@ -74,8 +74,9 @@ def vacuum(path: Path, attempts: int = 50) -> None:
     In a child process: DuckDB's sqlite extension runs only queries that return rows, and
     Python's module must not open a file DuckDB holds in this process (above). Readers in other
     processes may hold the WAL for a moment: the truncating checkpoint is retried for about 12 s,
-    then WarehouseIOError (retryable). The caller lets go of the file first (an attached DuckLake
-    keeps a read transaction open: WarehouseWriter.vacuum_catalog)."""
+    then WarehouseIOError (retryable). The caller lets go of the file first: a DuckDB result
+    it left pending would hold a read transaction open (lake.one_row; the writer's
+    vacuum_catalog)."""
     try:
         subprocess.run([sys.executable, "-c", _VACUUM, str(path), str(attempts)], check=True,
                        capture_output=True, timeout=300)

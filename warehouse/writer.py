@@ -362,8 +362,8 @@ class WarehouseWriter:
             self._attach(verify=False)
 
     def vacuum_catalog(self) -> None:
-        """VACUUM a SQLite catalog (erasure) with this writer detached: an attached DuckLake
-        keeps a read transaction open, which the WAL's truncating checkpoint would wait for."""
+        """VACUUM a SQLite catalog (erasure) with this writer detached, so that no result of
+        its own left pending holds a read open that the WAL's truncating checkpoint waits for."""
         path = self.location.sqlite_path
         if path is not None:
             self._reconnect(lambda: sqlitecat.vacuum(path))
